@@ -1,0 +1,84 @@
+"""The click application: a group that finds one command per ``cmd_<name>.py`` module.
+
+Library errors are mapped to click errors in one place (:meth:`LfadsGroup.invoke`): an
+:class:`~nwb_lfads.errors.NwbLfadsError` becomes one line on stderr and exit code 2, a runtime
+failure exit code 1, never a traceback for something the user can fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from nwb_lfads._version import __version__
+from nwb_lfads.errors import NwbLfadsError, NwbLfadsRuntimeError
+
+# command name -> module in this package defining ``command``; in the order --help lists them
+COMMANDS = {
+    "simulate": "cmd_simulate",
+    "inspect": "cmd_inspect",
+    "fit": "cmd_fit",
+    "infer": "cmd_infer",
+    "evaluate": "cmd_evaluate",
+    "sweep": "cmd_sweep",
+    "download": "cmd_download",
+    "demo": "cmd_demo",
+}
+
+
+class UserError(click.ClickException):
+    """A user-fixable error: printed as ``Error: <message>``, exit code 2."""
+
+    exit_code = 2
+
+
+class LfadsGroup(click.Group):
+    """Loads command modules on demand and maps library errors to exit codes."""
+
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if self._load(name) is not None]
+
+    def get_command(self, ctx, name):
+        return self._load(name)
+
+    @staticmethod
+    def _load(name):
+        module = COMMANDS.get(name)
+        if module is None:
+            return None
+        try:
+            mod = importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as exc:  # command not built in this checkout
+            if exc.name == f"{__package__}.{module}":
+                return None
+            raise
+        return mod.command
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except NwbLfadsError as exc:
+            raise UserError(str(exc)) from None
+        except NwbLfadsRuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=LfadsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nwb-lfads")
+def main():
+    """LFADS latent dynamics on NWB sessions.
+
+    Read spikes from NWB files (local or on DANDI), fit one LFADS model over all sessions,
+    and write inferred rates, factors and inputs back into copies of the files.
+
+    \b
+    Quick start:
+      nwb-lfads simulate sim/ --sessions 3
+      nwb-lfads fit 'sim/*.nwb' --align-to move_onset_time --out runs/sim
+      nwb-lfads evaluate runs/sim
+    """
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,53 @@
+"""Errors raised by nwb-lfads.
+
+Every error a user can fix (a missing file, a column that does not exist, a bad option) is an
+:class:`NwbLfadsError`. Its message names the file, the object and what to do; the CLI prints it
+on one line and exits with code 2. Failures that are not the user's input (a diverged fit that
+could not recover) are :class:`NwbLfadsRuntimeError` and exit with code 1.
+"""
+
+from __future__ import annotations
+
+
+class NwbLfadsError(Exception):
+    """Base class of user-fixable errors (CLI exit code 2)."""
+
+
+class InputFileError(NwbLfadsError):
+    """A source is missing, unreadable, not HDF5 or not NWB."""
+
+
+class NwbContentError(NwbLfadsError):
+    """The NWB file lacks what is needed (units table, spike times, trials table, ...)."""
+
+
+class AlignmentError(NwbLfadsError):
+    """Bad alignment: unknown ``align_to`` column, bad window or bin size."""
+
+
+class SelectionError(NwbLfadsError):
+    """A trial or unit selection that leaves nothing, or names something that does not exist."""
+
+
+class ConfigError(NwbLfadsError):
+    """A configuration value or override that is invalid."""
+
+
+class SessionMismatchError(NwbLfadsError):
+    """Several sessions that cannot be trained together (bin size, window, duplicates)."""
+
+
+class RunDirError(NwbLfadsError):
+    """A run directory that is missing, incomplete or already holds another run."""
+
+
+class DandiError(NwbLfadsError):
+    """A DANDI identifier, version, asset or glob that cannot be resolved, or a failed download."""
+
+
+class NwbLfadsRuntimeError(RuntimeError):
+    """A failure that is not the user's input (CLI exit code 1)."""
+
+
+class TrainingDivergedError(NwbLfadsRuntimeError):
+    """Training produced non-finite losses repeatedly and could not recover."""

@@ -1,0 +1,269 @@
+"""Configuration: frozen dataclasses that round-trip through YAML.
+
+``RunConfig`` groups the three parts; each stage is handed only its own part
+(the reader ``DataConfig``, the model ``ModelConfig``, the loop ``TrainConfig``).
+Overrides use dotted keys (``--set model.gen_dim=64``); values are parsed with
+``yaml.safe_load`` so ``1e-3``, ``true`` and ``[-0.25, 0.45]`` mean what they look like.
+Nothing is ever ``eval``-ed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How sessions are read and split.
+
+    Attributes:
+        bin_size: bin width in seconds.
+        align_to: trials-table column to align on; ``None`` = continuous windows.
+        window: (start, stop) in seconds around the alignment event; ``None`` = the reader's
+            default (the trial's own span for aligned mode).
+        window_length: continuous mode: window length in seconds.
+        overlap: continuous mode: overlap between consecutive windows in seconds.
+        valid_fraction: fraction of each session's trials held out for validation.
+        heldout_units: boolean units-table column of units never given to the encoders.
+        eval_trials: ``"COLUMN=VALUE"`` selecting trials whose held-out units are unobserved.
+        split_seed: seed of the train/validation split.
+    """
+
+    bin_size: float = 0.01
+    align_to: str | None = None
+    window: tuple[float, float] | None = None
+    window_length: float = 1.0
+    overlap: float = 0.2
+    valid_fraction: float = 0.2
+    heldout_units: str | None = None
+    eval_trials: str | None = None
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """LFADS architecture (names as in the TF LFADS code and the papers).
+
+    Dimensions: ``readin_dim`` (0 = no read-in for one session; several sessions always get
+    one, of this size or ``fac_dim`` when 0), ``ic_enc_dim`` and ``ci_enc_dim`` (encoder GRU
+    sizes per direction), ``ic_dim`` (initial condition), ``gen_dim`` (generator),
+    ``con_dim`` (controller), ``co_dim`` (inferred inputs; 0 = autonomous), ``fac_dim``.
+    """
+
+    readin_dim: int = 0
+    ic_enc_dim: int = 64
+    ci_enc_dim: int = 64
+    ic_dim: int = 64
+    gen_dim: int = 100
+    con_dim: int = 64
+    co_dim: int = 4
+    fac_dim: int = 20
+    ci_lag: int = 1
+    ic_prior_var: float = 0.1
+    ic_post_var_min: float = 1e-4
+    co_prior_tau: float = 10.0
+    co_prior_var: float = 0.1
+    cell_clip: float = 5.0
+    dropout_rate: float = 0.05
+    cd_rate: float = 0.0
+    sv_rate: float = 0.0
+    likelihood: str = "poisson"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, regularisation ramps, stopping and inference sampling."""
+
+    batch_size: int = 128
+    lr_init: float = 4e-3
+    lr_decay: float = 0.95
+    lr_patience: int = 6
+    lr_min: float = 1e-5
+    adam_epsilon: float = 1e-8
+    weight_decay: float = 0.0
+    max_grad_norm: float = 200.0
+    kl_ic_scale: float = 1.0
+    kl_co_scale: float = 1.0
+    kl_start_epoch: int = 0
+    kl_increase_epochs: int = 50
+    l2_gen_scale: float = 2000.0
+    l2_con_scale: float = 0.0
+    l2_start_epoch: int = 0
+    l2_increase_epochs: int = 50
+    max_epochs: int = 500
+    max_minutes: float | None = None
+    early_stop_patience: int = 50
+    steps_per_call: int = 0
+    seed: int = 0
+    nan_patience: int = 5
+    n_samples: int = 50
+    session_sampling: str = "proportional"
+    train_readin: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to rerun a fit; saved as ``RUN_DIR/config.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # -- YAML ------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {f.name: _plain(dataclasses.asdict(getattr(self, f.name))) for f in fields(self)}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: dict | None, *, source: str = "config") -> "RunConfig":
+        d = d or {}
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a mapping with sections data/model/train, "
+                              f"found {type(d).__name__}.")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; "
+                              f"expected data, model, train.")
+        parts = {}
+        for f in fields(cls):
+            sub_cls = _SECTIONS[f.name]
+            parts[f.name] = _build(sub_cls, d.get(f.name) or {}, f"{source}: {f.name}")
+        return cls(**parts)
+
+    @classmethod
+    def from_yaml(cls, text_or_path: str | Path) -> "RunConfig":
+        path = Path(text_or_path) if not str(text_or_path).lstrip().startswith(("{", "data", "model", "train")) else None
+        if path is not None and path.exists():
+            try:
+                d = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
+            return cls.from_dict(d, source=str(path))
+        if path is not None and path.suffix in (".yaml", ".yml"):
+            raise ConfigError(f"{path}: config file not found.")
+        return cls.from_dict(yaml.safe_load(str(text_or_path)))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+    # -- overrides -------------------------------------------------------------------------
+    def replace(self, **sections) -> "RunConfig":
+        """``cfg.replace(train={"max_epochs": 5})``: replace fields of sections."""
+        parts = {}
+        for name, changes in sections.items():
+            if name not in _SECTIONS:
+                raise ConfigError(f"unknown config section {name!r}; expected data, model, train.")
+            merged = {**dataclasses.asdict(getattr(self, name)), **changes}
+            parts[name] = _build(_SECTIONS[name], merged, name)
+        return dataclasses.replace(self, **parts)
+
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
+        """Apply ``KEY=VALUE`` strings, KEY dotted (``model.co_dim``) or a unique field name."""
+        sections: dict[str, dict] = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. model.gen_dim=64.")
+            key, _, raw = item.partition("=")
+            section, name = _resolve_key(key.strip())
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError:
+                value = raw
+            sections.setdefault(section, {})[name] = value
+        return self.replace(**sections)
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _resolve_key(key: str) -> tuple[str, str]:
+    if "." in key:
+        section, _, name = key.partition(".")
+        if section not in _SECTIONS:
+            raise ConfigError(f"--set {key}: unknown section {section!r}; expected data, model, train.")
+        if name not in {f.name for f in fields(_SECTIONS[section])}:
+            raise ConfigError(f"--set {key}: {section} has no field {name!r}; it has "
+                              f"{', '.join(f.name for f in fields(_SECTIONS[section]))}.")
+        return section, name
+    owners = [s for s, c in _SECTIONS.items() if key in {f.name for f in fields(c)}]
+    if len(owners) != 1:
+        raise ConfigError(f"--set {key}: unknown key; use SECTION.FIELD, e.g. model.gen_dim=64.")
+    return owners[0], key
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, found {values!r}.")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {', '.join(known)}.")
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for name, value in values.items():
+        out[name] = _coerce(value, hints[name], f"{where}.{name}")
+    return cls(**out)
+
+
+def _coerce(value, hint, where: str):
+    """Check and convert a YAML value to the field's annotated type."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}.")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, found {value!r}.")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, found {value!r}.")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where}: expected an integer, found {value!r}.")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads '1e-3' (no dot) as text
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, found {value!r}.")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected text, found {value!r}.")
+        return value
+    return value
