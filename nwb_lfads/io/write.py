@@ -1,0 +1,418 @@
+"""Write LFADS results into a copy of an NWB file, as ``processing/lfads``.
+
+The input is opened read-only, ``processing/lfads`` is added in memory, and the whole file is
+written with ``NWBHDF5IO.export`` to a hidden temporary file beside the target
+(``.<name>.tmp-<pid>``), given a fresh ``identifier`` (uuid4) and fresh object ids, re-opened
+with pynwb as a check, and only then renamed onto the target with ``os.replace`` (atomic on one
+file system). On any failure the temporary file is removed and the target is untouched.
+
+What goes into ``processing/lfads`` (see CONTRACT.md):
+
+- ``rates``: ``TimeSeries``, unit ``Hz``, float32, shape ``(n_samples, n_units)``; column ``j`` is
+  row ``j`` of the units table; units absent from the results are NaN columns.
+- ``factors``: ``TimeSeries``, unit ``a.u.``, float32, ``(n_samples, n_factors)``.
+- ``inferred_inputs``: ``TimeSeries``, unit ``a.u.``, float32, ``(n_samples, n_inputs)``, when
+  the results hold them.
+- ``provenance``: a ``DynamicTable`` with two text columns ``key`` and ``value``, one row per
+  flattened setting (``config.model.gen_dim`` -> ``64``), the package version and final metrics.
+  Text rows rather than one JSON blob: nwbinspector flags dictionaries stored in table cells, and
+  Neurosift shows a key/value table as is. The module description repeats it as JSON.
+
+Time axis. Samples are bin centres in session time (``align_time + time``, DESIGN_NOTES.md).
+
+- Trial-aligned results (``attrs["align_to"]`` set) become one series with ``timestamps``: the
+  trials in order of their event time, concatenated, with gaps between trials. **Overlap rule**:
+  when a trial's window runs into the next trial's window, the earlier trial's bins whose centre
+  falls at or after the next trial's first bin centre are dropped (the later trial is kept
+  whole), so timestamps strictly increase; a ``UserWarning`` gives the count. If the kept
+  timestamps happen to be regular (trials tiling time), ``starting_time`` and ``rate`` are
+  written instead, as nwbinspector asks.
+- Continuous-mode results (``align_to`` None; windows whose ``align_time`` is the window start)
+  are merged onto one regular grid (``starting_time`` = first bin centre, ``rate`` = 1 /
+  bin size) by a weighted average over overlapping windows; the weight of bin ``k`` of a
+  ``T``-bin window is ``min(k + 1, T - k)``, so each window's edges (where LFADS estimates are
+  worst) yield to its neighbour's centre. Bins no window covers are NaN.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NwbContentError, NwbLfadsError, SessionMismatchError
+from .open import check_nwb_path
+from .provenance import module_description, provenance_rows, provenance_table
+
+MODULE_NAME = "lfads"
+SERIES = (("rates", "Hz"), ("factors", "a.u."), ("inferred_inputs", "a.u."))
+
+
+class ResultsFormatError(NwbLfadsError):
+    """A results Dataset that does not follow DESIGN_NOTES.md (missing variable, coordinate, ...)."""
+
+
+def write_results(source, results, out_path=None, *, provenance: dict | None = None,
+                  in_place: bool = False) -> Path:
+    """Write ``results`` into a copy of ``source`` with ``processing/lfads`` added.
+
+    Args:
+        source: local path of the input NWB file; never modified unless ``in_place``.
+        results: ``xarray.Dataset`` as made by ``nwb_lfads.infer`` (DESIGN_NOTES.md): ``rates``
+            float32 Hz ``(trial, time, unit)``, ``factors`` ``(trial, time, factor)``, optional
+            ``inferred_inputs`` ``(trial, time, input)``; coords ``time`` (s, bin centres
+            relative to the event or window start), ``unit`` (units-table ids), ``align_time``
+            (s, per trial); attrs ``bin_size`` (s), ``align_to`` (None in continuous mode).
+        out_path: the file to create or replace (its folder is created). Ignored-if-equal when
+            ``in_place``; must differ from ``source`` otherwise.
+        provenance: nested dict (e.g. ``{"config": {...}, "metrics": {...}}``; dataclasses are
+            accepted) stored in the ``provenance`` table and the module description.
+        in_place: replace ``source`` itself, atomically, once the new file re-opens in pynwb.
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputFileError: ``source`` is missing or not NWB.
+        NwbContentError: ``source`` already has ``processing/lfads`` or has no units table.
+        SessionMismatchError: ``results`` name units that the units table does not hold.
+        ResultsFormatError: ``results`` lacks what DESIGN_NOTES.md requires.
+    """
+    import pynwb
+
+    src = check_nwb_path(source).resolve()
+    target = _target_path(src, out_path, in_place)
+    _check_results(results, src)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}.nwb"
+    try:
+        with pynwb.NWBHDF5IO(str(src), mode="r", load_namespaces=True) as io:
+            nwbfile = io.read()
+            if MODULE_NAME in nwbfile.processing:
+                raise NwbContentError(
+                    f"{src}: already has processing/{MODULE_NAME} (an enriched nwb-lfads output?). "
+                    f"Pass the original input file, not a '.lfads.nwb' copy.")
+            module = build_lfads_module(nwbfile, results, provenance=provenance, source_name=src.name)
+            nwbfile.add_processing_module(module)
+            nwbfile.generate_new_id()  # fresh object ids for every container of the copy
+            with pynwb.NWBHDF5IO(str(tmp), mode="w") as out_io:
+                out_io.export(src_io=io, nwbfile=nwbfile)
+        _set_identifier(tmp, str(uuid.uuid4()))
+        _check_written(tmp, target)
+        if in_place:
+            os.chmod(tmp, os.stat(src).st_mode & 0o7777)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _target_path(src: Path, out_path, in_place: bool) -> Path:
+    if in_place:
+        if out_path is not None and Path(out_path).expanduser().resolve() != src:
+            raise NwbLfadsError(f"{src}: in_place=True writes into the source itself, but out_path "
+                                f"is {out_path}. Pass out_path=None (or the source path), or in_place=False.")
+        if not os.access(src, os.W_OK) or not os.access(src.parent, os.W_OK):
+            raise NwbLfadsError(f"{src}: cannot be replaced in place (file or folder not writable). "
+                                f"Write a new file with out_path instead.")
+        return src
+    if out_path is None:
+        raise NwbLfadsError(f"{src}: no out_path given. Pass the output file (e.g. RUN_DIR/"
+                            f"{src.stem}.lfads.nwb) or in_place=True.")
+    target = Path(out_path).expanduser().resolve()
+    if target == src:
+        raise NwbLfadsError(f"{src}: out_path is the input file itself. Choose another out_path, "
+                            f"or pass in_place=True to replace the input.")
+    if target.is_dir():
+        raise NwbLfadsError(f"{target}: out_path is a folder; pass a file name such as "
+                            f"{target / (src.stem + '.lfads.nwb')}.")
+    return target
+
+
+def _check_results(results, src: Path) -> None:
+    import xarray as xr
+
+    if not isinstance(results, xr.Dataset):
+        raise ResultsFormatError(f"results for {src}: expected an xarray.Dataset from nwb_lfads.infer, "
+                                 f"got {type(results).__name__}.")
+    for name in ("rates", "factors"):
+        if name not in results:
+            raise ResultsFormatError(f"results for {src}: no '{name}' variable (found: "
+                                     f"{sorted(results.data_vars)}). Pass the Dataset returned by infer().")
+        if results[name].dims[:2] != ("trial", "time") or results[name].ndim != 3:
+            raise ResultsFormatError(f"results for {src}: '{name}' has dims {results[name].dims}; "
+                                     f"expected ('trial', 'time', <channel>).")
+    if results["rates"].dims[2] != "unit":
+        raise ResultsFormatError(f"results for {src}: 'rates' dims {results['rates'].dims}, expected "
+                                 f"('trial', 'time', 'unit').")
+    for coord in ("time", "unit", "align_time"):
+        if coord not in results.coords:
+            raise ResultsFormatError(f"results for {src}: no '{coord}' coordinate "
+                                     f"(found: {sorted(results.coords)}). See DESIGN_NOTES.md.")
+    align = np.asarray(results["align_time"].values, dtype=float)
+    if align.shape != (results.sizes["trial"],) or not np.all(np.isfinite(align)):
+        raise ResultsFormatError(f"results for {src}: 'align_time' must be one finite session time "
+                                 f"per trial, got shape {align.shape} with non-finite values.")
+    time = np.asarray(results["time"].values, dtype=float)
+    if time.size == 0 or results.sizes["trial"] == 0 or np.any(np.diff(time) <= 0):
+        raise ResultsFormatError(f"results for {src}: need at least one trial and a strictly "
+                                 f"increasing 'time' coordinate.")
+
+
+def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, source_name: str = ""):
+    """Return the ``processing/lfads`` ``ProcessingModule`` for ``results`` (not yet added).
+
+    Args:
+        nwbfile: the open ``pynwb.NWBFile`` the results belong to (its units table fixes the
+            column order of ``rates``).
+        results: results ``xarray.Dataset`` (see :func:`write_results`).
+        provenance: nested dict stored in the ``provenance`` table.
+        source_name: file name shown in descriptions.
+    """
+    from hdmf.backends.hdf5 import H5DataIO
+    from pynwb import ProcessingModule, TimeSeries
+
+    bin_size = _bin_size(results)
+    align_to = results.attrs.get("align_to")
+    table_ids = _units_table_ids(nwbfile, source_name)
+    columns, missing = unit_columns(np.asarray(results["unit"].values), table_ids, source_name)
+    time = np.asarray(results["time"].values, dtype=np.float64)
+    align = np.asarray(results["align_time"].values, dtype=np.float64)
+
+    if align_to is None:
+        merged = {}
+        for name, _ in SERIES:
+            if name in results and results[name].size:
+                start, merged[name] = merge_continuous_windows(
+                    np.asarray(results[name].values, dtype=np.float32), align, time, bin_size)
+        timing = {"starting_time": start, "rate": 1.0 / bin_size}
+        layout = (f"Continuous mode: {len(align)} overlapping windows of {len(time) * bin_size:g} s "
+                  f"merged onto one regular grid (weighted average in the overlaps; each window's "
+                  f"edge bins weigh least); bins covered by no window are NaN.")
+        data = merged
+    else:
+        order, keep, n_dropped = trial_timeline(align, time, bin_size)
+        stamps = (align[order][:, None] + time[None, :])[keep]
+        data = {name: np.asarray(results[name].values, dtype=np.float32)[order][keep]
+                for name, _ in SERIES if name in results and results[name].size}
+        window = results.attrs.get("window", (time[0] - bin_size / 2, time[-1] + bin_size / 2))
+        layout = (f"Trial-aligned to '{align_to}', window [{window[0]:g}, {window[1]:g}] s around it: "
+                  f"samples exist only inside the {len(align)} trial windows, concatenated in order "
+                  f"of the event time (gaps between trials).")
+        if n_dropped:
+            layout += (f" {n_dropped} bins of earlier trials whose windows overlapped the next trial's "
+                       f"were dropped (the later trial is kept whole).")
+            warnings.warn(f"{source_name}: {n_dropped} bins dropped where consecutive trial windows "
+                          f"overlap (the earlier trial's bins at or after the next trial's first bin).",
+                          UserWarning, stacklevel=3)
+        timing = _timing(stamps, bin_size)
+
+    rates = np.full((data["rates"].shape[0], len(table_ids)), np.nan, dtype=np.float32)
+    rates[:, columns] = data["rates"]
+    data["rates"] = rates
+    common = (f"Each sample is the centre of a {bin_size * 1e3:g} ms bin; times are session time in "
+              f"seconds. {layout}")
+    miss = ""
+    if missing.size:
+        shown = ", ".join(str(u) for u in missing[:20]) + (" ..." if missing.size > 20 else "")
+        miss = f" {missing.size} units absent from the results are NaN columns (ids {shown})."
+    descriptions = {
+        "rates": (f"LFADS inferred firing rates (posterior mean) in Hz, float32, shape (n_samples, "
+                  f"n_units) = {rates.shape}. Column j is row j of the units table (/units; ids in "
+                  f"table order).{miss} {common}"),
+        "factors": f"LFADS latent factors (posterior mean, arbitrary units), shape (n_samples, n_factors). {common}",
+        "inferred_inputs": (f"LFADS inferred inputs from the controller (posterior mean, arbitrary "
+                            f"units), shape (n_samples, n_inputs). {common}"),
+    }
+    prov = provenance_rows(results, provenance, source_name)
+    module = ProcessingModule(name=MODULE_NAME, description=module_description(prov, list(data)))
+    for name, unit in SERIES:
+        if name not in data:
+            continue
+        kwargs = dict(timing)
+        if "timestamps" in kwargs:
+            kwargs["timestamps"] = H5DataIO(kwargs["timestamps"], compression="gzip")
+        module.add(TimeSeries(name=name, data=H5DataIO(data[name], compression="gzip", shuffle=True),
+                              unit=unit, description=descriptions[name], **kwargs))
+    module.add(provenance_table(prov))
+    return module
+
+
+def _bin_size(results) -> float:
+    bin_size = results.attrs.get("bin_size")
+    if bin_size is None:
+        time = np.asarray(results["time"].values, dtype=float)
+        if time.size < 2:
+            raise ResultsFormatError("results: no 'bin_size' attribute and fewer than 2 time bins to infer it.")
+        bin_size = float(np.median(np.diff(time)))
+    bin_size = float(bin_size)
+    if not bin_size > 0:
+        raise ResultsFormatError(f"results: bin_size must be positive seconds, got {bin_size}.")
+    return bin_size
+
+
+def _units_table_ids(nwbfile, source_name: str) -> np.ndarray:
+    if nwbfile.units is None:
+        raise NwbContentError(f"{source_name}: no units table, so rates have no columns to map onto. "
+                              f"Pass the NWB file the results were inferred from.")
+    return np.asarray(nwbfile.units.id[:])
+
+
+def unit_columns(result_ids: np.ndarray, table_ids: np.ndarray, source_name: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Map results' unit ids onto units-table rows.
+
+    Args:
+        result_ids: int ids, shape [N_results], the ``unit`` coordinate of the results.
+        table_ids: int ids, shape [N_table], the units table's ``id`` column in row order.
+
+    Returns:
+        ``(columns, missing)``: int row index of each result unit, shape [N_results], and the
+        table ids absent from the results, shape [N_missing], in table order.
+
+    Raises:
+        SessionMismatchError: a result id is not in the table, or appears twice.
+    """
+    row_of = {int(u): i for i, u in enumerate(table_ids)}
+    unknown = [int(u) for u in result_ids if int(u) not in row_of]
+    if unknown:
+        raise SessionMismatchError(
+            f"{source_name}: the results hold units {unknown[:10]} that the units table does not have "
+            f"(table ids: {[int(u) for u in table_ids[:10]]}{' ...' if len(table_ids) > 10 else ''}). "
+            f"Write the results into the file they were inferred from.")
+    if len(set(int(u) for u in result_ids)) != len(result_ids):
+        raise SessionMismatchError(f"{source_name}: the results' unit ids are not unique.")
+    columns = np.array([row_of[int(u)] for u in result_ids], dtype=np.int64)
+    present = np.zeros(len(table_ids), dtype=bool)
+    present[columns] = True
+    return columns, np.asarray(table_ids)[~present]
+
+
+def trial_timeline(align_time: np.ndarray, time: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Order trials by event time and decide which bins to keep (the overlap rule).
+
+    Args:
+        align_time: float64 session time (s) of each trial's event, shape [B].
+        time: float64 bin centres (s) relative to the event, strictly increasing, shape [T].
+        bin_size: seconds.
+
+    Returns:
+        ``(order, keep, n_dropped)``: trial order (int, shape [B]); ``keep`` bool shape [B, T]
+        over the reordered trials; the number of dropped bins. A bin of trial ``i`` is kept
+        when its centre is before the first bin centre of trial ``i + 1`` (less a thousandth of
+        a bin), so the kept centres ``align_time[order][:, None] + time`` strictly increase.
+    """
+    order = np.argsort(align_time, kind="stable")
+    centres = align_time[order][:, None] + time[None, :]
+    cut = np.append(centres[1:, 0], np.inf)
+    keep = centres < (cut - 1e-3 * bin_size)[:, None]
+    return order, keep, int(keep.size - keep.sum())
+
+
+def merge_continuous_windows(values: np.ndarray, align_time: np.ndarray, time: np.ndarray,
+                             bin_size: float) -> tuple[float, np.ndarray]:
+    """Merge overlapping windows of continuous time onto one regular grid.
+
+    Args:
+        values: float, shape [W, T, C] (windows, bins, channels).
+        align_time: float64 session time (s) of each window's start, shape [W].
+        time: float64 bin centres (s) relative to the window start, shape [T], step ``bin_size``.
+        bin_size: seconds.
+
+    Returns:
+        ``(starting_time, merged)``: session time (s) of the first bin centre, and float32
+        ``merged`` of shape [n_bins, C] on the grid ``starting_time + k * bin_size``, the
+        tent-weighted average (weight ``min(k + 1, T - k)`` for bin ``k`` of a window) of every
+        window covering each bin; NaN where no window covers it.
+
+    Raises:
+        ResultsFormatError: windows not on one common grid of ``bin_size``.
+    """
+    n_win, n_t = values.shape[:2]
+    if np.max(np.abs(np.diff(time) - bin_size), initial=0.0) > 1e-3 * bin_size:
+        raise ResultsFormatError(f"results: continuous-mode time bins are not spaced by bin_size={bin_size} s.")
+    first = float(align_time.min())
+    offset = (align_time - first) / bin_size
+    shift = np.rint(offset).astype(np.int64)
+    if np.max(np.abs(offset - shift)) > 1e-3:
+        raise ResultsFormatError("results: continuous-mode windows do not start on a common grid of "
+                                 f"bin_size={bin_size} s; cannot merge them. Cut windows with a step "
+                                 f"that is a multiple of the bin size.")
+    n_bins = int(shift.max()) + n_t
+    weight = np.minimum(np.arange(1, n_t + 1), np.arange(n_t, 0, -1)).astype(np.float64)
+    index = (shift[:, None] + np.arange(n_t)[None, :]).ravel()
+    flat = values.reshape(n_win * n_t, -1).astype(np.float64)
+    w_flat = np.tile(weight, n_win)
+    total = np.zeros((n_bins, flat.shape[1]))
+    norm = np.zeros(n_bins)
+    np.add.at(total, index, flat * w_flat[:, None])
+    np.add.at(norm, index, w_flat)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        merged = (total / norm[:, None]).astype(np.float32)
+    return first + float(time[0]), merged.reshape((n_bins,) + values.shape[2:])
+
+
+def _timing(stamps: np.ndarray, bin_size: float) -> dict:
+    """``timestamps``, or ``starting_time``/``rate`` when they are regular at ``bin_size``."""
+    steps = np.diff(stamps)
+    if steps.size and np.max(np.abs(steps - bin_size)) < 1e-3 * bin_size:
+        return {"starting_time": float(stamps[0]), "rate": 1.0 / bin_size}
+    return {"timestamps": np.asarray(stamps, dtype=np.float64)}
+
+
+def _set_identifier(path: Path, identifier: str) -> None:
+    """Give the exported copy its own NWB ``identifier`` (pynwb makes it read-only in memory)."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        f["identifier"][()] = identifier
+
+
+def _check_written(tmp: Path, target: Path) -> None:
+    """Re-open the temporary file in pynwb and check ``processing/lfads/rates`` is there."""
+    import pynwb
+
+    from ..errors import NwbLfadsRuntimeError
+
+    try:
+        with pynwb.NWBHDF5IO(str(tmp), mode="r", load_namespaces=True) as io:
+            nwbfile = io.read()
+            rates = nwbfile.processing[MODULE_NAME]["rates"]
+            if rates.data.shape[1] != len(nwbfile.units.id):
+                raise ValueError(f"rates has {rates.data.shape[1]} columns for {len(nwbfile.units.id)} units")
+    except Exception as exc:
+        raise NwbLfadsRuntimeError(f"{target}: the new file does not re-open cleanly in pynwb "
+                                   f"({type(exc).__name__}: {exc}); nothing was written.") from exc
+
+
+def new_inspector_findings(input_path, output_path, importance: str = "BEST_PRACTICE_VIOLATION") -> list:
+    """nwbinspector messages at ``importance`` or above found in the output but not the input.
+
+    Messages are matched on (importance, check, object type, object name, location, message),
+    counting repeats, so a finding the input already had is not reported again.
+
+    Returns:
+        list of ``nwbinspector.InspectorMessage``, empty when the output adds nothing.
+    """
+    from nwbinspector import Importance, inspect_nwbfile
+
+    threshold = Importance[importance] if isinstance(importance, str) else importance
+
+    def key(m):
+        return (m.importance.name, m.check_function_name, m.object_type, m.object_name, m.location, m.message)
+
+    before = Counter(key(m) for m in inspect_nwbfile(nwbfile_path=str(input_path), importance_threshold=threshold)
+                     if m is not None)
+    new = []
+    for m in inspect_nwbfile(nwbfile_path=str(output_path), importance_threshold=threshold):
+        if m is None:
+            continue
+        if before[key(m)] > 0:
+            before[key(m)] -= 1
+        else:
+            new.append(m)
+    return new
