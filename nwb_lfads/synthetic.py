@@ -1,0 +1,351 @@
+"""Synthetic spiking data with known latent dynamics: the standard LFADS benchmarks.
+
+Three systems, all pure numpy and seeded through ``np.random.default_rng``:
+
+- **chaotic RNN** (the TF LFADS ``synth_data`` benchmark; Sussillo et al. 2016): a 50-unit
+  continuous-time network ``tau dx/dt = -x + W tanh(x)`` with ``W ~ N(0, gamma^2 / N)``,
+  ``gamma = 1.5``, ``tau = 25 ms``, Euler steps of ``dt = 10 ms`` for ``T = 1 s``; every condition
+  starts from its own ``x0 ~ N(0, 1)`` and every trial of a condition from the same ``x0``.
+  Benchmark rates are ``tanh(x)`` min-max normalised to ``[0, 1]`` per condition and unit, times
+  30 Hz, so at most 0.3 expected spikes per 10 ms bin.
+- **multi-session chaotic RNN** (Pandarinath et al. 2018, stitching): one latent network, each
+  session observing ``tanh(x)`` through its own log-linear read-out with its own units.
+- **Lorenz attractor** (the other standard LFADS system): a 3-D Lorenz state
+  (``sigma = 10, rho = 28, beta = 8/3``), z-scored, observed through a log-linear read-out.
+
+Shape glossary: C conditions, K trials (``K = C * repeats``), T bins, N units, D latent
+dimensions. Rates are in Hz, constant within a bin of ``bin_size`` seconds; spike counts are
+``Poisson(rate * bin_size)``. :func:`simulate` turns these arrays into NWB files
+(:mod:`nwb_lfads.io.simulated`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError, NwbLfadsError
+
+KINDS = ("chaotic", "lorenz")
+BENCHMARK_UNITS = 50  # the TF benchmark observes all 50 RNN units directly
+MULTI_SESSION_UNITS = (40, 55, 70)  # default unit counts of sessions 0, 1, 2 (cycled)
+MULTI_SESSION_REPEATS = (10, 8, 12)  # default trials per condition of sessions 0, 1, 2 (cycled)
+LORENZ_UNITS = 30  # unit count of a single Lorenz session (as in the LFADS paper)
+
+
+class OutputDirError(NwbLfadsError):
+    """The output folder of ``simulate`` is not empty (pass ``overwrite=True``) or not a folder."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticSession:
+    """One simulated session, all arrays in trial order.
+
+    Attributes:
+        rates_hz: true firing rates, float64 Hz, shape [K, T, N].
+        latents: the latent state that drives the rates, float64, shape [K, T, D]
+            (``tanh(x)`` of the chaotic RNN, D = 50; the z-scored Lorenz state, D = 3).
+        spikes: spike counts, int64, shape [K, T, N].
+        condition_id: condition of each trial, int64, shape [K].
+        start_time: session time of each trial's first bin edge, float64 seconds, shape [K].
+        heldout: whether a unit is held out (NLB style), bool, shape [N].
+        split: ``"train"`` or ``"val"`` per trial, str, shape [K]; None without an eval split.
+        bin_size: bin width in seconds.
+        description: what generated the session (goes into the NWB file).
+    """
+
+    rates_hz: np.ndarray
+    latents: np.ndarray
+    spikes: np.ndarray
+    condition_id: np.ndarray
+    start_time: np.ndarray
+    heldout: np.ndarray
+    split: np.ndarray | None
+    bin_size: float
+    description: str
+
+
+# ---------------------------------------------------------------- chaotic RNN
+
+
+def chaotic_rnn_weights(rng: np.random.Generator, n: int = BENCHMARK_UNITS, gamma: float = 1.5) -> np.ndarray:
+    """Recurrent weights ``W ~ N(0, gamma^2 / n)``, float64, shape [n, n] (chaotic for gamma > 1)."""
+    return rng.standard_normal((n, n)) * (gamma / np.sqrt(n))
+
+
+def run_chaotic_rnn(weights: np.ndarray, x0: np.ndarray, n_bins: int = 100, dt: float = 0.01,
+                    tau: float = 0.025) -> np.ndarray:
+    """Euler-integrate ``tau dx/dt = -x + W tanh(x)`` from ``x0``.
+
+    Args:
+        weights: W, shape [D, D].
+        x0: initial states, shape [C, D].
+        n_bins: number of time steps T (one per bin).
+        dt, tau: step and time constant in seconds.
+
+    Returns:
+        states x, float64, shape [C, T, D]; ``x[:, 0] = x0``.
+    """
+    x = np.array(x0, dtype=np.float64)
+    out = np.empty((x.shape[0], n_bins, x.shape[1]))
+    for t in range(n_bins):
+        out[:, t] = x
+        x = x + (dt / tau) * (-x + np.tanh(x) @ weights.T)
+    return out
+
+
+def benchmark_rates(states: np.ndarray, max_rate_hz: float = 30.0) -> np.ndarray:
+    """TF-benchmark rates: ``tanh(x)`` min-max normalised over time per trial and unit, times ``max_rate_hz``.
+
+    Args:
+        states: RNN states x, shape [C, T, D].
+
+    Returns:
+        rates in Hz, float64, shape [C, T, D], each trace spanning exactly [0, max_rate_hz].
+    """
+    r = np.tanh(states)
+    lo = r.min(axis=1, keepdims=True)
+    span = np.maximum(r.max(axis=1, keepdims=True) - lo, 1e-12)
+    return (r - lo) / span * max_rate_hz
+
+
+# ---------------------------------------------------------------- Lorenz attractor
+
+
+def _lorenz_derivative(s: np.ndarray, sigma: float, rho: float, beta: float) -> np.ndarray:
+    x, y, z = s[..., 0], s[..., 1], s[..., 2]
+    return np.stack([sigma * (y - x), x * (rho - z) - y, x * y - beta * z], axis=-1)
+
+
+def _rk4(s: np.ndarray, h: float, n_steps: int, params: tuple[float, float, float]) -> np.ndarray:
+    for _ in range(n_steps):
+        k1 = _lorenz_derivative(s, *params)
+        k2 = _lorenz_derivative(s + 0.5 * h * k1, *params)
+        k3 = _lorenz_derivative(s + 0.5 * h * k2, *params)
+        k4 = _lorenz_derivative(s + h * k3, *params)
+        s = s + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+    return s
+
+
+def lorenz_latents(rng: np.random.Generator, n_conditions: int, n_bins: int = 100,
+                   time_per_bin: float = 0.015, substeps: int = 10, burn_in: float = 5.0,
+                   sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0) -> np.ndarray:
+    """Lorenz trajectories from random initial states, one per condition, z-scored per dimension.
+
+    Each condition starts from a random point near the attractor, is run for ``burn_in`` model
+    time units so it lies on the attractor, then sampled once per bin (``time_per_bin`` model
+    time units per bin, RK4 with ``substeps`` steps per bin). The z-scoring uses the mean and
+    standard deviation over all conditions and bins.
+
+    Returns:
+        latents, float64, shape [C, T, 3].
+    """
+    params = (sigma, rho, beta)
+    s = rng.normal([0.0, 0.0, 25.0], [10.0, 10.0, 10.0], size=(n_conditions, 3))
+    h = time_per_bin / substeps
+    s = _rk4(s, h, int(round(burn_in / h)), params)
+    out = np.empty((n_conditions, n_bins, 3))
+    for t in range(n_bins):
+        out[:, t] = s
+        s = _rk4(s, h, substeps, params)
+    return (out - out.mean(axis=(0, 1))) / out.std(axis=(0, 1))
+
+
+# ---------------------------------------------------------------- observations
+
+
+def loglinear_readout(rng: np.random.Generator, latents: np.ndarray, n_units: int,
+                      rate_range_hz: tuple[float, float] = (1.0, 40.0)) -> np.ndarray:
+    """Rates ``exp(C @ z + b)`` of ``n_units`` units observing ``latents`` z through a random read-out.
+
+    Each unit gets a random direction C_n ~ N(0, 1) in latent space; its gain and offset are then
+    set so that, over all conditions and bins, its log-rate spans a random sub-range of
+    ``log(rate_range_hz)`` (low end in the bottom fifth, high end in the top half of the range in
+    log space), so every unit is modulated and all rates lie in ``rate_range_hz``.
+
+    Args:
+        latents: z, shape [C, T, D].
+
+    Returns:
+        rates in Hz, float64, shape [C, T, n_units].
+    """
+    lo_log, hi_log = np.log(rate_range_hz)
+    width = hi_log - lo_log
+    proj = latents @ rng.standard_normal((latents.shape[-1], n_units))  # [C, T, N]
+    pmin, pmax = proj.min(axis=(0, 1)), proj.max(axis=(0, 1))
+    lo = lo_log + rng.uniform(0.0, 0.2, n_units) * width
+    hi = hi_log - rng.uniform(0.0, 0.5, n_units) * width
+    gain = (hi - lo) / np.maximum(pmax - pmin, 1e-12)
+    return np.exp(lo + (proj - pmin) * gain)
+
+
+def poisson_counts(rng: np.random.Generator, rates_hz: np.ndarray, bin_size: float) -> np.ndarray:
+    """Spike counts ~ Poisson(rates_hz * bin_size), int64, same shape as ``rates_hz``."""
+    return rng.poisson(rates_hz * bin_size).astype(np.int64)
+
+
+def trial_start_times(rng: np.random.Generator, n_trials: int, trial_length: float,
+                      gap_range: tuple[float, float] = (0.1, 0.6), first: float = 0.5) -> np.ndarray:
+    """Trial start times (s), float64, shape [K]: trials of ``trial_length`` separated by random gaps.
+
+    Times are rounded to 1 ms so that trial edges are exact decimal numbers.
+    """
+    gaps = rng.uniform(*gap_range, size=n_trials)
+    gaps[0] = first
+    starts = np.cumsum(gaps) + trial_length * np.arange(n_trials)
+    return np.round(starts, 3)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def _per_session(value, n_sessions: int, default: Sequence[int], name: str) -> list[int]:
+    if value is None:
+        values = [default[i % len(default)] for i in range(n_sessions)]
+    elif np.isscalar(value):
+        values = [int(value)] * n_sessions
+    else:
+        values = [int(v) for v in value]
+        if len(values) != n_sessions:
+            raise ConfigError(f"simulate: {name} has {len(values)} values for {n_sessions} sessions; "
+                              f"give one value, or one per session.")
+    if min(values) < 1:
+        raise ConfigError(f"simulate: {name} must be at least 1 (got {values}).")
+    return values
+
+
+def _choose(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
+    """Boolean mask [n] with round(fraction * n) randomly chosen True entries."""
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, size=int(round(fraction * n)), replace=False)] = True
+    return mask
+
+
+def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
+                      n_conditions: int = 100, trials_per_condition=None, n_units=None,
+                      heldout_fraction: float = 0.0, eval_fraction: float = 0.0,
+                      n_bins: int = 100, bin_size: float = 0.01) -> list[SyntheticSession]:
+    """Simulate ``sessions`` sessions that share one latent system and its conditions.
+
+    With ``kind="chaotic"``, ``sessions=1`` and ``n_units`` None (or 50) this is the TF LFADS
+    benchmark: the 50 RNN units are observed directly with :func:`benchmark_rates`. Otherwise
+    every session observes the shared latent through its own :func:`loglinear_readout`.
+
+    Args:
+        kind: ``"chaotic"`` or ``"lorenz"``.
+        sessions: number of sessions S.
+        seed: seed of everything (latent system, read-outs, spikes, trial order and times).
+        n_conditions: C, the number of distinct initial states, shared by all sessions.
+        trials_per_condition: int, or one int per session (default 10; several sessions
+            cycle through 10, 8, 12).
+        n_units: int, or one int per session (default 50 for the benchmark, 30 for a single
+            Lorenz session, else cycling through 40, 55, 70).
+        heldout_fraction: fraction of each session's units marked held out.
+        eval_fraction: fraction of each session's trials marked ``"val"`` (the rest ``"train"``).
+        n_bins, bin_size: T bins of ``bin_size`` seconds per trial.
+
+    Returns:
+        one :class:`SyntheticSession` per session; trials of all conditions in random order.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"simulate: unknown kind {kind!r}; expected one of {', '.join(KINDS)}.")
+    if sessions < 1 or n_conditions < 1 or n_bins < 2:
+        raise ConfigError(f"simulate: sessions ({sessions}) and conditions ({n_conditions}) must be "
+                          f"at least 1 and n_bins ({n_bins}) at least 2.")
+    for name, frac in (("heldout_fraction", heldout_fraction), ("eval_fraction", eval_fraction)):
+        if not 0.0 <= frac < 1.0:
+            raise ConfigError(f"simulate: {name} must be in [0, 1) (got {frac}).")
+    benchmark = kind == "chaotic" and sessions == 1 and n_units in (None, BENCHMARK_UNITS, [BENCHMARK_UNITS])
+    if benchmark:
+        default_units: Sequence[int] = (BENCHMARK_UNITS,)
+    elif kind == "lorenz" and sessions == 1:
+        default_units = (LORENZ_UNITS,)
+    else:
+        default_units = MULTI_SESSION_UNITS
+    units = _per_session(n_units, sessions, default_units, "n_units")
+    repeats = _per_session(trials_per_condition, sessions,
+                           (10,) if sessions == 1 else MULTI_SESSION_REPEATS, "trials_per_condition")
+
+    latent_seq, *session_seqs = np.random.SeedSequence(seed).spawn(sessions + 1)
+    lrng = np.random.default_rng(latent_seq)
+    if kind == "chaotic":
+        weights = chaotic_rnn_weights(lrng)
+        states = run_chaotic_rnn(weights, lrng.standard_normal((n_conditions, BENCHMARK_UNITS)), n_bins,
+                                 dt=bin_size)
+        latents = np.tanh(states)
+        system = (f"chaotic RNN (N={BENCHMARK_UNITS}, gamma=1.5, tau=25 ms, dt={bin_size * 1e3:g} ms), "
+                  f"{n_conditions} conditions")
+    else:
+        latents = lorenz_latents(lrng, n_conditions, n_bins)
+        system = f"Lorenz attractor (sigma=10, rho=28, beta=8/3), {n_conditions} conditions"
+
+    out = []
+    for s, seq in enumerate(session_seqs):
+        rng = np.random.default_rng(seq)
+        if benchmark:
+            cond_rates = benchmark_rates(states)
+            readout = "the 50 RNN units observed directly, rates = 30 Hz * minmax(tanh(x)) (TF LFADS benchmark)"
+        else:
+            cond_rates = loglinear_readout(rng, latents, units[s])
+            readout = f"{units[s]} units through a random log-linear read-out, rates in 1-40 Hz"
+        condition_id = rng.permutation(np.repeat(np.arange(n_conditions), repeats[s]))
+        rates = cond_rates[condition_id]
+        n_trials = len(condition_id)
+        split = None
+        if eval_fraction > 0:
+            split = np.where(_choose(rng, n_trials, eval_fraction), "val", "train")
+        out.append(SyntheticSession(
+            rates_hz=rates, latents=latents[condition_id], spikes=poisson_counts(rng, rates, bin_size),
+            condition_id=condition_id.astype(np.int64),
+            start_time=trial_start_times(rng, n_trials, n_bins * bin_size),
+            heldout=_choose(rng, units[s], heldout_fraction), split=split, bin_size=bin_size,
+            description=(f"Synthetic session {s} of {sessions} (seed {seed}): {system}, "
+                         f"{repeats[s]} trials per condition; {readout}; Poisson spikes."),
+        ))
+    return out
+
+
+def simulate(out_dir, sessions: int = 1, seed: int = 0, kind: str = "chaotic", n_conditions: int = 100,
+             trials_per_condition=None, n_units=None, heldout_fraction: float = 0.0,
+             eval_fraction: float = 0.0, overwrite: bool = False) -> list[Path]:
+    """Write ``sessions`` synthetic NWB files ``sim_session-<i>.nwb`` into ``out_dir``.
+
+    See :func:`generate_sessions` for the arguments; the files hold subject and session metadata,
+    a trials table (``start_time``, ``stop_time``, ``move_onset_time`` = start + 0.25 s,
+    ``condition_id``, and ``split`` with ``eval_fraction``), a Units table (with ``heldout`` with
+    ``heldout_fraction``) and the true rates and latents in ``processing/ground_truth``.
+
+    Raises:
+        OutputDirError: ``out_dir`` is a file, or a non-empty folder and ``overwrite`` is False.
+            With ``overwrite`` files of the same name are replaced, other files left alone.
+
+    Returns:
+        the paths written, in session order.
+    """
+    from .io.simulated import session_to_nwbfile, write_nwbfile
+
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise OutputDirError(f"{out}: exists and is not a folder. Choose a folder for the simulated sessions.")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputDirError(f"{out}: folder is not empty. Choose an empty or new folder, or pass "
+                             f"--overwrite (overwrite=True) to replace files of the same name.")
+    simulated = generate_sessions(kind, sessions, seed, n_conditions, trials_per_condition, n_units,
+                                  heldout_fraction, eval_fraction)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, session in enumerate(simulated):
+        path = out / f"sim_session-{i}.nwb"
+        nwbfile = session_to_nwbfile(session, np.random.default_rng([seed, i, 7]), session_index=i,
+                                     identifier=f"nwb-lfads-sim-{kind}-seed{seed}-session{i}-of-{sessions}")
+        write_nwbfile(nwbfile, path)
+        paths.append(path)
+    return paths
+
+
+__all__ = ["SyntheticSession", "OutputDirError", "chaotic_rnn_weights", "run_chaotic_rnn", "benchmark_rates",
+           "lorenz_latents", "loglinear_readout", "poisson_counts", "trial_start_times", "generate_sessions",
+           "simulate"]
