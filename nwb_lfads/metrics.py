@@ -90,10 +90,14 @@ def _check_counts(fn: str, name: str, k: np.ndarray) -> None:
                                "infinite values. Pass binned counts, not smoothed rates")
 
 
-def _check_rates(fn: str, name: str, r: np.ndarray) -> None:
+def _check_finite(fn: str, name: str, r: np.ndarray) -> None:
     if not np.all(np.isfinite(r)):
         raise MetricInputError(f"{fn}: {name} has NaN or infinite values on evaluated entries; "
                                "predict a finite rate for every evaluated bin or mask it out")
+
+
+def _check_rates(fn: str, name: str, r: np.ndarray) -> None:
+    _check_finite(fn, name, r)
     if np.any(r < 0):
         raise MetricInputError(f"{fn}: {name} has negative values (min {r.min():.3g}); rates "
                                "are expected spike counts per bin and must be >= 0")
@@ -234,7 +238,7 @@ def r2_per_neuron(pred, true, mask=None) -> tuple[np.ndarray, float]:
     t = _as_float(fn, "true", true, 2)
     _same_shape(fn, "pred", p, "true", t)
     keep = _keep_mask(fn, mask, t)
-    _check_rates(fn, "pred", p[keep])
+    _check_finite(fn, "pred", p[keep])
     n = t.shape[-1]
     p2, t2, k2 = p.reshape(-1, n), t.reshape(-1, n), keep.reshape(-1, n)
     per = np.full(n, np.nan)
@@ -319,7 +323,7 @@ def psth_r2(rates, target, conditions, target_conditions=None) -> float:
             continue
         valid = ~np.isnan(true_c[:, 0])
         pred_c = r[sel].mean(axis=0)[valid]
-        _check_rates(fn, "rates", pred_c)
+        _check_finite(fn, "rates", pred_c)
         preds.append(pred_c)
         trues.append(true_c[valid])
     if not preds:
