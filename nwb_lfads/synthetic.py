@@ -71,9 +71,30 @@ class SyntheticSession:
 # ---------------------------------------------------------------- chaotic RNN
 
 
-def chaotic_rnn_weights(rng: np.random.Generator, n: int = BENCHMARK_UNITS, gamma: float = 1.5) -> np.ndarray:
-    """Recurrent weights ``W ~ N(0, gamma^2 / n)``, float64, shape [n, n] (chaotic for gamma > 1)."""
-    return rng.standard_normal((n, n)) * (gamma / np.sqrt(n))
+def chaotic_rnn_weights(rng: np.random.Generator, n: int = BENCHMARK_UNITS, gamma: float = 1.5,
+                        sustained: bool = True, dt: float = 0.01, tau: float = 0.025,
+                        max_draws: int = 100) -> np.ndarray:
+    """Recurrent weights ``W ~ N(0, gamma^2 / n)``, float64, shape [n, n].
+
+    A finite network with ``gamma = 1.5`` and Euler steps of ``dt / tau = 0.4`` settles into a
+    fixed point for roughly 4 in 10 draws of W. With ``sustained`` (the default) W is redrawn
+    until 8 probe runs of 4 s from ``x0 ~ N(0, 1)`` all keep a temporal standard deviation of
+    ``tanh(x)`` above 0.1 over 0.5-1 s and over their last second, so conditions show rich dynamics.
+
+    Raises:
+        ConfigError: no such W within ``max_draws`` draws (``gamma`` too small for chaos).
+    """
+    for _ in range(max_draws):
+        weights = rng.standard_normal((n, n)) * (gamma / np.sqrt(n))
+        if not sustained:
+            return weights
+        probe = run_chaotic_rnn(weights, rng.standard_normal((8, n)), int(round(4.0 / dt)), dt, tau)
+        half, tail = int(round(0.5 / dt)), int(round(1.0 / dt))
+        windows = (probe[:, half:2 * half], probe[:, -tail:])  # second half of a trial, last second
+        if min(np.tanh(w).std(axis=1).mean(axis=-1).min() for w in windows) > 0.1:
+            return weights
+    raise ConfigError(f"chaotic_rnn_weights: no draw of W (n={n}, gamma={gamma}) kept its activity "
+                      f"in {max_draws} tries; use gamma > 1 (the benchmark uses 1.5).")
 
 
 def run_chaotic_rnn(weights: np.ndarray, x0: np.ndarray, n_bins: int = 100, dt: float = 0.01,
@@ -120,7 +141,18 @@ def _lorenz_derivative(s: np.ndarray, sigma: float, rho: float, beta: float) -> 
     return np.stack([sigma * (y - x), x * (rho - z) - y, x * y - beta * z], axis=-1)
 
 
-def _rk4(s: np.ndarray, h: float, n_steps: int, params: tuple[float, float, float]) -> np.ndarray:
+def integrate_lorenz(states: np.ndarray, h: float, n_steps: int,
+                     params: tuple[float, float, float] = (10.0, 28.0, 8.0 / 3.0)) -> np.ndarray:
+    """Advance Lorenz states by ``n_steps`` RK4 steps of ``h`` model time units.
+
+    Args:
+        states: (x, y, z), float64, shape [..., 3].
+        params: (sigma, rho, beta).
+
+    Returns:
+        the states after ``n_steps * h`` time units, same shape.
+    """
+    s = states
     for _ in range(n_steps):
         k1 = _lorenz_derivative(s, *params)
         k2 = _lorenz_derivative(s + 0.5 * h * k1, *params)
@@ -131,26 +163,33 @@ def _rk4(s: np.ndarray, h: float, n_steps: int, params: tuple[float, float, floa
 
 
 def lorenz_latents(rng: np.random.Generator, n_conditions: int, n_bins: int = 100,
-                   time_per_bin: float = 0.015, substeps: int = 10, burn_in: float = 5.0,
-                   sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0) -> np.ndarray:
-    """Lorenz trajectories from random initial states, one per condition, z-scored per dimension.
+                   time_per_bin: float = 0.015, substeps: int = 10, burn_in: float = 20.0,
+                   spread: float = 50.0, sigma: float = 10.0, rho: float = 28.0,
+                   beta: float = 8.0 / 3.0) -> np.ndarray:
+    """Lorenz trajectories from random initial states on the attractor, one per condition, z-scored.
 
-    Each condition starts from a random point near the attractor, is run for ``burn_in`` model
-    time units so it lies on the attractor, then sampled once per bin (``time_per_bin`` model
-    time units per bin, RK4 with ``substeps`` steps per bin). The z-scoring uses the mean and
-    standard deviation over all conditions and bins.
+    A reference trajectory from a random start is run for ``burn_in`` model time units (so it
+    lies on the attractor), then for ``spread`` more; each condition starts from its state at a
+    random time of that stretch (never near an unstable fixed point, where a trajectory would
+    linger). Conditions are sampled once per bin (``time_per_bin`` model time units per bin, RK4
+    with ``substeps`` steps per bin); the z-scoring uses the mean and standard deviation over all
+    conditions and bins.
 
     Returns:
         latents, float64, shape [C, T, 3].
     """
     params = (sigma, rho, beta)
-    s = rng.normal([0.0, 0.0, 25.0], [10.0, 10.0, 10.0], size=(n_conditions, 3))
+    h_ref = 0.01
+    s = integrate_lorenz(rng.normal([0.0, 0.0, 25.0], 10.0, size=3), h_ref, int(round(burn_in / h_ref)), params)
+    reference = np.empty((int(round(spread / h_ref)), 3))
+    for i in range(len(reference)):
+        reference[i] = s = integrate_lorenz(s, h_ref, 1, params)
+    s = reference[rng.choice(len(reference), size=n_conditions, replace=n_conditions > len(reference))]
     h = time_per_bin / substeps
-    s = _rk4(s, h, int(round(burn_in / h)), params)
     out = np.empty((n_conditions, n_bins, 3))
     for t in range(n_bins):
         out[:, t] = s
-        s = _rk4(s, h, substeps, params)
+        s = integrate_lorenz(s, h, substeps, params)
     return (out - out.mean(axis=(0, 1))) / out.std(axis=(0, 1))
 
 
@@ -347,5 +386,5 @@ def simulate(out_dir, sessions: int = 1, seed: int = 0, kind: str = "chaotic", n
 
 
 __all__ = ["SyntheticSession", "OutputDirError", "chaotic_rnn_weights", "run_chaotic_rnn", "benchmark_rates",
-           "lorenz_latents", "loglinear_readout", "poisson_counts", "trial_start_times", "generate_sessions",
-           "simulate"]
+           "lorenz_latents", "integrate_lorenz", "loglinear_readout", "poisson_counts", "trial_start_times",
+           "generate_sessions", "simulate"]
