@@ -17,8 +17,7 @@ import xarray as xr
 
 from nwb_lfads.errors import InputFileError, NwbContentError, NwbLfadsError, NwbLfadsRuntimeError, SessionMismatchError
 from nwb_lfads.io import write as W
-from nwb_lfads.io.write import (ResultsFormatError, merge_continuous_windows, new_inspector_findings,
-                                trial_timeline, write_results)
+from nwb_lfads.io.write import ResultsFormatError, new_inspector_findings, trial_timeline, write_results
 
 BIN = 0.01
 WINDOW = (-0.25, 0.45)
@@ -211,21 +210,20 @@ def test_continuous_windows_merge_back_to_signal(a8604_copy, tmp_path):
     assert new_inspector_findings(a8604_copy, out) == []
 
 
-def test_merge_weights_overlap_towards_window_centres():
-    values = np.stack([np.ones((4, 1)), 3 * np.ones((4, 1))])  # two windows of 4 bins
-    start, merged = merge_continuous_windows(values, np.array([1.0, 1.02]), BIN * (np.arange(4) + 0.5), BIN)
-    assert start == pytest.approx(1.005)
-    # bins 2, 3 overlap: window 0 weighs 2 then 1, window 1 weighs 1 then 2
-    np.testing.assert_allclose(merged[:, 0], [1, 1, 5 / 3, 7 / 3, 3, 3], rtol=1e-6)
-
-
-def test_merge_leaves_gaps_nan_and_refuses_off_grid():
-    time = BIN * (np.arange(3) + 0.5)
-    _, merged = merge_continuous_windows(np.ones((2, 3, 2)), np.array([0.0, 0.05]), time, BIN)
-    assert merged.shape == (8, 2)
-    assert np.isnan(merged[3:5]).all() and not np.isnan(merged[[0, 1, 2, 5, 6, 7]]).any()
-    with pytest.raises(ResultsFormatError, match="common grid"):
-        merge_continuous_windows(np.ones((2, 3, 1)), np.array([0.0, 0.0123]), time, BIN)
+def test_continuous_overlaps_averaged_and_gaps_written_as_timestamps(a8604_copy, tmp_path):
+    time = BIN * (np.arange(4) + 0.5)
+    rates = np.stack([np.ones((4, 3)), 3 * np.ones((4, 3)), 5 * np.ones((4, 3))])
+    # windows at 1.00 and 1.02 overlap by 2 bins; the third leaves a 2-bin gap
+    res = fabricate([6, 191, 206], [1.0, 1.02, 1.08], time, align_to=None, rates=rates, n_inputs=0)
+    out = write_results(a8604_copy, res, tmp_path / "o.nwb")
+    io, nwb = read_file(out)
+    try:
+        series = nwb.processing["lfads"]["rates"]
+        np.testing.assert_allclose(series.timestamps[:], 1.005 + BIN * np.array([0, 1, 2, 3, 4, 5, 8, 9, 10, 11]))
+        np.testing.assert_allclose(series.data[:, 1], [1, 1, 2, 2, 3, 3, 5, 5, 5, 5])
+        assert "with gaps" in series.description
+    finally:
+        io.close()
 
 
 def test_trial_timeline_overlap_rule():

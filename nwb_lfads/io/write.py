@@ -28,10 +28,9 @@ Time axis. Samples are bin centres in session time (``align_time + time``, DESIG
   timestamps happen to be regular (trials tiling time), ``starting_time`` and ``rate`` are
   written instead, as nwbinspector asks.
 - Continuous-mode results (``align_to`` None; windows whose ``align_time`` is the window start)
-  are merged onto one regular grid (``starting_time`` = first bin centre, ``rate`` = 1 /
-  bin size) by a weighted average over overlapping windows; the weight of bin ``k`` of a
-  ``T``-bin window is ``min(k + 1, T - k)``, so each window's edges (where LFADS estimates are
-  worst) yield to its neighbour's centre. Bins no window covers are NaN.
+  are merged with the reader's ``merge_windows`` (bins of overlapping windows with the same
+  centre are averaged) onto one regular grid, written as ``starting_time`` (first bin centre)
+  and ``rate`` (1 / bin size); should the windows leave gaps, ``timestamps`` are written.
 """
 
 from __future__ import annotations
@@ -185,16 +184,18 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
     align = np.asarray(results["align_time"].values, dtype=np.float64)
 
     if align_to is None:
-        merged = {}
-        for name, _ in SERIES:
-            if name in results and results[name].size:
-                start, merged[name] = merge_continuous_windows(
-                    np.asarray(results[name].values, dtype=np.float32), align, time, bin_size)
-        timing = {"starting_time": start, "rate": 1.0 / bin_size}
+        from .read import merge_windows
+
+        with_bin = results.assign_attrs(bin_size=bin_size)
+        merged = {name: merge_windows(results[name], with_bin) for name, _ in SERIES
+                  if name in results and results[name].size}
+        stamps = np.asarray(merged["rates"]["time"].values, dtype=np.float64)
+        data = {name: np.asarray(m.values, dtype=np.float32) for name, m in merged.items()}
+        timing = _timing(stamps, bin_size)
+        grid = "one regular grid" if "rate" in timing else "one time axis (with gaps where no window reaches)"
         layout = (f"Continuous mode: {len(align)} overlapping windows of {len(time) * bin_size:g} s "
-                  f"merged onto one regular grid (weighted average in the overlaps; each window's "
-                  f"edge bins weigh least); bins covered by no window are NaN.")
-        data = merged
+                  f"merged onto {grid}; where windows overlap, their values for the same bin are "
+                  f"averaged (nwb_lfads.io.read.merge_windows).")
     else:
         order, keep, n_dropped = trial_timeline(align, time, bin_size)
         stamps = (align[order][:, None] + time[None, :])[keep]
@@ -311,49 +312,6 @@ def trial_timeline(align_time: np.ndarray, time: np.ndarray, bin_size: float) ->
     cut = np.append(centres[1:, 0], np.inf)
     keep = centres < (cut - 1e-3 * bin_size)[:, None]
     return order, keep, int(keep.size - keep.sum())
-
-
-def merge_continuous_windows(values: np.ndarray, align_time: np.ndarray, time: np.ndarray,
-                             bin_size: float) -> tuple[float, np.ndarray]:
-    """Merge overlapping windows of continuous time onto one regular grid.
-
-    Args:
-        values: float, shape [W, T, C] (windows, bins, channels).
-        align_time: float64 session time (s) of each window's start, shape [W].
-        time: float64 bin centres (s) relative to the window start, shape [T], step ``bin_size``.
-        bin_size: seconds.
-
-    Returns:
-        ``(starting_time, merged)``: session time (s) of the first bin centre, and float32
-        ``merged`` of shape [n_bins, C] on the grid ``starting_time + k * bin_size``, the
-        tent-weighted average (weight ``min(k + 1, T - k)`` for bin ``k`` of a window) of every
-        window covering each bin; NaN where no window covers it.
-
-    Raises:
-        ResultsFormatError: windows not on one common grid of ``bin_size``.
-    """
-    n_win, n_t = values.shape[:2]
-    if np.max(np.abs(np.diff(time) - bin_size), initial=0.0) > 1e-3 * bin_size:
-        raise ResultsFormatError(f"results: continuous-mode time bins are not spaced by bin_size={bin_size} s.")
-    first = float(align_time.min())
-    offset = (align_time - first) / bin_size
-    shift = np.rint(offset).astype(np.int64)
-    if np.max(np.abs(offset - shift)) > 1e-3:
-        raise ResultsFormatError("results: continuous-mode windows do not start on a common grid of "
-                                 f"bin_size={bin_size} s; cannot merge them. Cut windows with a step "
-                                 f"that is a multiple of the bin size.")
-    n_bins = int(shift.max()) + n_t
-    weight = np.minimum(np.arange(1, n_t + 1), np.arange(n_t, 0, -1)).astype(np.float64)
-    index = (shift[:, None] + np.arange(n_t)[None, :]).ravel()
-    flat = values.reshape(n_win * n_t, -1).astype(np.float64)
-    w_flat = np.tile(weight, n_win)
-    total = np.zeros((n_bins, flat.shape[1]))
-    norm = np.zeros(n_bins)
-    np.add.at(total, index, flat * w_flat[:, None])
-    np.add.at(norm, index, w_flat)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        merged = (total / norm[:, None]).astype(np.float32)
-    return first + float(time[0]), merged.reshape((n_bins,) + values.shape[2:])
 
 
 def _timing(stamps: np.ndarray, bin_size: float) -> dict:
