@@ -28,6 +28,18 @@ def _py(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _dtype(data) -> np.dtype:
+    """dtype of an h5py dataset, array or (in-memory table) list."""
+    return np.dtype(data.dtype) if hasattr(data, "dtype") else np.asarray(data).dtype
+
+
+def _take(data, index: np.ndarray) -> np.ndarray:
+    """``data[index]`` as float64 for an h5py dataset (increasing index), array or list."""
+    if isinstance(data, (list, tuple)):
+        return np.asarray(data, dtype=np.float64)[index]
+    return np.asarray(data[index.tolist()], dtype=np.float64)
+
+
 def _units_summary(units) -> dict[str, Any] | None:
     if units is None:
         return None
@@ -37,8 +49,7 @@ def _units_summary(units) -> dict[str, Any] | None:
                            "first_spike": None, "last_spike": None}
     for name in units.colnames:
         col = units[name]
-        dtype = getattr(getattr(col, "data", None), "dtype", None)
-        if type(col).__name__ == "VectorData" and dtype is not None and np.dtype(dtype) == np.bool_:
+        if type(col).__name__ == "VectorData" and _dtype(col.data) == np.bool_:
             out["heldout_candidates"].append(name)
     if "spike_times" not in units.colnames or n_units == 0:
         return out
@@ -50,8 +61,8 @@ def _units_summary(units) -> dict[str, Any] | None:
     if active.size == 0:
         return out
     flat = units.spike_times.data
-    firsts = np.asarray(flat[(ends[active] - counts[active]).tolist()], dtype=np.float64)
-    lasts = np.asarray(flat[(ends[active] - 1).tolist()], dtype=np.float64)
+    firsts = _take(flat, ends[active] - counts[active])
+    lasts = _take(flat, ends[active] - 1)
     out["first_spike"], out["last_spike"] = float(firsts.min()), float(lasts.max())
     observed = _observed_seconds(units, n_units)
     if observed is None:
