@@ -1,8 +1,10 @@
 """Open an NWB source for reading, with errors that name the file and the fix.
 
 ``open_nwb`` is the one place every reader goes through: a local path, an already open
-``pynwb.NWBFile`` (yielded as is), and (through :mod:`nwb_lfads.io.dandi`, once resolved)
-DANDI assets. Files are always opened read-only; inputs are never modified.
+``pynwb.NWBFile`` (yielded as is), and DANDI assets (a ``dandi:...`` identifier or archive URL
+naming one asset, or a resolved :class:`~nwb_lfads.io.sources.DandiAsset`), streamed through
+:func:`nwb_lfads.io.dandi.open_asset` without downloading the whole file. Files are always
+opened read-only; inputs are never modified.
 """
 
 from __future__ import annotations
@@ -54,13 +56,22 @@ def open_nwb(source) -> Iterator["pynwb.NWBFile"]:  # noqa: F821
     """Open ``source`` read-only and yield its ``pynwb.NWBFile``.
 
     Args:
-        source: a path (str or ``os.PathLike``) to a local ``.nwb`` file, or an open
-            ``pynwb.NWBFile`` (yielded unchanged, not closed).
+        source: a path (str or ``os.PathLike``) to a local ``.nwb`` file, an open
+            ``pynwb.NWBFile`` (yielded unchanged, not closed), a DANDI identifier or URL naming
+            one asset (``dandi:000140/sub-Jenkins/*test*.nwb``), or a ``DandiAsset``.
     """
     import pynwb
 
+    from .sources import DandiAsset, is_dandi_spec
+
     if isinstance(source, pynwb.NWBFile):
         yield source
+        return
+    if isinstance(source, DandiAsset) or is_dandi_spec(source):
+        from .dandi import open_asset, resolve_one
+
+        with open_asset(source if isinstance(source, DandiAsset) else resolve_one(source)) as nwbfile:
+            yield nwbfile
         return
     path = check_nwb_path(source)
     try:
