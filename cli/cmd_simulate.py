@@ -35,7 +35,8 @@ def _parse_units(values: tuple[str, ...]) -> list[int] | None:
               help="Trials per condition in every session [default: 10; several sessions 10, 8, 12].")
 @click.option("--units", "units", multiple=True, metavar="N[,N...]",
               help="Units per session, one value or one per session (e.g. 40,55,70) "
-                   "[default: 50 for one chaotic session (the TF benchmark), else 40, 55, 70].")
+                   "[default: 50 for one chaotic session (the TF benchmark), 30 for one Lorenz "
+                   "session, else 40, 55, 70 cycled].")
 @click.option("--heldout-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Fraction of units marked in a boolean units column 'heldout'.")
 @click.option("--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,

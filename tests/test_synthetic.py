@@ -286,3 +286,15 @@ def test_cli_simulate_bad_units_exit_2(tmp_path):
     assert "--units: 'ten' is not an integer" in result.output
     result = CliRunner().invoke(main, ["simulate", str(tmp_path / "y"), "--sessions", "2", "--units", "1,2,3"])
     assert result.exit_code == 2 and "n_units has 3 values for 2 sessions" in result.output
+
+
+def test_reader_recovers_generator_counts_and_timestamps(sim_files):
+    """The contract's reader, aligned on move_onset_time with window (-0.25, 0.75), sees the true bins."""
+    read = pytest.importorskip("nwb_lfads.io.read")
+    path = sim_files["multi"][1]
+    ds = read.read_session(str(path), bin_size=0.01, align_to="move_onset_time", window=(-0.25, 0.75))
+    truth = generate_sessions(**MULTI)[1]
+    np.testing.assert_array_equal(ds["spikes"].values, truth.spikes)
+    np.testing.assert_array_equal(ds["condition_id"].values, truth.condition_id)
+    f = read_file(path)
+    np.testing.assert_allclose((ds["align_time"] + ds["time"]).values.ravel(), f["timestamps"])
