@@ -297,7 +297,8 @@ def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
     for name, frac in (("heldout_fraction", heldout_fraction), ("eval_fraction", eval_fraction)):
         if not 0.0 <= frac < 1.0:
             raise ConfigError(f"simulate: {name} must be in [0, 1) (got {frac}).")
-    benchmark = kind == "chaotic" and sessions == 1 and n_units in (None, BENCHMARK_UNITS, [BENCHMARK_UNITS])
+    benchmark = (kind == "chaotic" and sessions == 1
+                 and (n_units is None or np.atleast_1d(n_units).tolist() == [BENCHMARK_UNITS]))
     if benchmark:
         default_units: Sequence[int] = (BENCHMARK_UNITS,)
     elif kind == "lorenz" and sessions == 1:
