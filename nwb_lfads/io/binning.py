@@ -12,9 +12,10 @@ each of them.
 
 The approach: for each unit, two ``np.searchsorted`` of the window starts and stops into the
 unit's (sorted) spike train give the range of spikes inside every window; the spikes in those
-ranges are gathered once, their bin computed arithmetically (``floor((t - start) / bin_size)``
-then corrected against the exact edges), and counted with one ``np.bincount`` per group of
-units. Cost is proportional to the spikes inside windows, not to the number of edges.
+ranges are gathered once per group of units, their bin computed arithmetically
+(``floor((t - start) / bin_size)`` then corrected against the exact edges), and counted as runs
+of equal (unit, window, bin) cells, which arrive sorted. Cost is proportional to the spikes
+inside windows, not to the number of edges; temporaries stay small (``PAIRS_PER_PASS``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 # Target number of (spike, window) pairs handled per vectorised pass: bounds temporaries.
-PAIRS_PER_PASS = 1 << 21
+PAIRS_PER_PASS = 1 << 18
 
 
 def bin_edges(starts: np.ndarray, n_bins: int, bin_size: float) -> np.ndarray:
@@ -64,15 +65,12 @@ def bin_index(times: np.ndarray, starts: np.ndarray, bin_size: float) -> np.ndar
     return k
 
 
-def _ragged_arange(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate ``arange(lo[j], hi[j])`` for all j; return it and each element's j (int64)."""
-    lengths = hi - lo
-    total = int(lengths.sum())
-    owner = np.repeat(np.arange(lo.size, dtype=np.int64), lengths)
-    first = np.cumsum(lengths) - lengths  # position of each range's first element in the output
-    positions = np.arange(total, dtype=np.int64)
+def _ragged_arange(lo: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(lo[j], lo[j] + lengths[j])`` over j, int64 [lengths.sum()]."""
+    first = np.cumsum(lengths) - lengths  # where each range starts in the output
+    positions = np.arange(int(lengths.sum()), dtype=np.int64)
     positions += np.repeat(lo - first, lengths)
-    return positions, owner
+    return positions
 
 
 def count_spikes(spike_times: np.ndarray, unit_bounds: np.ndarray, starts: np.ndarray,
@@ -96,9 +94,9 @@ def count_spikes(spike_times: np.ndarray, unit_bounds: np.ndarray, starts: np.nd
     bounds = np.concatenate([[0], np.asarray(unit_bounds, dtype=np.int64)])
     units = np.arange(bounds.size - 1) if units is None else np.asarray(units, dtype=np.int64)
     n_win, n_units = starts.size, units.size
-    out = np.zeros((n_win, n_bins, n_units), dtype=np.int32)
-    if n_win == 0 or n_units == 0 or n_bins == 0:
-        return out
+    by_unit = np.zeros((n_units, n_win, n_bins), dtype=np.int32)
+    if by_unit.size == 0:
+        return by_unit.transpose(1, 2, 0).copy()
     stops = window_stops(starts, n_bins, bin_size)
     # per unit: the half-open range of its spikes inside each window (global positions)
     lo = np.empty((n_units, n_win), dtype=np.int64)
@@ -108,20 +106,26 @@ def count_spikes(spike_times: np.ndarray, unit_bounds: np.ndarray, starts: np.nd
         train = spike_times[a:b]
         lo[j] = np.searchsorted(train, starts, side="left") + a  # first spike >= start
         hi[j] = np.searchsorted(train, stops, side="left") + a  # first spike >= stop
-    pairs_per_unit = (hi - lo).sum(axis=1)
+    lengths = hi - lo  # [N, W] spikes of unit j inside window w
+    pairs_per_unit = lengths.sum(axis=1)
     cells = n_win * n_bins
+    cell_base = np.arange(n_win, dtype=np.int64) * n_bins  # first cell of each window
+    target = by_unit.reshape(-1)
     j0 = 0
     while j0 < n_units:  # groups of whole units with about PAIRS_PER_PASS pairs each
         cum = np.cumsum(pairs_per_unit[j0:])
         j1 = j0 + max(1, int(np.searchsorted(cum, PAIRS_PER_PASS, side="right")))
-        positions, owner = _ragged_arange(lo[j0:j1].ravel(), hi[j0:j1].ravel())
-        win = owner % n_win
-        k = bin_index(spike_times[positions].astype(np.float64, copy=False), starts[win], bin_size)
-        flat = (owner // n_win) * cells + win * n_bins + k  # unit-major within the group
-        counts = np.bincount(flat, minlength=(j1 - j0) * cells)
-        out[:, :, j0:j1] = counts.reshape(j1 - j0, n_win, n_bins).transpose(1, 2, 0)
+        n = lengths[j0:j1].ravel()
+        positions = _ragged_arange(lo[j0:j1].ravel(), n)
+        base = (np.arange(j0, j1, dtype=np.int64)[:, None] * cells + cell_base[None, :]).ravel()
+        flat = np.repeat(base, n)  # cell (unit, window, bin) of every pair
+        flat += bin_index(spike_times[positions], np.repeat(np.tile(starts, j1 - j0), n), bin_size)
+        # pairs come ordered by (unit, window, time), so ``flat`` is sorted: count runs
+        if flat.size:
+            run_starts = np.flatnonzero(np.concatenate([[True], flat[1:] != flat[:-1]]))
+            target[flat[run_starts]] = np.diff(np.append(run_starts, flat.size))
         j0 = j1
-    return out
+    return np.ascontiguousarray(by_unit.transpose(1, 2, 0))
 
 
 def average_samples(times: np.ndarray, values: np.ndarray, starts: np.ndarray,
@@ -148,7 +152,8 @@ def average_samples(times: np.ndarray, values: np.ndarray, starts: np.ndarray,
     n_win = starts.size
     lo = np.searchsorted(times, starts, side="left")
     hi = np.searchsorted(times, window_stops(starts, n_bins, bin_size), side="left")
-    positions, win = _ragged_arange(lo, hi)
+    positions = _ragged_arange(lo, hi - lo)
+    win = np.repeat(np.arange(n_win, dtype=np.int64), hi - lo)
     flat = win * n_bins + bin_index(times[positions], starts[win], bin_size)
     cells = n_win * n_bins
     out = np.full((cells, values.shape[1]), np.nan)

@@ -77,7 +77,10 @@ def _trial_plan(nwbfile, name, bin_size, align_to, window, selection, clip, incl
     if window is None:  # default: from the event to the end of the shortest trial
         after = (stop_time - events)[rows]
         after = after[np.isfinite(after)]
-        n = int(math.floor(after.min() / bin_size + 1e-6)) if after.size else 0
+        if after.size == 0:
+            raise AlignmentError(f"{name}: no default window: no selected trial has a finite '{align_to}'. "
+                                 f"Choose another align_to or other trials.")
+        n = int(math.floor(after.min() / bin_size + 1e-6))
         if n < 1:
             raise AlignmentError(f"{name}: no default window: the shortest time from '{align_to}' to a trial's "
                                  f"stop_time is under one bin. Pass window=(start, stop) in seconds.")
