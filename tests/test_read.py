@@ -10,6 +10,8 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nwb_lfads.errors import (AlignmentError, InputFileError, NwbContentError, SelectionError,
                               SessionMismatchError)
@@ -130,6 +132,36 @@ def test_irregular_trial_gaps_keep_their_ids_and_event_times(aligned):
     np.testing.assert_allclose(ds["start_time"], STARTS[[0, 1, 3, 4, 5, 6]])
 
 
+def test_merge_windows_in_trial_mode_concatenates_trials_in_time_order(aligned):
+    ds = aligned[0]
+    merged = merge_windows(ds["spikes"], ds)
+    assert merged.dims == ("time", "unit") and merged.sizes["time"] == ds.sizes["trial"] * 14
+    assert (np.diff(merged["time"].values) > 0).all()
+    np.testing.assert_array_equal(merged.values, ds["spikes"].values.reshape(-1, 4))  # no overlaps here
+    with pytest.raises(SelectionError, match=r"expected \(6, 14, ...\)"):
+        merge_windows(np.zeros((5, 14)), ds)
+
+
+@settings(max_examples=15, deadline=None)
+@given(events=st.lists(st.floats(0.0, 9.0), min_size=1, max_size=5),
+       w0=st.sampled_from([-0.3, -0.1, 0.0, 0.2]), n_bins=st.integers(1, 30))
+def test_read_session_total_equals_spikes_inside_windows(events, w0, n_bins):
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    rng = np.random.default_rng(len(events) * 31 + n_bins)
+    nwbfile = mock_NWBFile()
+    trains = [np.sort(rng.uniform(0, 10, n)) for n in (40, 25)]
+    for train in trains:
+        nwbfile.add_unit(spike_times=train, obs_intervals=[[-1.0, 11.0]])
+    for e in events:
+        nwbfile.add_trial(start_time=e, stop_time=e + 1.0)
+    ds = read_session(nwbfile, bin_size=0.02, align_to="start_time", window=(w0, w0 + n_bins * 0.02))
+    starts = ds["align_time"].values + w0
+    stops = starts + n_bins * 0.02
+    inside = sum(((t[None] >= starts[:, None]) & (t[None] < stops[:, None])).sum() for t in trains)
+    assert int(ds["spikes"].sum()) == inside
+
+
 def test_spikes_exactly_on_edges_go_to_the_later_bin(mock_path):
     ds = read_quiet(mock_path, bin_size=0.05, align_to="go", window=(-0.2, 0.5))
     with h5py.File(mock_path, "r") as f:
@@ -145,6 +177,9 @@ def test_selections_by_column_ids_and_boolean_units(mock_path):
                     trials={"split": "test"}, units="heldout", include_columns=["split"])
     assert ds["trial"].values.tolist() == [3] and ds["unit"].values.tolist() == [3]
     assert ds["split"].values.tolist() == ["test"]
+    ds = read_quiet(mock_path, bin_size=0.05, align_to="go", window=(-0.2, 0.5), units="~heldout",
+                    trials={"cond": [0, 2]})
+    assert ds["unit"].values.tolist() == [7, 100, 42] and ds["trial"].values.tolist() == [0, 3, 5, 6]
     ds = read_quiet(mock_path, bin_size=0.05, align_to="go", window=(-0.2, 0.5), trials=[5, 0], units=[42, 7])
     assert ds["trial"].values.tolist() == [5, 0] and ds["unit"].values.tolist() == [42, 7]
     np.testing.assert_array_equal(ds["spikes"].values,

@@ -175,7 +175,8 @@ def read_session(source, bin_size: float = 0.01, align_to: str | None = None,
             were observed (hull of ``obs_intervals``, else first to last spike); the last window
             is moved back to end within a bin of the span's end.
         trials: ``{column: value or [values]}`` or a list of trial ids.
-        units: a list of unit ids, or the name of a boolean units column.
+        units: a list of unit ids, or the name of a boolean units column (``"~heldout"``: the
+            units where that column is False).
         heldout: a boolean units column (NLB ``heldout``) kept as unit coordinate ``heldout``.
         behavior: TimeSeries names (anywhere in the file) averaged onto the bins.
         clip_to_trial: drop (and report) trials whose window reaches past their own

@@ -95,12 +95,15 @@ def select_units(nwbfile, ids: np.ndarray, units, name: str) -> np.ndarray:
 
     Args:
         ids: all units-table ids, int64 [N_all].
-        units: None (all), a list of unit ids, or the name of a boolean units column.
+        units: None (all), a list of unit ids, or the name of a boolean units column
+            (``"~name"`` selects the units where it is False, e.g. ``"~heldout"``).
     """
     if units is None:
         return np.arange(ids.size)
     if isinstance(units, str):
-        mask = _bool_column(nwbfile.units, units, name)
+        negate = units.startswith("~")
+        mask = _bool_column(nwbfile.units, units.lstrip("~"), name)
+        mask = ~mask if negate else mask
         positions = np.flatnonzero(mask)
         if positions.size == 0:
             raise SelectionError(f"{name}: units column '{units}' is False for every unit, so no units are "
