@@ -317,3 +317,8 @@ def test_bad_files_raise_content_errors(tmp_path):
     text.write_text("not an nwb file")
     with pytest.raises(InputFileError, match="not an HDF5 file"):
         read_session(text)
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(InputFileError, match="without NWB structure"):
+        read_session(plain)
