@@ -351,3 +351,26 @@ def test_bad_arguments_and_results(a8604_copy, tmp_path):
     with pytest.raises(ResultsFormatError, match="one finite session time per trial"):
         write_results(a8604_copy, bad, tmp_path / "o.nwb")
     assert not (tmp_path / "o.nwb").exists()
+
+
+def test_continuous_session_from_the_reader_round_trip(a8604_copy, tmp_path):
+    """read_session(align_to=None) -> results -> one regular series covering the whole span."""
+    import nwb_lfads
+
+    ds = nwb_lfads.read_session(a8604_copy, bin_size=BIN, align_to=None)
+    res = xr.Dataset({"rates": (("trial", "time", "unit"), (ds["spikes"].values / BIN).astype(np.float32)),
+                      "factors": (("trial", "time", "factor"), np.zeros(ds["spikes"].shape[:2] + (4,), np.float32))},
+                     coords=ds.coords, attrs=ds.attrs)
+    out = write_results(a8604_copy, res, tmp_path / "A8604.lfads.nwb")
+    io, nwb = read_file(out)
+    try:
+        rates = nwb.processing["lfads"]["rates"]
+        starts = ds["align_time"].values
+        n_bins = int(round((starts[-1] - starts[0]) / BIN)) + ds.sizes["time"]
+        assert rates.timestamps is None and rates.rate == pytest.approx(1 / BIN)
+        assert rates.starting_time == pytest.approx(starts[0] + BIN / 2)
+        assert rates.data.shape == (n_bins, 3)
+        n_spikes = sum(len(nwb.units.get_unit_spike_times(i)) for i in range(3))
+        assert np.nansum(rates.data[:] * BIN) == pytest.approx(n_spikes, rel=1e-3)  # averaging keeps spikes
+    finally:
+        io.close()

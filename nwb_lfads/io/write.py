@@ -2,7 +2,7 @@
 
 The input is opened read-only, ``processing/lfads`` is added in memory, and the whole file is
 written with ``NWBHDF5IO.export`` to a hidden temporary file beside the target
-(``.<name>.tmp-<pid>``), given a fresh ``identifier`` (uuid4) and fresh object ids, re-opened
+(``.<name>.tmp-<pid>.nwb``), given a fresh ``identifier`` (uuid4) and fresh object ids, re-opened
 with pynwb as a check, and only then renamed onto the target with ``os.replace`` (atomic on one
 file system). On any failure the temporary file is removed and the target is untouched.
 
@@ -66,8 +66,8 @@ def write_results(source, results, out_path=None, *, provenance: dict | None = N
             ``inferred_inputs`` ``(trial, time, input)``; coords ``time`` (s, bin centres
             relative to the event or window start), ``unit`` (units-table ids), ``align_time``
             (s, per trial); attrs ``bin_size`` (s), ``align_to`` (None in continuous mode).
-        out_path: the file to create or replace (its folder is created). Ignored-if-equal when
-            ``in_place``; must differ from ``source`` otherwise.
+        out_path: the file to create or replace (its folder is created); must differ from
+            ``source``. With ``in_place``, None or the source path itself.
         provenance: nested dict (e.g. ``{"config": {...}, "metrics": {...}}``; dataclasses are
             accepted) stored in the ``provenance`` table and the module description.
         in_place: replace ``source`` itself, atomically, once the new file re-opens in pynwb.
