@@ -44,3 +44,5 @@ def test_table_and_description_hold_every_row():
     desc = module_description(rows, ["rates", "factors"])
     assert "valid_loss=0.25" in desc and "rates, factors" in desc
     assert json.loads(desc.split("the same as JSON: ", 1)[1]) == json.loads(json.dumps(rows))
+    rows = provenance_rows(_results(), {"final_metrics": {"epoch": 5}, "config": {"epochs": 9}}, "x.nwb")
+    assert "Final metrics: epoch=5." in module_description(rows, ["rates"])

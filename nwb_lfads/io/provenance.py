@@ -76,8 +76,11 @@ def provenance_table(rows: dict):
 
 
 def module_description(rows: dict, series: list[str]) -> str:
-    metrics = {k: v for k, v in rows.items() if k.startswith("metrics.")}
-    shown = "; ".join(f"{k[len('metrics.'):]}={as_text(v)}" for k, v in list(metrics.items())[:8])
+    """One paragraph for ``processing/lfads``: what it holds, up to 8 final metrics (rows under a
+    ``metrics`` or ``final_metrics`` key), then every row as JSON."""
+    metrics = {k.split(".", 1)[1]: v for k, v in rows.items()
+               if "." in k and k.split(".", 1)[0] in ("metrics", "final_metrics")}
+    shown = "; ".join(f"{k}={as_text(v)}" for k, v in list(metrics.items())[:8])
     return (f"LFADS (latent factor analysis via dynamical systems) results written by nwb-lfads "
             f"{rows['nwb_lfads_version']}: {', '.join(series)}."
             + (f" Final metrics: {shown}." if shown else "")
