@@ -123,6 +123,8 @@ def _conditions(obj, condition: str):
 # ---------------------------------------------------------------- learning curves
 
 def _read_metrics(metrics_rows) -> list[dict]:
+    if metrics_rows is None:
+        return []
     if isinstance(metrics_rows, (str, os.PathLike)):
         with open(metrics_rows, newline="") as fh:
             return list(csv.DictReader(fh))

@@ -66,7 +66,7 @@ def test_learning_curves_from_rows_and_csv(tmp_path):
     [path2] = report.plot_learning_curves(csv_path, tmp_path / "csv", prefix="s1")
     assert path2.name == "s1_learning_curves.png"
     assert_good_png(path2)
-    assert report.plot_learning_curves([], tmp_path) == []
+    assert report.plot_learning_curves([], tmp_path) == [] and report.plot_learning_curves(None, tmp_path) == []
     assert not list((tmp_path / "run").glob(".*"))  # no temporary files left
 
 
