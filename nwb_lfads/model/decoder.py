@@ -1,0 +1,83 @@
+"""The controller-generator recurrence: one ``lax.scan`` over bins.
+
+Shape glossary: B trials, T bins, G ``gen_dim``, K ``con_dim``, U ``co_dim``,
+F ``fac_dim``, I2 = 2 ``ci_enc_dim``.
+
+Per bin t (TF LFADS ordering): the controller reads ``[ci_enc_t, f_{t-1}]`` and its state
+``c_{t-1}``; the inferred input ``u_t ~ N(mean_t, var_t)`` is sampled with noise drawn
+before the scan; the generator steps from ``g_{t-1}`` with input ``u_t``; the factors
+``f_t = dropout(g_t) W_fac`` are the ones that give the rates of bin t. ``f_{-1}`` comes
+from g0.
+
+Speed: the CI projection of all bins is one matmul before the scan; ``f_{t-1} W_f`` is folded
+into ``dropout(g_{t-1}) (W_fac W_f)``, so each step costs three matmuls (controller, posterior
+head, generator), each of the fused ``[x, h] @ [I + H, 4H]`` form (:func:`gru.cat_weights`).
+Factors are computed after the scan in one matmul. Without a controller the step is a
+single ``[B, G] x [G, 3G]`` matmul.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .controller import ControllerParams, co_posterior
+from .generator import GeneratorParams
+from .gru import cat_weights, gru_cat, gru_split
+
+
+class DecoderOut(NamedTuple):
+    gen_states: jnp.ndarray   # [B, T, G] generator states after dropout (factor input)
+    co_mean: jnp.ndarray | None  # [B, T, U]
+    co_var: jnp.ndarray | None   # [B, T, U]
+    u: jnp.ndarray | None        # [B, T, U] sampled inferred inputs
+
+
+def decode(gen: GeneratorParams, g0, n_bins: int, clip: float, *, con: ControllerParams | None = None,
+           ci_enc=None, co_eps=None, co_var_min: float = 1e-4, gen_keep=None) -> DecoderOut:
+    """Run the recurrence.
+
+    Args:
+        gen: generator parameters. g0: initial generator state, float32 [B, G].
+        n_bins: T. clip: state clip of both GRUs (<= 0: none).
+        con: controller parameters (None = autonomous generator).
+        ci_enc: CI encodings, float32 [B, T, I2] (with a controller).
+        co_eps: standard normal noise of the inferred inputs, float32 [B, T, U].
+        gen_keep: dropout scale of the generator state, float32 [B, T, G] with entries 0 or
+            1 / (1 - rate); None = no dropout.
+    """
+    B, G = g0.shape
+    keep_t = None if gen_keep is None else jnp.swapaxes(gen_keep, 0, 1)   # [T, B, G]
+    if con is None:
+        def step(h, keep):
+            h = gru_split(gen.b, h @ gen.w_h, h, clip)
+            return h, h
+        _, hs = jax.lax.scan(step, g0, None, length=n_bins)               # [T, B, G]
+        hs = hs if keep_t is None else hs * keep_t
+        return DecoderOut(jnp.swapaxes(hs, 0, 1), None, None, None)
+
+    K = con.w_h.shape[0]
+    ci_x = jnp.swapaxes(ci_enc @ con.w_ci + con.b, 0, 1)                      # [T, B, 3K]
+    ci_x = jnp.pad(ci_x, ((0, 0), (0, 0), (0, K)))                            # [T, B, 4K]
+    w_con = cat_weights(gen.w_fac @ con.w_f, con.w_h)                          # [G + K, 4K]
+    w_gen = cat_weights(gen.w_i, gen.w_h)                                      # [U + G, 4G]
+    b_gen = jnp.concatenate([gen.b, jnp.zeros((G,), gen.b.dtype)])
+    eps_t = jnp.swapaxes(co_eps, 0, 1)                                         # [T, B, U]
+
+    def step(carry, xs):
+        c, g, gm = carry
+        ci_t, eps, keep = xs
+        a = jnp.concatenate([gm, c], axis=-1) @ w_con
+        c = gru_cat(a + ci_t, c, clip)
+        mean, var = co_posterior(c, con.w_co, con.b_co, co_var_min)
+        u = mean + jnp.sqrt(var) * eps
+        g = gru_cat(jnp.concatenate([u, g], axis=-1) @ w_gen + b_gen, g, clip)
+        gm = g if keep is None else g * keep
+        return (c, g, gm), (gm, mean, var, u)
+
+    c0 = jnp.zeros((B, K), g0.dtype)
+    _, (hs, mean, var, u) = jax.lax.scan(step, (c0, g0, g0), (ci_x, eps_t, keep_t))
+    sw = lambda a: jnp.swapaxes(a, 0, 1)
+    return DecoderOut(sw(hs), sw(mean), sw(var), sw(u))

@@ -1,0 +1,84 @@
+"""The two bidirectional encoders (initial condition and controller input) in one scan.
+
+Shape glossary: B trials, T bins, I encoder inputs (read-in size or units), E ``ic_enc_dim``
+(per direction), C ``ci_enc_dim`` (per direction), K cells (2 or 4), H = max(E, C).
+
+The IC encoder (forward and backward GRU over the whole trial) summarises a trial into its
+final states [B, 2E]; the controller-input (CI) encoder gives per-bin encodings [B, T, 2C],
+the forward direction lagged by ``ci_lag`` bins and the backward direction led by it, so the
+controller at bin t never sees the spikes of bin t itself (as in TF LFADS).
+
+Speed: the input projection of all cells and all bins is one matmul outside the recurrence;
+the backward cells read the time-reversed projection, so all K cells advance together in one
+``lax.scan`` with one batched ``[K, B, H] x [K, H, 3H]`` matmul per step. Cells narrower than H
+are zero-padded (their padded state stays exactly zero; see :func:`gru.pad_gates`).
+"""
+
+from __future__ import annotations
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from .gru import GRUWeights, gru_split, pad_gates
+
+
+def lag_encodings(fwd, bwd, lag: int):
+    """Shift forward encodings [B, T, C] later by ``lag`` bins and backward ones earlier,
+    zero-filling; returns [B, T, 2C]."""
+    if lag > 0:
+        T = fwd.shape[1]
+        lag = min(lag, T)
+        fwd = jnp.pad(fwd, ((0, 0), (lag, 0), (0, 0)))[:, :T]
+        bwd = jnp.pad(bwd, ((0, 0), (0, lag), (0, 0)))[:, lag:]
+    return jnp.concatenate([fwd, bwd], axis=-1)
+
+
+class Encoders(hk.Module):
+    """Bidirectional IC encoder and (when ``ci_enc_dim > 0``) CI encoder.
+
+    Call with ``x`` float32 [B, T, I] (already dropped out); returns ``(ic_enc [B, 2E],
+    ci_enc [B, T, 2C] or None)``, both with dropout applied when ``is_training``.
+    """
+
+    def __init__(self, ic_enc_dim: int, ci_enc_dim: int, ci_lag: int, dropout_rate: float,
+                 name: str | None = "encoders"):
+        super().__init__(name=name)
+        self.E, self.C, self.ci_lag, self.dropout_rate = ic_enc_dim, ci_enc_dim, ci_lag, dropout_rate
+
+    def __call__(self, x, is_training: bool):
+        B, T, I = x.shape
+        E, C = self.E, self.C
+        # cell order: forward cells first, then backward cells (same order), so that the
+        # projection of the time-reversed input gives the second half of the stack
+        sizes = [E, C, E, C] if C > 0 else [E, E]
+        names = ["ic_fwd", "ci_fwd", "ic_bwd", "ci_bwd"] if C > 0 else ["ic_fwd", "ic_bwd"]
+        H = max(sizes)
+        K = len(sizes)
+        weights = [GRUWeights(h, name=n)(I) for h, n in zip(sizes, names)]
+        w_i = jnp.stack([pad_gates(w[0], H) for w in weights]).reshape(2, K // 2, I, 3 * H)
+        b = jnp.stack([pad_gates(w[2], H) for w in weights])                        # [K, 3H]
+        w_h = jnp.stack([pad_gates(w[1], H, rows=H) for w in weights])             # [K, H, 3H]
+
+        x_t = jnp.transpose(x, (1, 0, 2))                                           # [T, B, I]
+        x2 = jnp.stack([x_t, jnp.flip(x_t, axis=0)])                                # [2, T, B, I]
+        xg = jnp.einsum("dtbi,dkig->tdkbg", x2, w_i).reshape(T, K, B, 3 * H)
+        xg = xg + b[None, :, None, :]
+
+        def step(h, xg_t):
+            hg = jnp.einsum("kbh,khg->kbg", h, w_h)
+            h = gru_split(xg_t, hg, h)
+            return h, (h[1::2] if K == 4 else None)
+
+        h_last, hs = jax.lax.scan(step, jnp.zeros((K, B, H), x.dtype), xg)
+        ic_enc = jnp.concatenate([h_last[0, :, :E], h_last[K // 2, :, :E]], axis=-1)
+        ci_enc = None
+        if K == 4:
+            fwd = jnp.transpose(hs[:, 0, :, :C], (1, 0, 2))                 # [B, T, C]
+            bwd = jnp.transpose(jnp.flip(hs[:, 1, :, :C], axis=0), (1, 0, 2))
+            ci_enc = lag_encodings(fwd, bwd, self.ci_lag)
+        if is_training and self.dropout_rate > 0:
+            ic_enc = hk.dropout(hk.next_rng_key(), self.dropout_rate, ic_enc)
+            if ci_enc is not None:
+                ci_enc = hk.dropout(hk.next_rng_key(), self.dropout_rate, ci_enc)
+        return ic_enc, ci_enc

@@ -1,0 +1,182 @@
+"""The full LFADS model, assembled from its parts, as one Haiku-transformed function.
+
+Shape glossary: B trials, T bins, S sessions, N units (padded to the largest session),
+R read-in size, E/C encoder sizes per direction, D ``ic_dim``, G ``gen_dim``,
+K ``con_dim``, U ``co_dim`` (0 = autonomous), F ``fac_dim``.
+
+Data flow of one trial: spikes (units the encoders may see; sample-validation and
+coordinated-dropout masks applied; dropout) -> per-session read-in -> bidirectional IC and CI
+encoders -> g0 posterior (KL to a learnable-mean Gaussian prior) -> controller + generator
+recurrence with inferred inputs (KL to an AR(1) prior, by sampling) -> row-normalised factors
+-> per-session read-out -> log-rates -> masked likelihood.
+
+``make_lfads(cfg, unit_mask)`` returns an ``hk.Transformed`` whose
+``apply(params, rng, batch, is_training)`` returns an :class:`LFADSOutput`; ``is_training``
+(a Python bool, static under ``jit``) switches dropout and coordinated dropout on.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..train.config import ModelConfig
+from .controller import Controller
+from .decoder import decode
+from .encoder import Encoders
+from .generator import Generator
+from .likelihoods import get_likelihood, masked_nll
+from .priors import AR1Prior, ICPrior, ar1_log_density, gaussian_kl, LOG_2PI
+from .readin import ReadIn, ReadInit, ReadOut
+
+
+class Batch(NamedTuple):
+    """One batch of trials.
+
+    spikes: counts as float32 [B, T, N] (padded units 0). session: int32 [B].
+    input_mask: float32 [B, N], 1 where the encoders may see the unit.
+    loss_mask: float32 [B, N], 1 where the unit is observed on this trial (scored).
+    sv_mask: float32 [B, T, N] or None, 1 for bins held back for sample validation.
+    """
+
+    spikes: jnp.ndarray
+    session: jnp.ndarray
+    input_mask: jnp.ndarray
+    loss_mask: jnp.ndarray
+    sv_mask: jnp.ndarray | None = None
+
+
+class LFADSOutput(NamedTuple):
+    """What one pass returns (per trial; nats for losses).
+
+    log_rates [B, T, N] (read-out output: log expected counts per bin for Poisson),
+    factors [B, T, F], inferred_inputs [B, T, U] (sampled; U = 0 when autonomous),
+    ic_mean, ic_var [B, D] (g0 posterior), co_mean, co_var [B, T, U],
+    kl_ic, kl_co [B], recon [B] (masked NLL of the scored elements), recon_sv [B] (NLL of the
+    sample-validation elements; 0 without them).
+    """
+
+    log_rates: jnp.ndarray
+    factors: jnp.ndarray
+    inferred_inputs: jnp.ndarray
+    ic_mean: jnp.ndarray
+    ic_var: jnp.ndarray
+    co_mean: jnp.ndarray
+    co_var: jnp.ndarray
+    kl_ic: jnp.ndarray
+    kl_co: jnp.ndarray
+    recon: jnp.ndarray
+    recon_sv: jnp.ndarray
+
+
+def readin_size(cfg: ModelConfig, n_sessions: int) -> int:
+    """Width of the read-in (0 = none: one session and ``readin_dim == 0``)."""
+    if n_sessions == 1 and cfg.readin_dim == 0:
+        return 0
+    return cfg.readin_dim or cfg.fac_dim
+
+
+class LFADS(hk.Module):
+    """LFADS over sessions sharing encoders, controller and generator (see module docstring)."""
+
+    def __init__(self, cfg: ModelConfig, unit_mask: np.ndarray, readin_init: ReadInit | None = None,
+                 name: str | None = "lfads"):
+        super().__init__(name=name)
+        self.cfg = cfg
+        self.unit_mask = np.asarray(unit_mask, bool)
+        self.readin_init = readin_init
+        self.lik = get_likelihood(cfg.likelihood)
+
+    def __call__(self, batch: Batch, is_training: bool) -> LFADSOutput:
+        cfg = self.cfg
+        spikes = batch.spikes
+        B, T, N = spikes.shape
+        S = self.unit_mask.shape[0]
+        U = cfg.co_dim
+        x = jnp.where(batch.input_mask[:, None, :] > 0, spikes, 0.0)
+        weight = jnp.broadcast_to(batch.loss_mask[:, None, :], spikes.shape)
+        sv_weight = None
+        if batch.sv_mask is not None and cfg.sv_rate > 0:
+            x = jnp.where(batch.sv_mask > 0, 0.0, x / (1.0 - cfg.sv_rate))
+            sv_weight = weight * batch.sv_mask
+            weight = weight * (1.0 - batch.sv_mask)
+        if is_training and cfg.cd_rate > 0:
+            keep = jax.random.bernoulli(hk.next_rng_key(), 1.0 - cfg.cd_rate, x.shape)
+            x = jnp.where(keep, x / (1.0 - cfg.cd_rate), 0.0)
+            weight = weight * jnp.where(keep, 0.0, 1.0 / cfg.cd_rate)
+        if is_training and cfg.dropout_rate > 0:
+            x = hk.dropout(hk.next_rng_key(), cfg.dropout_rate, x)
+        R = readin_size(cfg, S)
+        if R > 0:
+            x = ReadIn(self.unit_mask, R, self.readin_init)(x, batch.session)
+
+        ci_dim = cfg.ci_enc_dim if U > 0 else 0
+        ic_enc, ci_enc = Encoders(cfg.ic_enc_dim, ci_dim, cfg.ci_lag, cfg.dropout_rate)(x, is_training)
+
+        post = hk.Linear(2 * cfg.ic_dim, name="ic_posterior")(ic_enc)
+        ic_mean = post[:, :cfg.ic_dim]
+        ic_var = jnp.exp(post[:, cfg.ic_dim:]) + cfg.ic_post_var_min
+        p_mean, p_var = ICPrior(cfg.ic_dim, cfg.ic_prior_var)()
+        kl_ic = gaussian_kl(ic_mean, ic_var, p_mean, p_var)
+        ic_sample = ic_mean + jnp.sqrt(ic_var) * jax.random.normal(hk.next_rng_key(), ic_mean.shape)
+
+        generator = Generator(cfg.gen_dim, cfg.fac_dim)
+        gp = generator(U)
+        g0 = generator.initial_state(ic_sample, cfg.cell_clip)
+        gen_keep = None
+        if is_training and cfg.dropout_rate > 0:
+            gen_keep = hk.dropout(hk.next_rng_key(), cfg.dropout_rate, jnp.ones((B, T, cfg.gen_dim)))
+        if U > 0:
+            cp = Controller(cfg.con_dim, U)(ci_enc.shape[-1], cfg.fac_dim)
+            eps = jax.random.normal(hk.next_rng_key(), (B, T, U))
+            dec = decode(gp, g0, T, cfg.cell_clip, con=cp, ci_enc=ci_enc, co_eps=eps,
+                         co_var_min=cfg.ic_post_var_min, gen_keep=gen_keep)
+            log_tau, log_pvar = AR1Prior(U, cfg.co_prior_tau, cfg.co_prior_var)()
+            log_q = jnp.sum(-0.5 * (LOG_2PI + jnp.log(dec.co_var) + eps ** 2), axis=(1, 2))
+            kl_co = log_q - ar1_log_density(dec.u, log_tau, log_pvar)
+            co_mean, co_var, u = dec.co_mean, dec.co_var, dec.u
+        else:
+            dec = decode(gp, g0, T, cfg.cell_clip, gen_keep=gen_keep)
+            co_mean = co_var = u = jnp.zeros((B, T, 0), jnp.float32)
+            kl_co = jnp.zeros((B,), jnp.float32)
+
+        factors = dec.gen_states @ gp.w_fac
+        log_rates = ReadOut(self.unit_mask, cfg.fac_dim, self.readin_init)(factors, batch.session)
+        recon = masked_nll(self.lik, log_rates, spikes, weight)
+        recon_sv = (masked_nll(self.lik, log_rates, spikes, sv_weight) if sv_weight is not None
+                    else jnp.zeros((B,), jnp.float32))
+        return LFADSOutput(log_rates, factors, u, ic_mean, ic_var, co_mean, co_var,
+                           kl_ic, kl_co, recon, recon_sv)
+
+
+def make_lfads(cfg: ModelConfig, unit_mask: np.ndarray, readin_init: ReadInit | None = None) -> hk.Transformed:
+    """The transformed model. ``unit_mask``: bool [S, N], True where session s has unit n.
+
+    ``init(rng, batch, is_training)`` -> params; ``apply(params, rng, batch, is_training)``
+    -> :class:`LFADSOutput`.
+    """
+    def forward(batch: Batch, is_training: bool) -> LFADSOutput:
+        return LFADS(cfg, unit_mask, readin_init)(batch, is_training)
+    return hk.transform(forward)
+
+
+def l2_penalty(params) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``0.5 * mean(w^2)`` of the generator's and the controller's recurrent kernels
+    (``w_h``); the controller term is 0 for the autonomous model. Returns two scalars."""
+    gen = con = jnp.float32(0.0)
+    for module, leaves in params.items():
+        if re.search(r"generator/(~/)?gru$", module):
+            gen = 0.5 * jnp.mean(leaves["w_h"] ** 2)
+        elif re.search(r"controller/(~/)?gru$", module):
+            con = 0.5 * jnp.mean(leaves["w_h"] ** 2)
+    return gen, con
+
+
+def readin_param_mask(params):
+    """Pytree of bools like ``params``: True for the read-in's parameters (to freeze them)."""
+    return {m: {k: m.endswith("readin") for k in leaves} for m, leaves in params.items()}

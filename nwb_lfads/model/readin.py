@@ -1,0 +1,100 @@
+"""Per-session read-in (units -> shared encoder input) and read-out (factors -> units).
+
+Shape glossary: B trials, T bins, S sessions, N units (padded to the largest session),
+R ``readin_dim``, F ``fac_dim``.
+
+Weights of all sessions are stacked, ``[S, N, R]`` and ``[S, F, N]``, and gathered by each
+trial's session index, so one compiled step serves every session. Padded units have zero
+input (masked by the caller) and zero loss weight, so their read-in rows and read-out columns
+receive exactly zero gradient; they are also initialised to zero.
+
+Initial weights can be handed in (issue 5's principal-component regression) as a
+:class:`ReadInit`; any field left ``None`` falls back to the default initialiser.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import haiku as hk
+import jax.numpy as jnp
+import numpy as np
+
+
+class ReadInit(NamedTuple):
+    """Optional initial values, numpy float32: ``readin_w`` [S, N, R], ``readin_b`` [S, R],
+    ``readout_w`` [S, F, N], ``readout_b`` [S, N] (log expected counts per bin for Poisson)."""
+
+    readin_w: np.ndarray | None = None
+    readin_b: np.ndarray | None = None
+    readout_w: np.ndarray | None = None
+    readout_b: np.ndarray | None = None
+
+
+def _init_or(value, shape, default):
+    if value is None:
+        return default
+    value = np.asarray(value, np.float32)
+    if value.shape != tuple(shape):
+        from ..errors import ConfigError
+        raise ConfigError(f"read-in/read-out initial value has shape {value.shape}, expected {tuple(shape)}.")
+    return hk.initializers.Constant(value)
+
+
+def _masked_normal(unit_mask, axis: int, fan_in: int):
+    """Normal(0, 1/fan_in) weights, zero where the unit does not exist (unit axis ``axis``)."""
+    def init(shape, dtype):
+        w = hk.initializers.TruncatedNormal(1.0 / np.sqrt(fan_in))(shape, dtype)
+        m = jnp.asarray(unit_mask, dtype)  # [S, N]
+        m = m[:, :, None] if axis == 1 else m[:, None, :]
+        return w * m
+    return init
+
+
+def gather(w, session, single: bool):
+    """Per-trial weights: ``w[session]``, or ``w[0]`` broadcast when there is one session."""
+    return w[0] if single else w[session]
+
+
+class ReadIn(hk.Module):
+    """Linear map of units to the encoder input: x [B, T, N] -> [B, T, R]."""
+
+    def __init__(self, unit_mask: np.ndarray, readin_dim: int, init: ReadInit | None = None,
+                 name: str | None = "readin"):
+        super().__init__(name=name)
+        self.unit_mask = np.asarray(unit_mask, bool)
+        self.R = readin_dim
+        self.init = init or ReadInit()
+
+    def __call__(self, x, session):
+        S, N = self.unit_mask.shape
+        fan = max(int(self.unit_mask.sum(axis=1).max()), 1)
+        w = hk.get_parameter("w", [S, N, self.R], jnp.float32,
+                             init=_init_or(self.init.readin_w, (S, N, self.R), _masked_normal(self.unit_mask, 1, fan)))
+        b = hk.get_parameter("b", [S, self.R], jnp.float32,
+                             init=_init_or(self.init.readin_b, (S, self.R), jnp.zeros))
+        if S == 1:
+            return x @ w[0] + b[0]
+        return jnp.einsum("btn,bnr->btr", x, w[session]) + b[session][:, None, :]
+
+
+class ReadOut(hk.Module):
+    """Linear map of factors to per-unit outputs (log-rates): f [B, T, F] -> [B, T, N]."""
+
+    def __init__(self, unit_mask: np.ndarray, fac_dim: int, init: ReadInit | None = None,
+                 name: str | None = "readout"):
+        super().__init__(name=name)
+        self.unit_mask = np.asarray(unit_mask, bool)
+        self.F = fac_dim
+        self.init = init or ReadInit()
+
+    def __call__(self, factors, session):
+        S, N = self.unit_mask.shape
+        w = hk.get_parameter("w", [S, self.F, N], jnp.float32,
+                             init=_init_or(self.init.readout_w, (S, self.F, N),
+                                           _masked_normal(self.unit_mask, 2, self.F)))
+        b = hk.get_parameter("b", [S, N], jnp.float32,
+                             init=_init_or(self.init.readout_b, (S, N), jnp.zeros))
+        if S == 1:
+            return factors @ w[0] + b[0]
+        return jnp.einsum("btf,bfn->btn", factors, w[session]) + b[session][:, None, :]

@@ -1,0 +1,139 @@
+"""Checkpoints: ``.npz`` of flattened trees, YAML config and JSON session metadata. No pickle.
+
+``RUN_DIR/checkpoint/`` holds
+
+- ``state.npz``: ``params:<module>:<name>`` arrays, ``opt:<i>`` optimizer-state leaves in
+  tree order, ``rng`` (raw key data, uint32), ``step``, ``host:<name>`` scalars of the loop
+  (epoch, learning rate, counters), ``split:train`` (bool [M], to check a resume uses the
+  same split) and ``config_yaml``;
+- ``best_params.npz``: the parameters with the best smoothed validation loss;
+- ``config.yaml`` (the full :class:`RunConfig`) and ``sessions.json`` (per session:
+  ``session_id``, ``source``, ``n_units``, ``unit_ids``, ``trial_ids``, ``heldout``).
+
+Every file is written to a temporary name and renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from ..errors import RunDirError
+from .config import RunConfig
+
+STATE = "state.npz"
+BEST = "best_params.npz"
+SESSIONS = "sessions.json"
+CONFIG = "config.yaml"
+
+
+def flatten_params(params: dict) -> dict[str, np.ndarray]:
+    """Haiku params {module: {name: array}} -> {"params:module:name": np.ndarray}."""
+    return {f"params:{m}:{k}": np.asarray(v) for m, leaves in params.items() for k, v in leaves.items()}
+
+
+def unflatten_params(arrays) -> dict:
+    params: dict = {}
+    for key in arrays:
+        if key.startswith("params:"):
+            _, module, name = key.split(":", 2)
+            params.setdefault(module, {})[name] = np.asarray(arrays[key])
+    return params
+
+
+def _atomic_savez(path: Path, arrays: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_state(ckpt_dir: Path, state, host: dict, train_mask: np.ndarray, cfg: RunConfig) -> None:
+    """Write ``state.npz`` (see the module docstring). ``state``: a TrainingState."""
+    arrays = flatten_params(jax.device_get(state.params))
+    for i, leaf in enumerate(jax.tree_util.tree_leaves(jax.device_get(state.opt_state))):
+        arrays[f"opt:{i:05d}"] = np.asarray(leaf)
+    arrays["rng"] = np.asarray(jax.random.key_data(state.rng))
+    arrays["step"] = np.asarray(state.step, np.int64)
+    for k, v in host.items():
+        arrays[f"host:{k}"] = np.asarray(v, np.float64)
+    arrays["split:train"] = np.asarray(train_mask, bool)
+    arrays["config_yaml"] = np.asarray(cfg.to_yaml())
+    _atomic_savez(Path(ckpt_dir) / STATE, arrays)
+
+
+def load_state(ckpt_dir: Path, template):
+    """Read ``state.npz`` into the structure of ``template`` (a TrainingState of the same
+    model). Returns ``(state, host dict, train mask)``."""
+    path = Path(ckpt_dir) / STATE
+    if not path.exists():
+        raise RunDirError(f"{path}: no checkpoint to resume from; run without --resume.")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    params = unflatten_params(arrays)
+    ref = jax.tree_util.tree_map(np.shape, jax.device_get(template.params))
+    got = jax.tree_util.tree_map(np.shape, params)
+    if ref != got:
+        raise RunDirError(f"{path}: the checkpoint's parameters do not match the model of this config "
+                          f"and data; resume with the same config and sessions.")
+    leaves, treedef = jax.tree_util.tree_flatten(template.opt_state)
+    opt_keys = sorted(k for k in arrays if k.startswith("opt:"))
+    if len(opt_keys) != len(leaves):
+        raise RunDirError(f"{path}: optimizer state has {len(opt_keys)} arrays, expected {len(leaves)}.")
+    opt_state = jax.tree_util.tree_unflatten(
+        treedef, [np.asarray(arrays[k]).astype(np.asarray(l).dtype) for k, l in zip(opt_keys, leaves)])
+    rng = jax.random.wrap_key_data(arrays["rng"])
+    state = type(template)(jax.tree_util.tree_map(jax.numpy.asarray, params),
+                           jax.tree_util.tree_map(jax.numpy.asarray, opt_state), rng,
+                           jax.numpy.asarray(arrays["step"], jax.numpy.int32))
+    host = {k.split(":", 1)[1]: float(arrays[k]) for k in arrays if k.startswith("host:")}
+    return state, host, arrays["split:train"]
+
+
+def save_params(path: Path, params, **extra) -> None:
+    """Write parameters (and scalar extras, e.g. ``epoch``) to one ``.npz``."""
+    arrays = flatten_params(jax.device_get(params))
+    arrays.update({f"host:{k}": np.asarray(v, np.float64) for k, v in extra.items()})
+    _atomic_savez(Path(path), arrays)
+
+
+def load_params(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return unflatten_params({k: z[k] for k in z.files})
+
+
+def write_run_files(ckpt_dir: Path, cfg: RunConfig, sessions) -> None:
+    """``config.yaml`` and ``sessions.json`` (list of SessionInfo) in the checkpoint folder."""
+    _atomic_text(Path(ckpt_dir) / CONFIG, cfg.to_yaml())
+    _atomic_text(Path(ckpt_dir) / SESSIONS, json.dumps([s.to_dict() for s in sessions], indent=1, default=str))
+
+
+def load_run(run_dir) -> tuple[RunConfig, dict, list]:
+    """Load a trained run: ``(cfg, params, sessions)`` from ``RUN_DIR/checkpoint/``.
+
+    ``params`` are the best parameters (numpy); ``sessions`` a list of
+    :class:`nwb_lfads.data.SessionInfo` in the model's session order.
+    """
+    from ..data import SessionInfo
+
+    ckpt = Path(run_dir) / "checkpoint"
+    missing = [n for n in (CONFIG, SESSIONS) if not (ckpt / n).exists()]
+    if not ckpt.is_dir() or missing or not ((ckpt / BEST).exists() or (ckpt / STATE).exists()):
+        raise RunDirError(f"{run_dir}: not a trained run directory (expected checkpoint/ with {CONFIG}, "
+                          f"{SESSIONS} and {BEST}); pass the --out folder of a finished `nwb-lfads fit`.")
+    cfg = RunConfig.from_yaml(ckpt / CONFIG)
+    params = load_params(ckpt / BEST if (ckpt / BEST).exists() else ckpt / STATE)
+    sessions = [SessionInfo.from_dict(d) for d in json.loads((ckpt / SESSIONS).read_text())]
+    return cfg, params, sessions

@@ -1,0 +1,167 @@
+"""``train``: the loop around a :class:`~nwb_lfads.train.trainer.Trainer` for one run.
+
+Stops on early stopping, the learning-rate floor, ``max_epochs`` or ``max_minutes``; writes
+``RUN_DIR/config.yaml``, ``RUN_DIR/metrics.csv`` (one row per epoch; a resume appends) and
+``RUN_DIR/checkpoint/`` (at the end, every ``CHECKPOINT_EVERY_S`` seconds, and on an
+interrupt). SIGINT/SIGTERM finish the current epoch, save a checkpoint and raise
+``KeyboardInterrupt`` (a second signal interrupts at once).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..data import TrainingData
+from ..errors import RunDirError
+from .config import RunConfig
+from .trainer import Trainer
+
+CHECKPOINT_EVERY_S = 60.0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the best parameters, the config, every epoch's metrics,
+    why it stopped, and the trainer (for further epochs or inference)."""
+
+    params: dict
+    cfg: RunConfig
+    history: list = field(default_factory=list)
+    stop_reason: str = ""
+    run_dir: Path | None = None
+    trainer: Trainer | None = None
+
+
+class _Interrupts:
+    """Turns SIGINT/SIGTERM into a flag (main thread only); restores the handlers on exit."""
+
+    def __init__(self):
+        self.flag = False
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.flag:  # second signal: stop now
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _fmt(v) -> str:
+    return "nan" if not math.isfinite(v) else f"{v:.4g}"
+
+
+def train(data: TrainingData, cfg: RunConfig, run_dir=None, *, resume: bool = False, progress: bool = True,
+          readin_init=None, callback: Callable[[Trainer, dict], None] | None = None) -> TrainResult:
+    """Fit LFADS to ``data`` (from :func:`nwb_lfads.data.prepare_data`) with ``cfg``.
+
+    Args:
+        run_dir: folder for ``config.yaml``, ``metrics.csv`` and ``checkpoint/`` (None: nothing
+            is written and interrupts are not caught).
+        resume: continue from ``run_dir/checkpoint`` (same split, same RNG stream).
+        progress: show a tqdm bar over epochs (train/valid loss, KL, learning rate).
+        readin_init: optional :class:`~nwb_lfads.model.readin.ReadInit`.
+        callback: called as ``callback(trainer, row)`` after every epoch.
+
+    Raises:
+        RunDirError: ``run_dir`` holds another run and ``resume`` is false, or nothing to resume.
+        TrainingDivergedError: non-finite losses that restores could not cure.
+        KeyboardInterrupt: after SIGINT/SIGTERM, once the checkpoint is saved.
+    """
+    t = cfg.train
+    trainer = Trainer(data, cfg, readin_init=readin_init)
+    ckpt_dir = metrics_csv = None
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        ckpt_dir, metrics_csv = run_dir / "checkpoint", run_dir / "metrics.csv"
+        if resume:
+            trainer.restore(ckpt_dir)
+        elif (ckpt_dir / "state.npz").exists():
+            raise RunDirError(f"{run_dir}: already holds a trained run; pass --resume to continue it or "
+                              f"choose another --out folder.")
+        else:
+            if metrics_csv.exists():
+                metrics_csv.unlink()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / "config.yaml")
+    elif resume:
+        raise RunDirError("resume=True needs a run directory.")
+
+    history: list = []
+    start = time.perf_counter()
+    last_save = start
+    budget = None if t.max_minutes is None else 60.0 * t.max_minutes
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=t.max_epochs, initial=trainer.epoch, desc="fit", unit="epoch", dynamic_ncols=True)
+    stop = None
+    try:
+        with _Interrupts() if run_dir is not None else _NoInterrupts() as interrupts:
+            while stop is None:
+                if trainer.epoch >= t.max_epochs:
+                    stop = "max_epochs"
+                    break
+                row = trainer.train_epoch()
+                history.append(row)
+                if metrics_csv is not None:
+                    _append_csv(metrics_csv, row)
+                if callback is not None:
+                    callback(trainer, row)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"train {_fmt(row['train_loss'])} valid {_fmt(row['valid_loss'])} "
+                                        f"kl {_fmt(row['valid_kl_ic'] + row['valid_kl_co'])} lr {row['lr']:.2e}")
+                now = time.perf_counter()
+                stop = trainer.stop_reason
+                if stop is None and budget is not None and now - start >= budget:
+                    stop = "max_minutes"
+                if interrupts.flag:
+                    trainer.save(ckpt_dir)
+                    raise KeyboardInterrupt(f"training interrupted at epoch {trainer.epoch}; checkpoint saved in "
+                                            f"{ckpt_dir}; resume with --resume.")
+                if ckpt_dir is not None and now - last_save >= CHECKPOINT_EVERY_S:
+                    trainer.save(ckpt_dir)
+                    last_save = now
+    finally:
+        if bar is not None:
+            bar.close()
+    if ckpt_dir is not None:
+        trainer.save(ckpt_dir)
+    return TrainResult(params=trainer.best_params, cfg=cfg, history=history, stop_reason=stop,
+                       run_dir=run_dir, trainer=trainer)
+
+
+class _NoInterrupts:
+    flag = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

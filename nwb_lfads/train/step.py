@@ -1,0 +1,158 @@
+"""The jitted training update and validation pass.
+
+Shape glossary: M trials (all sessions), Mtr training trials, S sessions, T bins, N units,
+B batch size, P optimizer steps per compiled call.
+
+One :class:`TrainingState` ``(params, opt_state, rng, step)`` and one jitted
+``update(state, data, lr) -> (state, metrics)`` that runs P optimizer steps with
+``lax.scan``. The whole data set (:class:`DeviceData`) is an argument of the compiled
+function (uploaded once; not baked into the program as constants), and every step draws its
+batch inside with ``jax.random``. The learning rate is an argument too, so decaying it never
+recompiles.
+
+A step whose loss or gradients are not finite is skipped inside the compiled function: the
+parameters and optimizer state of that step are kept (``jnp.where``), and the step is
+counted in ``n_nonfinite``. The step counter and the RNG advance either way.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..model.lfads import Batch, l2_penalty, readin_param_mask
+from .config import RunConfig
+from .schedules import kl_schedule, l2_schedule
+
+
+class TrainingState(NamedTuple):
+    params: dict
+    opt_state: optax.OptState
+    rng: jax.Array   # typed PRNG key
+    step: jax.Array  # int32 scalar: optimizer steps taken (skipped ones included)
+
+
+class DeviceData(NamedTuple):
+    """The data set on the device. spikes float32 [M, T, N]; session int32 [M]; input_mask
+    float32 [S, N]; loss_mask float32 [M, N]; sv_mask float32 [M, T, N] or None;
+    train_idx int32 [Mtr]; train_p float32 [Mtr] sampling probabilities, or None = uniform."""
+
+    spikes: jax.Array
+    session: jax.Array
+    input_mask: jax.Array
+    loss_mask: jax.Array
+    sv_mask: jax.Array | None
+    train_idx: jax.Array
+    train_p: jax.Array | None
+
+
+METRIC_NAMES = ("loss", "recon", "kl_ic", "kl_co", "l2", "kl_weight", "l2_weight")
+
+
+def gather_batch(data: DeviceData, idx) -> Batch:
+    """The :class:`Batch` of trials ``idx`` (int32 [B])."""
+    session = data.session[idx]
+    return Batch(spikes=data.spikes[idx], session=session, input_mask=data.input_mask[session],
+                 loss_mask=data.loss_mask[idx],
+                 sv_mask=None if data.sv_mask is None else data.sv_mask[idx])
+
+
+def make_optimizer(cfg: RunConfig, params) -> optax.GradientTransformation:
+    """Global-norm clipping, Adam (AdamW when ``weight_decay > 0``), read-in frozen when
+    ``train_readin`` is false. Returns update *directions*: the step is ``-lr * update``."""
+    t = cfg.train
+    parts = [optax.clip_by_global_norm(t.max_grad_norm), optax.scale_by_adam(eps=t.adam_epsilon)]
+    if t.weight_decay > 0:
+        parts.append(optax.add_decayed_weights(t.weight_decay))
+    if not t.train_readin:
+        parts.append(optax.masked(optax.set_to_zero(), readin_param_mask(params)))
+    return optax.chain(*parts)
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def make_loss(model, cfg: RunConfig) -> Callable:
+    """``loss(params, key, batch, kl_w, l2_w, is_training) -> (loss, metrics)``; losses are
+    means over the batch of per-trial sums (nats per trial)."""
+    t = cfg.train
+
+    def loss_fn(params, key, batch, kl_w, l2_w, is_training=True):
+        out = model.apply(params, key, batch, is_training)
+        recon, kl_ic, kl_co = jnp.mean(out.recon), jnp.mean(out.kl_ic), jnp.mean(out.kl_co)
+        l2_gen, l2_con = l2_penalty(params)
+        l2 = t.l2_gen_scale * l2_gen + t.l2_con_scale * l2_con
+        loss = recon + kl_w * (t.kl_ic_scale * kl_ic + t.kl_co_scale * kl_co) + l2_w * l2
+        return loss, dict(loss=loss, recon=recon, kl_ic=kl_ic, kl_co=kl_co, l2=l2,
+                          kl_weight=jnp.asarray(kl_w, jnp.float32), l2_weight=jnp.asarray(l2_w, jnp.float32))
+    return loss_fn
+
+
+def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, *, batch_size: int,
+                steps_per_call: int, steps_per_epoch: int) -> Callable:
+    """The jitted ``update(state, data, lr) -> (state, metrics)`` running ``steps_per_call``
+    steps. ``metrics``: means over the finite steps of :data:`METRIC_NAMES`, plus
+    ``n_nonfinite`` (int32, skipped steps)."""
+    loss_fn = make_loss(model, cfg)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    kl_s = kl_schedule(cfg.train, steps_per_epoch)
+    l2_s = l2_schedule(cfg.train, steps_per_epoch)
+
+    def one_step(state: TrainingState, data: DeviceData, lr):
+        rng, k_batch, k_model = jax.random.split(state.rng, 3)
+        n_train = data.train_idx.shape[0]
+        if data.train_p is None:
+            pick = jax.random.randint(k_batch, (batch_size,), 0, n_train)
+        else:
+            pick = jax.random.choice(k_batch, n_train, (batch_size,), replace=True, p=data.train_p)
+        batch = gather_batch(data, data.train_idx[pick])
+        (loss, metrics), grads = grad_fn(state.params, k_model, batch, kl_s(state.step), l2_s(state.step))
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = jax.tree_util.tree_map(lambda p, u: p - lr * u, state.params, updates)
+        ok = jnp.isfinite(loss) & _all_finite(grads)
+        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+        state = TrainingState(keep(params, state.params), keep(opt_state, state.opt_state), rng, state.step + 1)
+        return state, {**metrics, "ok": ok}
+
+    @jax.jit
+    def update(state: TrainingState, data: DeviceData, lr):
+        state, m = jax.lax.scan(lambda s, _: one_step(s, data, lr), state, None, length=steps_per_call)
+        ok = m.pop("ok")
+        n_ok = jnp.sum(ok)
+        out = {k: jnp.sum(jnp.where(ok, v, 0.0)) / jnp.maximum(n_ok, 1) for k, v in m.items()}
+        out["n_nonfinite"] = steps_per_call - n_ok
+        return state, out
+
+    return update
+
+
+def make_evaluate(model, cfg: RunConfig, batch_size: int) -> Callable:
+    """Jitted ``evaluate(params, data, idx, key) -> dict`` of per-trial arrays [n, batch_size]
+    (``recon``, ``kl_ic``, ``kl_co``, ``recon_sv``) for trial indices ``idx`` int32
+    [n, batch_size] (pad with any index and discard), without dropout."""
+
+    @jax.jit
+    def evaluate(params, data: DeviceData, idx, key):
+        def chunk(args):
+            i, k = args
+            out = model.apply(params, k, gather_batch(data, i), False)
+            return dict(recon=out.recon, kl_ic=out.kl_ic, kl_co=out.kl_co, recon_sv=out.recon_sv)
+        keys = jax.random.split(key, idx.shape[0])
+        return jax.lax.map(chunk, (idx, keys))
+
+    return evaluate
+
+
+def chunk_indices(indices: np.ndarray, batch_size: int) -> tuple[np.ndarray, int]:
+    """Pad int indices [n] to a multiple of batch_size (repeating the first) -> ([k, batch_size], n)."""
+    n = len(indices)
+    k = max(1, -(-n // batch_size))
+    padded = np.full(k * batch_size, indices[0] if n else 0, np.int32)
+    padded[:n] = indices
+    return padded.reshape(k, batch_size), n

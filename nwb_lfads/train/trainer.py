@@ -1,0 +1,252 @@
+"""The :class:`Trainer`: model, optimizer, device data and the loop's state, one epoch at a time.
+
+An external scheduler (the loop in :mod:`nwb_lfads.train.loop`, or Ray Tune) drives it::
+
+    trainer = Trainer(data, cfg)
+    while not trainer.stop_reason:
+        row = trainer.train_epoch()      # dict of this epoch's metrics
+    trainer.save(run_dir / "checkpoint")
+
+Shape glossary: M trials, T bins, N units (padded), S sessions.
+
+Per epoch: ``calls_per_epoch`` compiled calls of ``steps_per_call`` optimizer steps, then a
+validation pass. Learning-rate decay on a plateau of the smoothed validation loss and early
+stopping start counting once the KL and L2 ramps are complete. A call with a skipped
+(non-finite) step counts as failed; after ``nan_patience`` failed calls in a row the last good
+state is restored with half the learning rate (a warning says so), and after
+``MAX_RESTORES`` restores without a good call in between :class:`TrainingDivergedError` is
+raised.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..data import TrainingData
+from ..errors import RunDirError, SelectionError, TrainingDivergedError
+from ..model.lfads import Batch, make_lfads
+from ..model.readin import ReadInit
+from . import checkpoint as ckpt
+from .config import RunConfig
+from .schedules import kl_schedule, l2_schedule, ramps_done_epoch
+from .step import DeviceData, TrainingState, chunk_indices, make_evaluate, make_optimizer, make_update
+
+MAX_RESTORES = 3
+SMOOTHING = 0.7  # weight of the past in the smoothed validation loss
+MAX_AUTO_STEPS = 50  # steps per compiled call when steps_per_call = 0
+
+
+def default_readin_init(data: TrainingData, likelihood: str) -> ReadInit:
+    """Read-out bias from each unit's mean count per bin (log for Poisson), the rest default."""
+    means = data.unit_means.astype(np.float32)
+    bias = np.log(np.maximum(means, 1e-3)) if likelihood == "poisson" else means
+    return ReadInit(readout_b=np.where(data.unit_mask, bias, 0.0).astype(np.float32))
+
+
+def sample_validation_mask(data: TrainingData, rate: float, seed: int) -> np.ndarray | None:
+    """float32 [M, T, N]: 1 for (bin, unit) elements held back from training (``sv_rate``)."""
+    if rate <= 0:
+        return None
+    rng = np.random.default_rng([seed, 5])
+    return (rng.random(data.spikes.shape) < rate).astype(np.float32)
+
+
+class Trainer:
+    """See the module docstring. ``readin_init`` overrides the default read-in/out init."""
+
+    def __init__(self, data: TrainingData, cfg: RunConfig, *, readin_init: ReadInit | None = None):
+        self.data, self.cfg = data, cfg
+        t = cfg.train
+        train_idx = np.flatnonzero(data.train).astype(np.int32)
+        if len(train_idx) == 0:
+            raise SelectionError("no training trials: every trial is in the validation set; lower valid_fraction.")
+        self.batch_size = int(min(t.batch_size, len(train_idx)))
+        self.steps_per_epoch = max(1, math.ceil(len(train_idx) / self.batch_size))
+        self.steps_per_call = int(t.steps_per_call) or min(self.steps_per_epoch, MAX_AUTO_STEPS)
+        self.calls_per_epoch = max(1, math.ceil(self.steps_per_epoch / self.steps_per_call))
+        init = readin_init or default_readin_init(data, cfg.model.likelihood)
+        if readin_init is not None and readin_init.readout_b is None:
+            init = init._replace(readout_b=default_readin_init(data, cfg.model.likelihood).readout_b)
+        self.model = make_lfads(cfg.model, data.unit_mask, init)
+
+        sv = sample_validation_mask(data, cfg.model.sv_rate, t.seed)
+        train_p = None
+        if t.session_sampling == "balanced" and data.n_sessions > 1:
+            per = np.bincount(data.session[train_idx], minlength=data.n_sessions)
+            train_p = jnp.asarray(1.0 / (data.n_sessions * per[data.session[train_idx]]), jnp.float32)
+        elif t.session_sampling not in ("proportional", "balanced"):
+            from ..errors import ConfigError
+            raise ConfigError(f"train.session_sampling={t.session_sampling!r}: expected proportional or balanced.")
+        self.device = DeviceData(
+            spikes=jnp.asarray(data.spikes), session=jnp.asarray(data.session),
+            input_mask=jnp.asarray(data.input_mask, jnp.float32),
+            loss_mask=jnp.asarray(data.loss_mask, jnp.float32),
+            sv_mask=None if sv is None else jnp.asarray(sv), train_idx=jnp.asarray(train_idx), train_p=train_p)
+
+        k_init, k_train = jax.random.split(jax.random.key(t.seed))
+        probe = Batch(self.device.spikes[:1], self.device.session[:1], self.device.input_mask[:1],
+                      self.device.loss_mask[:1], None if sv is None else self.device.sv_mask[:1])
+        params = jax.jit(self.model.init, static_argnums=2)(k_init, probe, True)
+        self.optimizer = make_optimizer(cfg, params)
+        self.state = TrainingState(params, self.optimizer.init(params), k_train, jnp.int32(0))
+        self._update = make_update(self.model, cfg, self.optimizer, batch_size=self.batch_size,
+                                   steps_per_call=self.steps_per_call, steps_per_epoch=self.steps_per_epoch)
+        self._evaluate = make_evaluate(self.model, cfg, self.batch_size)
+        valid_idx = np.flatnonzero(data.valid).astype(np.int32)
+        self._valid_chunks, self._n_valid = chunk_indices(valid_idx, self.batch_size)
+        self._valid_sessions = data.session[valid_idx]
+        self._kl_s = kl_schedule(t, self.steps_per_epoch)
+        self._l2_s = l2_schedule(t, self.steps_per_epoch)
+        self._ramps_done = ramps_done_epoch(t)
+        # host-side loop state (saved in checkpoints)
+        self.epoch, self.lr, self.elapsed = 0, float(t.lr_init), 0.0
+        self.best, self.smoothed, self.best_epoch = math.inf, math.nan, -1
+        self.plateau, self.bad_epochs, self.nan_calls, self.restores = 0, 0, 0, 0
+        self.n_nonfinite_total = 0
+        self.stop_reason: str | None = None
+        self.best_params = params
+        self._last_good = self.state
+
+    # ------------------------------------------------------------------ epochs
+    def train_epoch(self) -> dict:
+        """Run one epoch and its validation; returns the metrics row (also for metrics.csv)."""
+        t0 = time.perf_counter()
+        sums: dict = {}
+        n_ok_steps = skipped = 0
+        for _ in range(self.calls_per_epoch):
+            state, m = self._update(self.state, self.device, jnp.float32(self.lr))
+            m = jax.device_get(m)
+            bad = int(m.pop("n_nonfinite"))
+            self.state = state
+            if bad:
+                skipped += bad
+                self.nan_calls += 1
+                if self.nan_calls >= self.cfg.train.nan_patience:
+                    self._recover()
+            else:
+                self.nan_calls, self.restores = 0, 0
+                self._last_good = state
+            ok = self.steps_per_call - bad
+            for k, v in m.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * ok
+            n_ok_steps += ok
+        self.n_nonfinite_total += skipped
+        self.epoch += 1
+        train = {f"train_{k}": (v / n_ok_steps if n_ok_steps else math.nan) for k, v in sums.items()}
+        valid = self.evaluate()
+        self._bookkeeping(valid["valid_monitor"] if self._n_valid else train.get("train_loss", math.nan))
+        self.elapsed += time.perf_counter() - t0
+        row = {"epoch": self.epoch, "step": int(self.state.step), "elapsed_s": round(self.elapsed, 3),
+               "lr": self.lr, "kl_weight": train.pop("train_kl_weight", math.nan),
+               "l2_weight": train.pop("train_l2_weight", math.nan), **train, **valid,
+               "n_skipped_nonfinite": skipped, "best_epoch": self.best_epoch}
+        return row
+
+    def evaluate(self, params=None) -> dict:
+        """Validation metrics (no dropout, one posterior sample, a fixed key): ``valid_loss``
+        (with the current KL/L2 weights), ``valid_recon``, ``valid_kl_ic``, ``valid_kl_co``,
+        ``valid_monitor`` (recon + scaled KL at full weight), ``valid_recon_sv`` and
+        ``valid_recon_<session_id>`` per session; NaN without validation trials."""
+        t, names = self.cfg.train, [s.session_id for s in self.data.sessions]
+        if not self._n_valid:
+            return {"valid_loss": math.nan, "valid_recon": math.nan, "valid_kl_ic": math.nan,
+                    "valid_kl_co": math.nan, "valid_monitor": math.nan, "valid_recon_sv": math.nan,
+                    **{f"valid_recon_{n}": math.nan for n in names}}
+        params = self.state.params if params is None else params
+        key = jax.random.key(t.seed + 7919)
+        out = jax.device_get(self._evaluate(params, self.device, jnp.asarray(self._valid_chunks), key))
+        per = {k: np.asarray(v).reshape(-1)[:self._n_valid] for k, v in out.items()}
+        recon, kl_ic, kl_co = (float(np.mean(per[k])) for k in ("recon", "kl_ic", "kl_co"))
+        step = self.state.step
+        l2 = float(self._l2_value(params))
+        kl_w, l2_w = float(self._kl_s(step)), float(self._l2_s(step))
+        kl = t.kl_ic_scale * kl_ic + t.kl_co_scale * kl_co
+        row = {"valid_loss": recon + kl_w * kl + l2_w * l2, "valid_recon": recon, "valid_kl_ic": kl_ic,
+               "valid_kl_co": kl_co, "valid_monitor": recon + kl, "valid_recon_sv": float(np.mean(per["recon_sv"]))}
+        for s, n in enumerate(names):
+            sel = self._valid_sessions == s
+            row[f"valid_recon_{n}"] = float(np.mean(per["recon"][sel])) if sel.any() else math.nan
+        return row
+
+    def _l2_value(self, params):
+        from ..model.lfads import l2_penalty
+        g, c = l2_penalty(params)
+        return self.cfg.train.l2_gen_scale * g + self.cfg.train.l2_con_scale * c
+
+    def _bookkeeping(self, monitor: float) -> None:
+        t = self.cfg.train
+        if not math.isfinite(monitor):
+            return
+        self.smoothed = monitor if math.isnan(self.smoothed) else SMOOTHING * self.smoothed + (1 - SMOOTHING) * monitor
+        if self.epoch < self._ramps_done:
+            self.best_params, self.best_epoch = self.state.params, self.epoch
+            return
+        if self.smoothed < self.best:
+            self.best, self.best_epoch, self.best_params = self.smoothed, self.epoch, self.state.params
+            self.plateau = self.bad_epochs = 0
+            return
+        self.plateau += 1
+        self.bad_epochs += 1
+        if self.plateau >= t.lr_patience:
+            self.plateau = 0
+            if self.lr * t.lr_decay < t.lr_min:
+                self.stop_reason = "lr_min"
+            self.lr = max(self.lr * t.lr_decay, t.lr_min)
+        if self.bad_epochs >= t.early_stop_patience:
+            self.stop_reason = "early_stopping"
+
+    def _recover(self) -> None:
+        self.restores += 1
+        self.nan_calls = 0
+        if self.restores > MAX_RESTORES:
+            raise TrainingDivergedError(
+                f"training diverged: non-finite losses persisted after {MAX_RESTORES} restores of the last good "
+                f"state with halved learning rates (now {self.lr:.2e}) at epoch {self.epoch}; lower train.lr_init, "
+                f"train.max_grad_norm or model.cell_clip, or check the data for extreme counts.")
+        self.lr /= 2.0
+        good = self._last_good
+        self.state = good._replace(rng=self.state.rng, step=self.state.step)
+        warnings.warn(f"non-finite loss in {self.cfg.train.nan_patience} consecutive calls at epoch {self.epoch}: "
+                      f"restored the last good state and halved the learning rate to {self.lr:.2e}.",
+                      RuntimeWarning, stacklevel=2)
+
+    # ------------------------------------------------------------------ checkpoints
+    def host_state(self) -> dict:
+        return {"epoch": self.epoch, "lr": self.lr, "elapsed": self.elapsed, "best": self.best,
+                "smoothed": self.smoothed, "best_epoch": self.best_epoch, "plateau": self.plateau,
+                "bad_epochs": self.bad_epochs, "nan_calls": self.nan_calls, "restores": self.restores,
+                "n_nonfinite_total": self.n_nonfinite_total}
+
+    def save(self, path) -> None:
+        """Write the checkpoint folder ``path`` (state, best parameters, config, sessions)."""
+        from pathlib import Path
+        path = Path(path)
+        ckpt.save_state(path, self.state, self.host_state(), self.data.train, self.cfg)
+        ckpt.save_params(path / ckpt.BEST, self.best_params, epoch=self.best_epoch)
+        ckpt.write_run_files(path, self.cfg, self.data.sessions)
+
+    def restore(self, path) -> None:
+        """Continue from the checkpoint folder ``path`` (same split and RNG stream)."""
+        from pathlib import Path
+        state, host, train_mask = ckpt.load_state(Path(path), self.state)
+        if train_mask.shape != self.data.train.shape or not np.array_equal(train_mask, self.data.train):
+            raise RunDirError(f"{path}: the checkpoint was trained on another train/validation split; resume "
+                              f"with the same sessions and data settings (split_seed, valid_fraction).")
+        self.state = self._last_good = state
+        ints = {"epoch", "best_epoch", "plateau", "bad_epochs", "nan_calls", "restores", "n_nonfinite_total"}
+        for k, v in host.items():
+            setattr(self, k, int(v) if k in ints else float(v))
+        best = Path(path) / ckpt.BEST
+        self.best_params = (jax.tree_util.tree_map(jnp.asarray, ckpt.load_params(best)) if best.exists()
+                            else state.params)
+        self.stop_reason = None
+
+    @property
+    def params(self):
+        return self.state.params
