@@ -9,8 +9,8 @@
 Everything the user can get wrong (sources, columns, windows, the run directory) is checked
 before training starts and before anything is written. The run directory follows CONTRACT.md:
 ``config.yaml``, ``checkpoint/``, ``metrics.csv``, ``<stem>.lfads.nwb`` per session, plots,
-plus ``sessions.json`` (which files were fitted, for ``infer`` and ``evaluate``) and
-``summary.json`` (the end-of-fit table).
+plus ``summary.json`` (the end-of-fit table); ``checkpoint/`` also keeps the config and
+the sessions the model knows (``sessions.json``), for ``infer`` and ``evaluate``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from .errors import ConfigError, RunDirError
 from .train.config import RunConfig
 
 CONFIG_FILE = "config.yaml"
-SESSIONS_FILE = "sessions.json"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoint"
 
@@ -146,20 +145,10 @@ def fit(sources: Sequence, out, *, config: RunConfig | None = None, overrides: S
         raise RunDirError(f"{run_dir}: two sessions share a file name ({', '.join(p.name for p in paths)}), so their "
                           f"outputs would collide. Rename one of them.")
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        _write_text_atomic(run_dir / CONFIG_FILE, cfg.to_yaml())
-        sessions = [{"source": str(spec), "path": str(p.resolve()), "session_id": str(ds.attrs["session_id"]),
-                     "identifier": str(ds.attrs.get("identifier")), "n_units": int(ds.sizes["unit"]),
-                     "n_trials": int(ds.sizes["trial"])} for spec, p, ds in zip(_specs(sources, paths), paths, datasets)]
-        _write_text_atomic(run_dir / SESSIONS_FILE, json.dumps(sessions, indent=2))
-    else:
-        _write_text_atomic(run_dir / CONFIG_FILE, cfg.to_yaml())  # new training limits
-
     trained = train(data, cfg, run_dir, resume=resume, progress=progress)
-    results = infer(trained.params, cfg, datasets, data=data)
+    results = infer(trained.params, cfg, datasets)
     summary = summarize(datasets, results, data, paths)
-    metrics = trained.metrics[-1] if trained.metrics else {}
+    metrics = trained.history[-1] if trained.history else {}
     written = []
     for path, ds, res, target in zip(paths, datasets, results, outputs):
         provenance = {"package": f"nwb-lfads {__version__}", "config": cfg.to_dict(),
@@ -168,13 +157,27 @@ def fit(sources: Sequence, out, *, config: RunConfig | None = None, overrides: S
 
         written.append(write_results(path, res, target, provenance=provenance, in_place=in_place))
     _write_text_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
-    figures = make_plots(run_dir, datasets, results, trained.metrics) if plots else []
-    return FitResult(run_dir, cfg, written, summary, figures, epochs=len(trained.metrics))
+    history = read_metrics(run_dir)
+    figures = make_plots(run_dir, datasets, results, history) if plots else []
+    return FitResult(run_dir, cfg, written, summary, figures, epochs=len(history))
 
 
-def _specs(sources, paths):
-    sources = [str(s) for s in sources]
-    return sources if len(sources) == len(paths) else [str(p) for p in paths]
+def read_metrics(run_dir: Path) -> list[dict]:
+    """Rows of ``RUN_DIR/metrics.csv`` (all epochs, resumed ones included) as dicts of floats."""
+    import csv
+
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
 
 
 def _row(summary: list[dict], ds) -> dict:
@@ -188,7 +191,7 @@ def summarize(datasets, results, data, paths) -> list[dict]:
 
     rows = []
     for s, (ds, res, path) in enumerate(zip(datasets, results, paths)):
-        valid = np.asarray(data.valid_mask(s), bool)
+        valid = np.asarray(data.valid[data.session == s], bool)
         rows.append(session_summary(ds, res, valid, read_ground_truth(path, ds)))
     return rows
 
@@ -207,3 +210,34 @@ def make_plots(run_dir: Path, datasets, results, metrics) -> list[Path]:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60]
+
+
+def infer_run(run_dir, sources: Sequence, out, *, trials=None, in_place: bool = False, cache_dir=None,
+              n_samples: int | None = None) -> list[Path]:
+    """Apply the trained run in ``run_dir`` to ``sources`` and write them enriched into ``out``.
+
+    Sources must be sessions the run was trained on (matched by session id or file name); all
+    their trials are read with the run's data options (or those selected by ``trials``, a
+    ``{column: value}`` dict or a list of ids), so new trials of a known session get rates too.
+
+    Returns:
+        the written ``<stem>.lfads.nwb`` paths (or the sources themselves with ``in_place``).
+    """
+    from .infer import infer
+    from .io.read import read_session
+    from .io.write import write_results
+    from .train.checkpoint import load_run
+
+    cfg, params, sessions = load_run(run_dir)
+    paths = resolve_sources(sources, cache_dir=cache_dir)
+    opts = reader_options(cfg.data)
+    datasets = [read_session(p, trials=trials, **opts) for p in paths]
+    results = infer(params, cfg, datasets, sessions=sessions, n_samples=n_samples)
+    out = Path(out).expanduser()
+    written = []
+    for path, res in zip(paths, results):
+        target = path if in_place else out / output_name(path)
+        provenance = {"package": f"nwb-lfads {__version__}", "config": cfg.to_dict(),
+                      "run_dir": str(Path(run_dir).resolve())}
+        written.append(write_results(path, res, target, provenance=provenance, in_place=in_place))
+    return written
