@@ -1,0 +1,39 @@
+"""``nwb-lfads evaluate RUN_DIR_OR_FILE [--targets FILE]``: NLB metrics and R^2 against truth."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("evaluate")
+@click.argument("path", type=click.Path())
+@click.option("--targets", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="nlb_tools evaluation targets (HDF5 from make_eval_target_tensors) to score against.")
+@click.option("--dataset", default=None, metavar="NAME",
+              help="Dataset group of --targets (e.g. mc_maze_small); default: the only one, or the one "
+                   "matching the bin size.")
+@click.option("--no-write", is_flag=True, help="Print the table only; do not write evaluation.json.")
+def command(path, targets, dataset, no_write):
+    """Score the rates in a RUN_DIR (every session) or one enriched .lfads.nwb file.
+
+    Reports what the data supports: R^2 against the true rates (simulated sessions), bits per
+    spike, co-smoothing bits per spike of held-out units on evaluation trials against NLB's
+    smoothing baseline, PSTH R^2 by condition_id, behaviour decoding R^2 (hand_vel, finger_vel,
+    cursor_pos ...), and NLB targets when given.
+
+    \b
+    Example:
+      nwb-lfads evaluate runs/sim
+      nwb-lfads evaluate runs/maze --targets eval_data_val.h5 --dataset mc_maze_small
+
+    Writes RUN_DIR/evaluation.json, or <stem>.evaluation.json beside a file.
+    """
+    from nwb_lfads.evaluate import evaluate, format_evaluation
+
+    report = evaluate(path, targets=targets, dataset=dataset, write=not no_write)
+    click.echo(format_evaluation(report))
+    skipped = {k: v for s in report["sessions"] for k, v in s["skipped"].items()}
+    for key, why in skipped.items():
+        click.echo(f"not computed: {key}: {why}")
+    if report["written"]:
+        click.echo(f"wrote {report['written']}")

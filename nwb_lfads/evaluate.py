@@ -1,0 +1,433 @@
+"""Score the LFADS rates stored in enriched NWB files: NLB metrics and recovery of true rates.
+
+``evaluate(RUN_DIR or FILE.lfads.nwb)`` re-bins each session's spikes with the data options
+the rates were fitted with (``config.yaml`` of the run, or the ``provenance`` table of the
+file), samples ``processing/lfads/rates`` at the same bin centres (session time
+``align_time + time``, nearest sample within half a bin) and computes what the file supports:
+
+- ``r2_truth`` / ``r2_truth_smoothing``: mean per-neuron R^2 of the rates (and of
+  Gaussian-smoothed spikes) against ``processing/ground_truth/rates`` (simulated sessions);
+  ``r2_truth_heldout_eval``: the same for held-out units on evaluation trials;
+- ``bps`` (all units) and ``bps_heldin``: bits per spike over all trials (NLB null model);
+- ``co_bps`` / ``co_bps_smoothing``: with a held-out units column, co-smoothing bits per spike
+  of the held-out units on evaluation trials (``data.eval_trials``, e.g. ``split=val``; all
+  trials without it) against NLB's baseline (smoothed held-in spikes -> Poisson GLM, trained on
+  the other trials, or in-sample on all trials when there is no eval split);
+- ``psth_r2``: with a ``condition_id`` trials column, condition-averaged rates of the evaluation
+  trials against the PSTH of smoothed spikes of all trials;
+- ``decoding_r2_<series>`` / ``..._smoothing``: ridge decoding of behaviour (``hand_vel``,
+  ``finger_vel``, ``cursor_pos`` ...) from rates (or smoothed spikes), lag 100 ms;
+- with ``targets``: nlb_tools evaluation targets (``make_eval_target_tensors``' HDF5: a group
+  per dataset, e.g. ``mc_maze_small`` at 5 ms, ``mc_maze_small_20`` at 20 ms) scored like NLB:
+  ``targets_co_bps``, ``targets_vel_r2``, ``targets_psth_r2``.
+
+A metric the data cannot support is left out, with the reason under ``skipped``. Glossary:
+B trials, T bins, N units (N_in held-in, N_out held-out), D behaviour channels, E eval trials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as M
+from .baselines import smoothing_baseline, smoothing_rates
+from .errors import InputFileError, NwbContentError, NwbLfadsError, RunDirError, SelectionError
+
+BEHAVIOR_SERIES = ("hand_vel", "finger_vel", "cursor_vel", "hand_pos", "finger_pos", "cursor_pos")
+CONDITION_COLUMN = "condition_id"
+SMOOTHING_SIGMA_S = 0.05  # s, Gaussian sd of the smoothing baselines and of the PSTH target
+DECODING_LAG_S = M.NLB_VELOCITY_LAG_S["mc_maze"]
+EVALUATION_FILE = "evaluation.json"
+LABELS = {"r2_truth": "R^2 vs true rates", "r2_truth_smoothing": "  smoothing baseline",
+          "r2_truth_heldout_eval": "R^2 vs truth, held-out units, eval trials",
+          "bps": "bits/spike, all units", "bps_heldin": "bits/spike, held-in units",
+          "co_bps": "co-bps (held-out units, eval trials)", "co_bps_smoothing": "  smoothing + GLM baseline",
+          "psth_r2": "PSTH R^2", "targets_co_bps": "targets: co-bps", "targets_vel_r2": "targets: velocity R^2",
+          "targets_psth_r2": "targets: PSTH R^2"}
+
+
+class EvaluationError(NwbLfadsError):
+    """Input that cannot be evaluated: not a run or enriched file, or targets that do not match."""
+
+
+# ----------------------------------------------------------------------------- metrics on arrays
+def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_trials=None,
+                    truth_hz=None, conditions=None, behavior=None) -> tuple[dict, dict]:
+    """All metrics the given arrays support, for one session.
+
+    Args:
+        spikes: int counts [B, T, N]. rates_hz: float Hz [B, T, N], finite.
+        bin_size: s. heldout: bool [N] or None. eval_trials: bool [B] or None (= all trials).
+        truth_hz: float Hz [B, T, N] true rates (NaN where unknown) or None.
+        conditions: [B] condition labels or None. behavior: {name: float [B, T, D]} or None.
+    Returns:
+        (metrics: {key: float}, skipped: {key: reason}).
+    """
+    k = np.asarray(spikes, dtype=np.float64)
+    r = np.asarray(rates_hz, dtype=np.float64) * bin_size  # per bin
+    n_trials, _, n_units = k.shape
+    ev = np.ones(n_trials, bool) if eval_trials is None else np.asarray(eval_trials, bool)
+    has_split = not ev.all()
+    ho = np.zeros(n_units, bool) if heldout is None else np.asarray(heldout, bool)
+    out, skipped = {}, {}
+
+    def attempt(key, fn):
+        try:
+            out[key] = float(fn())
+        except M.MetricInputError as exc:
+            skipped[key] = str(exc)
+
+    if truth_hz is not None:
+        truth = np.asarray(truth_hz, dtype=np.float64)
+        smooth = smoothing_rates(k, bin_size, SMOOTHING_SIGMA_S)
+        attempt("r2_truth", lambda: M.r2_per_neuron(r / bin_size, truth)[1])
+        attempt("r2_truth_smoothing", lambda: M.r2_per_neuron(smooth, truth)[1])
+        if ho.any():
+            attempt("r2_truth_heldout_eval", lambda: M.r2_per_neuron(r[ev][..., ho] / bin_size, truth[ev][..., ho])[1])
+    attempt("bps", lambda: M.bits_per_spike(r, k))
+    if ho.any():
+        attempt("bps_heldin", lambda: M.bits_per_spike(r[..., ~ho], k[..., ~ho]))
+        if ho.all():
+            skipped["co_bps"] = "every unit is held out, so nothing predicts them"
+        else:
+            attempt("co_bps", lambda: M.co_bps(r[ev][..., ho], k[ev][..., ho]))
+            train = ~ev if has_split else ev
+            attempt("co_bps_smoothing", lambda: M.co_bps(smoothing_baseline(
+                k[train][..., ~ho], k[train][..., ho], k[ev][..., ~ho], bin_size, SMOOTHING_SIGMA_S), k[ev][..., ho]))
+    else:
+        skipped["co_bps"] = "no held-out units (a boolean units column such as NLB's 'heldout')"
+    if conditions is not None:
+        cond = np.asarray(conditions)
+        labels, psth = M.condition_average(smoothing_rates(k, bin_size, SMOOTHING_SIGMA_S) * bin_size, cond)
+        attempt("psth_r2", lambda: M.psth_r2(r[ev], psth, cond[ev], labels))
+    decode_eval = ev if has_split else (np.arange(n_trials) % 5 == 4)
+    lag = int(round(DECODING_LAG_S / bin_size))
+    for name, values in (behavior or {}).items():
+        smooth = smoothing_rates(k, bin_size, SMOOTHING_SIGMA_S)
+        for key, x in ((f"decoding_r2_{name}", r), (f"decoding_r2_{name}_smoothing", smooth)):
+            attempt(key, lambda x=x: M.ridge_decoding_r2(x, values, ~decode_eval, decode_eval, lag_bins=lag))
+    return out, skipped
+
+
+# ----------------------------------------------------------------------------- NLB targets
+def _target_group(f, path, dataset: str | None, bin_size: float):
+    groups = [key for key in f if hasattr(f[key], "keys")]
+    if dataset is not None:
+        if dataset not in f:
+            raise EvaluationError(f"{path}: no dataset {dataset!r} in the targets (datasets: {groups}). "
+                                  f"Pass one of those names.")
+        return f[dataset], dataset
+    if "eval_spikes_heldout" in f:
+        return f, "/"
+    suffix = "" if abs(bin_size - 0.005) < 1e-9 else f"_{round(bin_size * 1000)}"  # nlb_tools' naming
+    matching = [g for g in groups if (g.endswith(suffix) if suffix else not re.search(r"_\d+$", g))]
+    choice = groups if len(groups) == 1 else matching
+    if len(choice) != 1:
+        raise EvaluationError(f"{path}: cannot tell which targets dataset to use (datasets: {groups}; bins of "
+                              f"{bin_size * 1000:g} ms). Pass --dataset NAME.")
+    return f[choice[0]], choice[0]
+
+
+def _check_shape(path, key, arr, expected, what: str):
+    if arr.shape[:len(expected)] != tuple(expected):
+        raise EvaluationError(f"{path}: targets '{key}' have shape {arr.shape} but the session gives "
+                              f"{tuple(expected)} ({what}). Make the targets from the same file, trials, window "
+                              f"and bin size as the fit.")
+
+
+def score_targets(path, rates_hz, bin_size: float, heldout, eval_trials, train_trials,
+                  dataset: str | None = None) -> tuple[dict, dict]:
+    """Score rates against nlb_tools evaluation targets (``make_eval_target_tensors`` HDF5).
+
+    Args:
+        path: the targets file. rates_hz: float Hz [B, T, N] of the session.
+        heldout: bool [N]; eval_trials, train_trials: bool [B] (NLB's 'val' and 'train' trials,
+            in trials-table order, which is NLB's order).
+        dataset: the group to use (e.g. ``mc_maze_small``); default: the only one, or the one
+            whose suffix matches the bin size (none at 5 ms, ``_20`` at 20 ms).
+    Returns:
+        (metrics ``targets_co_bps``, ``targets_vel_r2``, ``targets_psth_r2`` where the targets hold
+        them, plus ``targets_dataset``; skipped: {key: reason}).
+    """
+    import h5py
+
+    path = Path(path).expanduser()
+    if not path.is_file() or not h5py.is_hdf5(path):
+        raise InputFileError(f"{path}: targets file not found or not HDF5. Pass the .h5 file that nlb_tools' "
+                             f"make_eval_target_tensors wrote.")
+    ho, ev, tr = np.asarray(heldout, bool), np.asarray(eval_trials, bool), np.asarray(train_trials, bool)
+    r = np.asarray(rates_hz, dtype=np.float64) * bin_size
+    r_nlb = np.concatenate([r[..., ~ho], r[..., ho]], axis=-1)  # NLB: held-in then held-out units
+    out, skipped = {}, {}
+    with h5py.File(path, "r") as f:
+        group, name = _target_group(f, path, dataset, bin_size)
+        out["targets_dataset"] = name
+        n_t = r.shape[1]
+        if "eval_spikes_heldout" in group:
+            spikes = group["eval_spikes_heldout"][()].astype(np.float64)
+            _check_shape(path, "eval_spikes_heldout", spikes, (int(ev.sum()), n_t, int(ho.sum())),
+                         "evaluation trials, bins, held-out units")
+            out["targets_co_bps"] = float(M.co_bps(r[ev][..., ho], spikes))
+        if "train_behavior" in group and "eval_behavior" in group:
+            b_tr, b_ev = group["train_behavior"][()].astype(np.float64), group["eval_behavior"][()].astype(np.float64)
+            _check_shape(path, "train_behavior", b_tr, (int(tr.sum()), n_t), "'train' trials, bins")
+            _check_shape(path, "eval_behavior", b_ev, (int(ev.sum()), n_t), "evaluation trials, bins")
+            both = np.concatenate([r_nlb[tr], r_nlb[ev]])
+            idx = np.arange(both.shape[0])
+            out["targets_vel_r2"] = float(M.ridge_decoding_r2(both, np.concatenate([b_tr, b_ev]),
+                                                              idx[:tr.sum()], idx[tr.sum():]))
+        if "psth" in group:
+            psth = group["psth"][()].astype(np.float64)
+            psth = psth.reshape(int(ev.sum()), n_t, -1) if psth.ndim == 2 else psth
+            _check_shape(path, "psth", psth, (int(ev.sum()), n_t, r.shape[2]), "evaluation trials, bins, units")
+            rows = np.arange(psth.shape[0])
+            out["targets_psth_r2"] = float(M.psth_r2(r_nlb[ev], psth, rows, rows))
+        if "eval_spikes_heldin_forward" in group:
+            skipped["targets_fp_bps"] = ("forward prediction needs rates past the fitted window, which "
+                                         "processing/lfads does not hold")
+    return out, skipped
+
+
+# ----------------------------------------------------------------------------- files
+def read_data_config(enriched):
+    """The ``DataConfig`` the rates of an enriched file were fitted with (its provenance table).
+
+    Uses ``config.data.*`` rows, else the top-level ``bin_size``, ``align_to``, ``window``,
+    ``window_length``, ``overlap`` rows that ``write_results`` always stores.
+    """
+    from .io.open import open_nwb
+
+    with open_nwb(enriched) as nwbfile:
+        return _provenance_config(nwbfile, enriched)
+
+
+def _provenance_config(nwbfile, name):
+    import dataclasses
+    import typing
+
+    from .train.config import DataConfig, RunConfig
+
+    module = _lfads_module(nwbfile, name)
+    if "provenance" not in module.data_interfaces:
+        raise NwbContentError(f"{name}: processing/lfads has no 'provenance' table, so the data options of the "
+                              f"fit are unknown. Evaluate the run directory (its config.yaml) instead.")
+    table = module["provenance"]
+    rows = dict(zip((str(k) for k in table["key"].data[:]), (str(v) for v in table["value"].data[:])))
+    hints = typing.get_type_hints(DataConfig)
+    values = {}
+    for fld in dataclasses.fields(DataConfig):
+        raw = rows.get(f"config.data.{fld.name}", rows.get(fld.name))
+        if raw is not None:  # text rows: JSON except for strings
+            values[fld.name] = None if raw == "null" else raw if hints[fld.name] in (str, str | None) else json.loads(raw)
+    return RunConfig.from_dict({"data": values}, source=f"{name}: provenance").data
+
+
+def _lfads_module(nwbfile, path):
+    if "lfads" not in nwbfile.processing or "rates" not in nwbfile.processing["lfads"].data_interfaces:
+        raise EvaluationError(f"{path}: no processing/lfads/rates (processing modules: "
+                              f"{sorted(nwbfile.processing)}), so there is nothing to evaluate. Pass a run directory "
+                              f"or a '.lfads.nwb' file written by 'nwb-lfads fit' or 'nwb-lfads infer'.")
+    return nwbfile.processing["lfads"]
+
+
+def _layout(nwbfile, enriched, cfg, eval_default: str | None):
+    """What the file holds: held-out column, eval-trials spec, behaviour series."""
+    from pynwb import TimeSeries
+
+    heldout, units = cfg.heldout_units, nwbfile.units
+    if heldout is None and units is not None and "heldout" in units.colnames:
+        heldout = "heldout" if np.asarray(units["heldout"].data[:]).dtype.kind in "bi" else None
+    columns = list(nwbfile.trials.colnames) if nwbfile.trials is not None else []
+    spec = cfg.eval_trials or (eval_default if eval_default and eval_default.split("=")[0] in columns else None)
+    spec = spec if cfg.align_to is not None else None  # continuous windows are not trials
+    if spec is not None and spec.partition("=")[0].strip() not in columns:
+        raise SelectionError(f"{enriched}: eval trials '{spec}' name a column that is not in the trials table "
+                             f"(columns: {columns}). Fix data.eval_trials.")
+    names = {obj.name for obj in nwbfile.objects.values() if isinstance(obj, TimeSeries)}
+    return heldout, spec, [n for n in BEHAVIOR_SERIES if n in names]
+
+
+def _read(enriched: Path, data_cfg, eval_default: str | None):
+    """Open once: config, layout, binned spikes and the LFADS and true rates at the same bins."""
+    import dataclasses
+
+    from .fit import reader_options
+    from .io.ground_truth import read_ground_truth
+    from .io.open import open_nwb
+    from .io.read import read_session
+
+    with open_nwb(enriched) as nwbfile:
+        _lfads_module(nwbfile, enriched)
+        data_cfg = data_cfg or _provenance_config(nwbfile, enriched)
+        heldout, spec, behaviors = _layout(nwbfile, enriched, data_cfg, eval_default)
+        cfg = dataclasses.replace(data_cfg, heldout_units=heldout)
+        opts = {**reader_options(cfg), "behavior": behaviors}
+        if spec:
+            opts["include_columns"] = [spec.partition("=")[0].strip()]
+        try:
+            ds = read_session(nwbfile, **opts)
+        except NwbLfadsError as exc:  # name the file, not the in-memory NWBFile
+            raise type(exc)(str(exc).replace(f"<NWBFile {nwbfile.identifier}>", str(enriched))) from None
+        rates = read_ground_truth(nwbfile, ds, module="lfads", series="rates").values
+        truth = read_ground_truth(nwbfile, ds)
+    return cfg, spec, behaviors, ds, rates, None if truth is None else truth.values
+
+
+def _eval_mask(ds, spec: str | None, what: str):
+    if spec is None:
+        return None
+    column, _, value = (s.strip() for s in spec.partition("="))
+    coord = ds.coords[column].values
+    match = np.array([str(v) == value or (isinstance(v, (int, float, np.number)) and _num(value) == v)
+                      for v in coord], bool)
+    if not match.any():
+        raise SelectionError(f"{what}: no trial has {column} = {value!r} (values: {sorted({str(v) for v in coord})[:10]}). "
+                             f"Fix data.eval_trials.")
+    return match
+
+
+def _num(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | None = None) -> dict:
+    """Evaluate one enriched NWB file.
+
+    Args:
+        enriched: path of a file with ``processing/lfads/rates``.
+        data_cfg: the ``DataConfig`` of the fit (bin size, alignment, window, held-out units,
+            eval trials); None: from the file's provenance table.
+        targets, dataset: optional nlb_tools targets file and its dataset name.
+    Returns:
+        dict: ``session``, ``file``, ``n_trials``, ``n_units``, ``n_heldout``, ``n_eval_trials``,
+        ``eval_trials``, ``metrics`` {key: float}, ``skipped`` {key: reason}.
+    """
+    enriched = Path(enriched)
+    cfg, spec, behaviors, ds, rates, truth = _read(enriched, data_cfg, "split=val" if targets else None)
+    ev = _eval_mask(ds, spec, str(enriched))
+    heldout = ds.coords["heldout"].values.astype(bool) if "heldout" in ds.coords else None
+    found, skipped = {}, {}
+    if targets is not None:
+        if heldout is None or ev is None:
+            raise EvaluationError(f"{enriched}: scoring --targets needs held-out units and evaluation trials "
+                                  f"(data.heldout_units, data.eval_trials or a 'split' trials column).")
+        split = np.asarray(ds.coords[spec.partition("=")[0].strip()].values).astype(str)
+        train = (split == "train") & ~ev if ((split == "train") & ~ev).any() else ~ev  # NLB: split 'train'
+        found, skipped = score_targets(targets, rates, cfg.bin_size, heldout, ev, train, dataset)
+    finite = np.isfinite(rates)
+    units = finite.any(axis=(0, 1))
+    trials = finite[..., units].all(axis=(1, 2))
+    if not trials.any():
+        raise NwbContentError(f"{enriched}: processing/lfads/rates has no sample at the bins of any trial read with "
+                              f"bin_size={cfg.bin_size}, align_to={cfg.align_to}, window={cfg.window}. Evaluate the run "
+                              f"directory (its config.yaml) or check the file's provenance table.")
+    sel = ds.isel(trial=np.flatnonzero(trials), unit=np.flatnonzero(units))
+    conditions = sel.coords[CONDITION_COLUMN].values if CONDITION_COLUMN in sel.coords and cfg.align_to else None
+    more, why = session_metrics(
+        sel.spikes.values, rates[trials][..., units], cfg.bin_size,
+        heldout=None if heldout is None else heldout[units], eval_trials=None if ev is None else ev[trials],
+        truth_hz=None if truth is None else truth[trials][..., units], conditions=conditions,
+        behavior={name: sel[name].values for name in behaviors if name in sel})
+    found, skipped = {**more, **found}, {**why, **skipped}
+    if truth is None:
+        skipped["r2_truth"] = "no processing/ground_truth/rates (only simulated sessions have it)"
+    return {"session": str(ds.attrs.get("session_id")), "file": str(enriched), "n_trials": int(trials.sum()),
+            "n_units": int(units.sum()), "n_heldout": int(0 if heldout is None else heldout[units].sum()),
+            "n_eval_trials": int(trials.sum() if ev is None else ev[trials].sum()), "eval_trials": spec or "all",
+            "metrics": found, "skipped": skipped}
+
+
+def _run_files(run_dir: Path) -> list[Path]:
+    """The enriched files of a run: ``*.lfads.nwb``, else (``--in-place`` runs) the inputs in sessions.json."""
+    files = sorted(run_dir.glob("*.lfads.nwb"))
+    for listing in (run_dir / "sessions.json", run_dir / "checkpoint" / "sessions.json"):
+        if not files and listing.exists():
+            entries = json.loads(listing.read_text())
+            files = [Path(e.get("path") or e["source"]) for e in entries if Path(e.get("path") or e["source"]).is_file()]
+    return files
+
+
+def evaluation_path(path) -> Path:
+    """Where ``evaluate`` writes: ``RUN_DIR/evaluation.json`` or ``<stem>.evaluation.json`` beside a file."""
+    p = Path(path).expanduser()
+    return p / EVALUATION_FILE if p.is_dir() else p.with_name(f"{p.stem}.evaluation.json")
+
+
+def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = True) -> dict:
+    """Evaluate a run directory (every session) or one enriched NWB file.
+
+    Args:
+        path: a RUN_DIR written by ``fit`` (``config.yaml``, ``sessions.json``, ``*.lfads.nwb``)
+            or an NWB file with ``processing/lfads``.
+        targets: optional nlb_tools targets HDF5; dataset: its group name (default: inferred).
+        write: write ``evaluation.json`` (RUN_DIR) or ``<stem>.evaluation.json`` (atomically).
+    Returns:
+        dict: ``path``, ``sessions`` (one dict per session, see :func:`evaluate_session`),
+        ``overall`` (each metric's mean over the sessions that have it), ``written`` (path or None).
+    Raises:
+        EvaluationError / RunDirError / InputFileError: not a run directory nor an enriched file.
+    """
+    from .train.config import RunConfig
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        config = next((c for c in (p / "config.yaml", p / "checkpoint" / "config.yaml") if c.exists()), p / "config.yaml")
+        files = _run_files(p)
+        if not files:
+            raise RunDirError(f"{p}: not a run directory (no *.lfads.nwb, no sessions.json). Pass the --out folder "
+                              f"of 'nwb-lfads fit', or one enriched .lfads.nwb file.")
+        cfgs = [RunConfig.from_yaml(config).data if config.exists() else None for f in files]
+    elif p.exists():
+        files, cfgs = [p], [None]
+    else:
+        raise InputFileError(f"{p}: no such run directory or NWB file. Pass the --out folder of 'nwb-lfads fit' "
+                             f"or an enriched .lfads.nwb file.")
+    sessions = [evaluate_session(f, c, targets=targets, dataset=dataset) for f, c in zip(files, cfgs)]
+    keys = list(dict.fromkeys(k for s in sessions for k, v in s["metrics"].items() if isinstance(v, float)))
+    overall = {k: float(np.mean([s["metrics"][k] for s in sessions if k in s["metrics"]])) for k in keys}
+    report = {"path": str(p), "sessions": sessions, "overall": overall, "written": None}
+    if write:
+        out = evaluation_path(p)
+        report["written"] = str(out)
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(_plain(report), indent=2, allow_nan=False))
+        os.replace(tmp, out)
+    return report
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def format_evaluation(report: dict) -> str:
+    """A plain-text table: one row per metric, one column per session (and ``overall``)."""
+    sessions = report["sessions"]
+    keys = list(report["overall"])
+    head = ["metric"] + [s["session"] for s in sessions] + (["overall"] if len(sessions) > 1 else [])
+    rows = [head, ["trials (eval)"] + [f"{s['n_trials']} ({s['n_eval_trials']})" for s in sessions],
+            ["units (held out)"] + [f"{s['n_units']} ({s['n_heldout']})" for s in sessions]]
+    for key in keys:
+        label = LABELS.get(key) or ("  smoothing baseline" if key.endswith("_smoothing")
+                                    else f"decoding R^2, {key[len('decoding_r2_'):]}")
+        cells = [f"{s['metrics'][key]:.4f}" if key in s["metrics"] else "-" for s in sessions]
+        rows.append([label] + cells + ([f"{report['overall'][key]:.4f}"] if len(sessions) > 1 else []))
+    for row in rows[1:3]:
+        row += [""] * (len(head) - len(row))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
