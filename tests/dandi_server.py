@@ -6,7 +6,8 @@ point it there the way one points the client at any archive, ``DANDI_INSTANCE=<s
 URL, exactly as it does for a staging or private archive.
 
 Served routes (everything else is answered 404 and recorded in ``FakeArchive.unknown`` so a
-gap in this fake shows up as a test failure rather than a silent pass)::
+gap in this fake shows up as a test failure rather than a silent pass; exceptions in handlers
+go to ``FakeArchive.errors``)::
 
     GET  /server-info, /api/info/                          server info (API url, versions)
     GET  /api/dandisets/{id}/                              dandiset (published + draft version)
@@ -32,6 +33,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,7 +89,8 @@ class FakeArchive:
         self.blobs: dict[str, FakeAsset] = {}
         self.url = ""  # set by serve()
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path+query, Range header)
-        self.unknown: list[str] = []
+        self.unknown: list[str] = []  # requests to routes this fake does not implement
+        self.errors: list[str] = []  # exceptions raised while handling a request
         self._faults: dict[str, list[str]] = {"blob": [], "api": []}
         self._lock = threading.Lock()
 
@@ -329,11 +332,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    archive: FakeArchive
+
+    def handle_error(self, request, client_address):
+        """Record a handler's failure (tests assert none) instead of printing it to stderr."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionResetError, BrokenPipeError)):  # clients closing: normal
+            self.archive.errors.append(f"{type(exc).__name__}: {exc}")
+
+
 def serve(archive: FakeArchive) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Start the archive on 127.0.0.1 at a free port; sets ``archive.url``. Stop with ``server.shutdown()``."""
     handler = type("FakeArchiveHandler", (_Handler,), {"archive": archive})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), handler)
+    server.archive = archive
     archive.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="fake-dandi", daemon=True)
     thread.start()

@@ -314,21 +314,31 @@ def _run_downloader(purl, out_dir: Path, *, get_metadata: bool, preserve_tree: b
             failures.append(f"{path}: checksum mismatch ({st.get('message')}); the file was removed, "
                             f"run again to download it afresh")
         elif st.get("status") == "error":
-            partial = target.with_name(target.name + DOWNLOAD_SUFFIX) / "file"
-            kept = (f"the {partial.stat().st_size} bytes received are kept in {partial.parent} and the "
-                    f"next run resumes from there" if partial.exists() else "nothing partial was kept")
             failures.append(f"{path}: download failed after retries ({st.get('message')}); no incomplete "
-                            f"file was left at {target}; {kept}")
+                            f"file was left at {target}; {_partial_note(target, DOWNLOAD_SUFFIX)}")
         elif not _is_metadata(path):
             files.append(target)
     if failures:
-        raise DandiError(f"{what}: {len(failures)} of {len(status)} downloads from {purl.instance.api} "
+        n_assets = sum(not _is_metadata(p) for p in status)
+        raise DandiError(f"{what}: {len(failures)} of {n_assets} downloads from {purl.instance.api} "
                          f"failed:\n  " + "\n  ".join(failures))
     return files
 
 
 def _is_metadata(path: str) -> bool:
     return Path(path).name == "dandiset.yaml" and len(Path(path).parts) <= 2
+
+
+def _partial_note(target: Path, suffix: str) -> str:
+    """Say what a failed download left: resumable bytes in dandi's partial folder, or nothing."""
+    import shutil
+
+    partial = target.with_name(target.name + suffix)
+    received = (partial / "file").stat().st_size if (partial / "file").exists() else 0
+    if received == 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        return "nothing partial was left"
+    return f"the {received} bytes received are kept in {partial} and the next run resumes from there"
 
 
 def download(spec: str, out_dir: str | os.PathLike, version: str | None = None, *,
