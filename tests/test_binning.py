@@ -108,3 +108,22 @@ def test_continuous_window_exactly_filling_the_span_is_not_repeated():
 def test_no_bins_gives_empty_counts(n_bins):
     counts = count_spikes(np.array([0.5]), np.array([1]), np.array([0.0]), n_bins, 0.1)
     assert counts.shape == (1, 0, 1)
+
+
+def test_overlapping_grid_windows_agree_on_edge_spikes():
+    """Continuous windows on one grid count a spike on a grid edge in the same global bin."""
+    from nwb_lfads.io.binning import count_spikes
+
+    bin_size, origin = 0.01, 0.3
+    # spikes exactly on global grid edges (as computed from the grid), far from 0
+    k = np.array([7, 13, 21, 33, 34, 50])
+    times = origin + k * bin_size
+    starts = origin + np.array([0, 5, 10, 15, 20]) * bin_size  # windows of 20 bins, step 5
+    counts = count_spikes(times, np.array([times.size]), starts, 20, bin_size, grid_origin=origin)
+    offsets = np.array([0, 5, 10, 15, 20])
+    for w, off in enumerate(offsets):
+        expected = np.zeros(20, int)
+        for kk in k:
+            if off <= kk < off + 20:
+                expected[kk - off] += 1
+        np.testing.assert_array_equal(counts[w, :, 0], expected)

@@ -67,13 +67,19 @@ def mock_path(tmp_path_factory):
     return write(make_nwbfile(), tmp_path_factory.mktemp("nwb") / "mock.nwb")
 
 
-def reference(path, starts, n_bins, bin_size, unit_rows=None):
-    """Independent counts: raw h5py + np.histogram per window and unit (stop edge excluded)."""
+def reference(path, starts, n_bins, bin_size, unit_rows=None, grid_origin=None):
+    """Independent counts: raw h5py + np.histogram per window and unit (stop edge excluded).
+
+    With ``grid_origin`` (continuous mode) the edges are those of the one global grid,
+    ``grid_origin + (j + k) * bin_size`` for the window starting at grid index ``j``."""
     with h5py.File(path, "r") as f:
         times, index = f["units/spike_times"][:], f["units/spike_times_index"][:]
     bounds = np.concatenate([[0], index])
     rows = range(index.size) if unit_rows is None else unit_rows
     edges = bin_edges(starts, n_bins, bin_size)
+    if grid_origin is not None:
+        j = np.round((np.asarray(starts) - grid_origin) / bin_size).astype(np.int64)
+        edges = grid_origin + (j[:, None] + np.arange(n_bins + 1)[None, :]) * bin_size
     out = np.zeros((len(starts), n_bins, len(rows)), dtype=np.int64)
     for w in range(len(starts)):
         for j, u in enumerate(rows):
@@ -226,7 +232,8 @@ def test_continuous_mode_windows_and_merge_round_trip(mock_path):
     assert ds.attrs["window_length"] == 2.0 and ds.attrs["overlap"] == 0.5
     assert ds["trial"].values.tolist() == list(range(ds.sizes["trial"]))
     np.testing.assert_array_equal(ds["spikes"].values,
-                                  reference(mock_path, ds["align_time"].values, 40, 0.05))
+                                  reference(mock_path, ds["align_time"].values, 40, 0.05,
+                                            grid_origin=ds["align_time"].values[0]))
     # a known continuous signal, cut into the windows, merges back onto one regular grid
     signal = lambda t: np.sin(t)[..., None] * np.arange(1, 4)  # noqa: E731
     windows = xr.DataArray(signal(ds["align_time"].values[:, None] + ds["time"].values[None, :]),
@@ -255,7 +262,12 @@ def test_mc_maze_small_matches_nlb_shape_and_reference(mc_maze_small):
 def test_a8604_continuous_matches_reference(a8604):
     ds = read_session(a8604, bin_size=0.01)
     assert ds.sizes["unit"] == 3 and ds.sizes["time"] == 100
-    np.testing.assert_array_equal(ds["spikes"].values, reference(a8604, ds["align_time"].values, 100, 0.01))
+    starts = ds["align_time"].values
+    np.testing.assert_array_equal(ds["spikes"].values,
+                                  reference(a8604, starts, 100, 0.01, grid_origin=starts[0]))
+    # overlapping windows agree on every shared bin (one global grid of edges)
+    merged = merge_windows(ds["spikes"].astype(float), ds)
+    assert np.allclose(merged.values, np.round(merged.values))
     merged = merge_windows(ds["spikes"], ds)
     assert merged.sizes["time"] == int(round((ds["align_time"].values[-1] + 1.0
                                               - ds["align_time"].values[0]) / 0.01))

@@ -8,7 +8,9 @@ computed in float64 exactly as written (see :func:`bin_edges`). Bins are left-cl
 right-open: a time exactly on an edge goes to the later bin, a time exactly on
 ``edge(w, T)`` (the window's stop) is outside. Every function here obeys that rule exactly,
 not to within rounding; windows may overlap, and a time inside several windows is counted in
-each of them.
+each of them. Continuous-mode windows lie on one global grid (``grid_origin``): their edges are
+``grid_origin + (j + k) * bin_size`` for the window at grid index ``j``, so overlapping windows
+give a spike on an edge to the same session-time bin.
 
 The approach: for each unit, two ``np.searchsorted`` of the window starts and stops into the
 unit's (sorted) spike train give the range of spikes inside every window; the spikes in those
@@ -74,7 +76,8 @@ def _ragged_arange(lo: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def count_spikes(spike_times: np.ndarray, unit_bounds: np.ndarray, starts: np.ndarray,
-                 n_bins: int, bin_size: float, units: np.ndarray | None = None) -> np.ndarray:
+                 n_bins: int, bin_size: float, units: np.ndarray | None = None,
+                 grid_origin: float | None = None) -> np.ndarray:
     """Spike counts per window, bin and unit.
 
     Args:
@@ -86,18 +89,29 @@ def count_spikes(spike_times: np.ndarray, unit_bounds: np.ndarray, starts: np.nd
         n_bins: T.
         bin_size: seconds.
         units: positions (rows of the units table) to count, int [N]; all when None.
+        grid_origin: when the windows lie on one global grid (continuous mode: every start is
+            ``grid_origin + j * bin_size`` for an integer ``j``), edges are computed from the
+            grid, ``grid_origin + (j + k) * bin_size``, so overlapping windows agree exactly on
+            which bin a spike on an edge belongs to.
 
     Returns:
         int32 counts, shape [W, T, N] (C-contiguous).
     """
     starts = np.asarray(starts, dtype=np.float64)
+    offsets = None
+    if grid_origin is not None:
+        offsets = np.round((starts - grid_origin) / bin_size).astype(np.int64)
+        starts = grid_origin + offsets * float(bin_size)
     bounds = np.concatenate([[0], np.asarray(unit_bounds, dtype=np.int64)])
     units = np.arange(bounds.size - 1) if units is None else np.asarray(units, dtype=np.int64)
     n_win, n_units = starts.size, units.size
     by_unit = np.zeros((n_units, n_win, n_bins), dtype=np.int32)
     if by_unit.size == 0:
         return by_unit.transpose(1, 2, 0).copy()
-    stops = window_stops(starts, n_bins, bin_size)
+    if offsets is None:
+        stops = window_stops(starts, n_bins, bin_size)
+    else:
+        stops = grid_origin + (offsets + n_bins) * float(bin_size)
     # per unit: the half-open range of its spikes inside each window (global positions)
     lo = np.empty((n_units, n_win), dtype=np.int64)
     hi = np.empty((n_units, n_win), dtype=np.int64)
@@ -119,7 +133,11 @@ def count_spikes(spike_times: np.ndarray, unit_bounds: np.ndarray, starts: np.nd
         positions = _ragged_arange(lo[j0:j1].ravel(), n)
         base = (np.arange(j0, j1, dtype=np.int64)[:, None] * cells + cell_base[None, :]).ravel()
         flat = np.repeat(base, n)  # cell (unit, window, bin) of every pair
-        flat += bin_index(spike_times[positions], np.repeat(np.tile(starts, j1 - j0), n), bin_size)
+        if offsets is None:
+            flat += bin_index(spike_times[positions], np.repeat(np.tile(starts, j1 - j0), n), bin_size)
+        else:  # global grid index minus the window's offset
+            flat += bin_index(spike_times[positions], np.full(positions.size, float(grid_origin)), bin_size)
+            flat -= np.repeat(np.tile(offsets, j1 - j0), n)
         # pairs come ordered by (unit, window, time), so ``flat`` is sorted: count runs
         if flat.size:
             run_starts = np.flatnonzero(np.concatenate([[True], flat[1:] != flat[:-1]]))

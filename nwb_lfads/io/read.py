@@ -49,6 +49,7 @@ class _Plan:
     coords: dict = field(default_factory=dict)  # per-trial coordinates, name -> [W]
     dropped: list = field(default_factory=list)
     attrs: dict = field(default_factory=dict)
+    grid_origin: float | None = None  # continuous mode: windows lie on one grid from here
 
 
 def _whole_bins(length: float, bin_size: float, what: str, name: str) -> int:
@@ -149,6 +150,7 @@ def _continuous_plan(nwbfile, name, bin_size, window, window_length, overlap, se
                              f"{span[1]:g}), shorter than one window of {window_length:g} s. "
                              f"Pass a smaller window_length.")
     return _Plan(starts=starts, align_time=starts, trial_ids=np.arange(starts.size), n_bins=n_bins,
+                 grid_origin=float(span[0]),
                  window=(0.0, float(window_length)),
                  attrs={"window_length": float(window_length), "overlap": float(overlap),
                         "span": (float(span[0]), float(span[1]))})
@@ -206,7 +208,8 @@ def read_session(source, bin_size: float = 0.01, align_to: str | None = None,
         else:
             plan = _trial_plan(nwbfile, name, bin_size, align_to, window, trials, clip_to_trial,
                                include_columns, spikes)
-        counts = count_spikes(spikes.times, spikes.bounds, plan.starts, plan.n_bins, bin_size, positions)
+        counts = count_spikes(spikes.times, spikes.bounds, plan.starts, plan.n_bins, bin_size, positions,
+                              grid_origin=plan.grid_origin)
         time = plan.window[0] + (np.arange(plan.n_bins) + 0.5) * bin_size
         data_vars = {"spikes": (("trial", "time", "unit"), counts)}
         for series in behavior or []:
