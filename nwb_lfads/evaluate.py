@@ -17,8 +17,7 @@ file), samples ``processing/lfads/rates`` at the same bin centres (session time
   trials against the PSTH of smoothed spikes of all trials;
 - ``decoding_r2_<series>`` / ``..._smoothing``: ridge decoding of behaviour (``hand_vel``,
   ``finger_vel``, ``cursor_pos`` ...) from rates (or smoothed spikes), lag 100 ms;
-- with ``targets``: nlb_tools evaluation targets (``make_eval_target_tensors``' HDF5: a group
-  per dataset, e.g. ``mc_maze_small`` at 5 ms, ``mc_maze_small_20`` at 20 ms) scored like NLB:
+- with ``targets``: nlb_tools evaluation targets scored like NLB (:mod:`nwb_lfads.nlb_targets`):
   ``targets_co_bps``, ``targets_vel_r2``, ``targets_psth_r2``.
 
 A metric the data cannot support is left out, with the reason under ``skipped``. Glossary:
@@ -29,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -37,22 +35,25 @@ import numpy as np
 from . import metrics as M
 from .baselines import smoothing_baseline, smoothing_rates
 from .errors import InputFileError, NwbContentError, NwbLfadsError, RunDirError, SelectionError
+from .nlb_targets import TargetsError, score_targets
 
 BEHAVIOR_SERIES = ("hand_vel", "finger_vel", "cursor_vel", "hand_pos", "finger_pos", "cursor_pos")
 CONDITION_COLUMN = "condition_id"
 SMOOTHING_SIGMA_S = 0.05  # s, Gaussian sd of the smoothing baselines and of the PSTH target
 DECODING_LAG_S = M.NLB_VELOCITY_LAG_S["mc_maze"]
 EVALUATION_FILE = "evaluation.json"
+
+
+class EvaluationError(NwbLfadsError):
+    """A path that cannot be evaluated: neither a run directory nor an NWB file with LFADS rates."""
+
+
 LABELS = {"r2_truth": "R^2 vs true rates", "r2_truth_smoothing": "  smoothing baseline",
           "r2_truth_heldout_eval": "R^2 vs truth, held-out units, eval trials",
           "bps": "bits/spike, all units", "bps_heldin": "bits/spike, held-in units",
           "co_bps": "co-bps (held-out units, eval trials)", "co_bps_smoothing": "  smoothing + GLM baseline",
           "psth_r2": "PSTH R^2", "targets_co_bps": "targets: co-bps", "targets_vel_r2": "targets: velocity R^2",
           "targets_psth_r2": "targets: PSTH R^2"}
-
-
-class EvaluationError(NwbLfadsError):
-    """Input that cannot be evaluated: not a run or enriched file, or targets that do not match."""
 
 
 # ----------------------------------------------------------------------------- metrics on arrays
@@ -82,9 +83,9 @@ def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_tri
         except M.MetricInputError as exc:
             skipped[key] = str(exc)
 
+    smooth = smoothing_rates(k, bin_size, SMOOTHING_SIGMA_S)  # Hz
     if truth_hz is not None:
         truth = np.asarray(truth_hz, dtype=np.float64)
-        smooth = smoothing_rates(k, bin_size, SMOOTHING_SIGMA_S)
         attempt("r2_truth", lambda: M.r2_per_neuron(r / bin_size, truth)[1])
         attempt("r2_truth_smoothing", lambda: M.r2_per_neuron(smooth, truth)[1])
         if ho.any():
@@ -103,93 +104,13 @@ def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_tri
         skipped["co_bps"] = "no held-out units (a boolean units column such as NLB's 'heldout')"
     if conditions is not None:
         cond = np.asarray(conditions)
-        labels, psth = M.condition_average(smoothing_rates(k, bin_size, SMOOTHING_SIGMA_S) * bin_size, cond)
+        labels, psth = M.condition_average(smooth * bin_size, cond)
         attempt("psth_r2", lambda: M.psth_r2(r[ev], psth, cond[ev], labels))
     decode_eval = ev if has_split else (np.arange(n_trials) % 5 == 4)
     lag = int(round(DECODING_LAG_S / bin_size))
     for name, values in (behavior or {}).items():
-        smooth = smoothing_rates(k, bin_size, SMOOTHING_SIGMA_S)
         for key, x in ((f"decoding_r2_{name}", r), (f"decoding_r2_{name}_smoothing", smooth)):
             attempt(key, lambda x=x: M.ridge_decoding_r2(x, values, ~decode_eval, decode_eval, lag_bins=lag))
-    return out, skipped
-
-
-# ----------------------------------------------------------------------------- NLB targets
-def _target_group(f, path, dataset: str | None, bin_size: float):
-    groups = [key for key in f if hasattr(f[key], "keys")]
-    if dataset is not None:
-        if dataset not in f:
-            raise EvaluationError(f"{path}: no dataset {dataset!r} in the targets (datasets: {groups}). "
-                                  f"Pass one of those names.")
-        return f[dataset], dataset
-    if "eval_spikes_heldout" in f:
-        return f, "/"
-    suffix = "" if abs(bin_size - 0.005) < 1e-9 else f"_{round(bin_size * 1000)}"  # nlb_tools' naming
-    matching = [g for g in groups if (g.endswith(suffix) if suffix else not re.search(r"_\d+$", g))]
-    choice = groups if len(groups) == 1 else matching
-    if len(choice) != 1:
-        raise EvaluationError(f"{path}: cannot tell which targets dataset to use (datasets: {groups}; bins of "
-                              f"{bin_size * 1000:g} ms). Pass --dataset NAME.")
-    return f[choice[0]], choice[0]
-
-
-def _check_shape(path, key, arr, expected, what: str):
-    if arr.shape[:len(expected)] != tuple(expected):
-        raise EvaluationError(f"{path}: targets '{key}' have shape {arr.shape} but the session gives "
-                              f"{tuple(expected)} ({what}). Make the targets from the same file, trials, window "
-                              f"and bin size as the fit.")
-
-
-def score_targets(path, rates_hz, bin_size: float, heldout, eval_trials, train_trials,
-                  dataset: str | None = None) -> tuple[dict, dict]:
-    """Score rates against nlb_tools evaluation targets (``make_eval_target_tensors`` HDF5).
-
-    Args:
-        path: the targets file. rates_hz: float Hz [B, T, N] of the session.
-        heldout: bool [N]; eval_trials, train_trials: bool [B] (NLB's 'val' and 'train' trials,
-            in trials-table order, which is NLB's order).
-        dataset: the group to use (e.g. ``mc_maze_small``); default: the only one, or the one
-            whose suffix matches the bin size (none at 5 ms, ``_20`` at 20 ms).
-    Returns:
-        (metrics ``targets_co_bps``, ``targets_vel_r2``, ``targets_psth_r2`` where the targets hold
-        them, plus ``targets_dataset``; skipped: {key: reason}).
-    """
-    import h5py
-
-    path = Path(path).expanduser()
-    if not path.is_file() or not h5py.is_hdf5(path):
-        raise InputFileError(f"{path}: targets file not found or not HDF5. Pass the .h5 file that nlb_tools' "
-                             f"make_eval_target_tensors wrote.")
-    ho, ev, tr = np.asarray(heldout, bool), np.asarray(eval_trials, bool), np.asarray(train_trials, bool)
-    r = np.asarray(rates_hz, dtype=np.float64) * bin_size
-    r_nlb = np.concatenate([r[..., ~ho], r[..., ho]], axis=-1)  # NLB: held-in then held-out units
-    out, skipped = {}, {}
-    with h5py.File(path, "r") as f:
-        group, name = _target_group(f, path, dataset, bin_size)
-        out["targets_dataset"] = name
-        n_t = r.shape[1]
-        if "eval_spikes_heldout" in group:
-            spikes = group["eval_spikes_heldout"][()].astype(np.float64)
-            _check_shape(path, "eval_spikes_heldout", spikes, (int(ev.sum()), n_t, int(ho.sum())),
-                         "evaluation trials, bins, held-out units")
-            out["targets_co_bps"] = float(M.co_bps(r[ev][..., ho], spikes))
-        if "train_behavior" in group and "eval_behavior" in group:
-            b_tr, b_ev = group["train_behavior"][()].astype(np.float64), group["eval_behavior"][()].astype(np.float64)
-            _check_shape(path, "train_behavior", b_tr, (int(tr.sum()), n_t), "'train' trials, bins")
-            _check_shape(path, "eval_behavior", b_ev, (int(ev.sum()), n_t), "evaluation trials, bins")
-            both = np.concatenate([r_nlb[tr], r_nlb[ev]])
-            idx = np.arange(both.shape[0])
-            out["targets_vel_r2"] = float(M.ridge_decoding_r2(both, np.concatenate([b_tr, b_ev]),
-                                                              idx[:tr.sum()], idx[tr.sum():]))
-        if "psth" in group:
-            psth = group["psth"][()].astype(np.float64)
-            psth = psth.reshape(int(ev.sum()), n_t, -1) if psth.ndim == 2 else psth
-            _check_shape(path, "psth", psth, (int(ev.sum()), n_t, r.shape[2]), "evaluation trials, bins, units")
-            rows = np.arange(psth.shape[0])
-            out["targets_psth_r2"] = float(M.psth_r2(r_nlb[ev], psth, rows, rows))
-        if "eval_spikes_heldin_forward" in group:
-            skipped["targets_fp_bps"] = ("forward prediction needs rates past the fitted window, which "
-                                         "processing/lfads does not hold")
     return out, skipped
 
 
@@ -339,10 +260,12 @@ def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | No
     found, skipped = {**more, **found}, {**why, **skipped}
     if truth is None:
         skipped["r2_truth"] = "no processing/ground_truth/rates (only simulated sessions have it)"
-    return {"session": str(ds.attrs.get("session_id")), "file": str(enriched), "n_trials": int(trials.sum()),
-            "n_units": int(units.sum()), "n_heldout": int(0 if heldout is None else heldout[units].sum()),
-            "n_eval_trials": int(trials.sum() if ev is None else ev[trials].sum()), "eval_trials": spec or "all",
-            "metrics": found, "skipped": skipped}
+    out = {"session": str(ds.attrs.get("session_id")), "file": str(enriched), "n_trials": int(trials.sum()),
+           "n_units": int(units.sum()), "n_heldout": int(0 if heldout is None else heldout[units].sum()),
+           "n_eval_trials": int(trials.sum() if ev is None else ev[trials].sum()), "eval_trials": spec or "all"}
+    if "targets_dataset" in found:
+        out["targets_dataset"] = found.pop("targets_dataset")
+    return {**out, "metrics": found, "skipped": skipped}
 
 
 def _run_files(run_dir: Path) -> list[Path]:
@@ -373,7 +296,8 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
         dict: ``path``, ``sessions`` (one dict per session, see :func:`evaluate_session`),
         ``overall`` (each metric's mean over the sessions that have it), ``written`` (path or None).
     Raises:
-        EvaluationError / RunDirError / InputFileError: not a run directory nor an enriched file.
+        EvaluationError / RunDirError / InputFileError: not a run directory nor an enriched file;
+        TargetsError: targets that match no session.
     """
     from .train.config import RunConfig
 
@@ -390,7 +314,18 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
     else:
         raise InputFileError(f"{p}: no such run directory or NWB file. Pass the --out folder of 'nwb-lfads fit' "
                              f"or an enriched .lfads.nwb file.")
-    sessions = [evaluate_session(f, c, targets=targets, dataset=dataset) for f, c in zip(files, cfgs)]
+    sessions, failed = [], []
+    for f, c in zip(files, cfgs):
+        try:
+            sessions.append(evaluate_session(f, c, targets=targets, dataset=dataset))
+        except TargetsError as exc:  # several sessions: the targets fit some of them
+            if targets is None or len(files) == 1:
+                raise
+            failed.append(exc)
+            sessions.append(evaluate_session(f, c))
+            sessions[-1]["skipped"]["targets"] = str(exc)
+    if failed and len(failed) == len(files):
+        raise failed[0]
     keys = list(dict.fromkeys(k for s in sessions for k, v in s["metrics"].items() if isinstance(v, float)))
     overall = {k: float(np.mean([s["metrics"][k] for s in sessions if k in s["metrics"]])) for k in keys}
     report = {"path": str(p), "sessions": sessions, "overall": overall, "written": None}
@@ -398,19 +333,10 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
         out = evaluation_path(p)
         report["written"] = str(out)
         tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(_plain(report), indent=2, allow_nan=False))
+        plain = json.loads(json.dumps(report), parse_constant=lambda _: None)  # NaN -> null
+        tmp.write_text(json.dumps(plain, indent=2, allow_nan=False))
         os.replace(tmp, out)
     return report
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def format_evaluation(report: dict) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from nwb_lfads.errors import InputFileError, NwbLfadsError, RunDirError
 from nwb_lfads.evaluate import EvaluationError, evaluate, evaluation_path, format_evaluation, read_data_config
+from nwb_lfads.nlb_targets import TargetsError
 from nwb_lfads.train.config import RunConfig
 
 BIN = 0.01
@@ -147,7 +148,7 @@ def test_targets_scored_like_nlb(enriched, report, tmp_path):
     targets = _targets(tmp_path / "target_data.h5", ds, truth)
     rep = evaluate(path, targets=targets, write=False)
     m = rep["sessions"][0]["metrics"]
-    assert m["targets_dataset"] == "mc_maze_small_10"
+    assert rep["sessions"][0]["targets_dataset"] == "mc_maze_small_10"
     assert m["targets_co_bps"] == pytest.approx(report["sessions"][0]["metrics"]["co_bps"], rel=1e-9)
     assert m["targets_vel_r2"] > 0.99 and m["targets_psth_r2"] == pytest.approx(1.0, abs=1e-5)
     assert "targets_fp_bps" in rep["sessions"][0]["skipped"] and rep["written"] is None
@@ -156,12 +157,12 @@ def test_targets_scored_like_nlb(enriched, report, tmp_path):
 def test_targets_dataset_choice_and_mismatch(enriched, tmp_path):
     path, ds, truth = enriched
     two = _targets(tmp_path / "two.h5", ds, truth, groups=("mc_maze_small", "mc_maze_small_20"))
-    with pytest.raises(EvaluationError, match="cannot tell which targets dataset.*--dataset"):
+    with pytest.raises(TargetsError, match="cannot tell which targets dataset.*--dataset"):
         evaluate(path, targets=two, write=False)
-    with pytest.raises(EvaluationError, match="no dataset 'mc_maze'"):
+    with pytest.raises(TargetsError, match="no dataset 'mc_maze'"):
         evaluate(path, targets=two, dataset="mc_maze", write=False)
     bad = _targets(tmp_path / "bad.h5", ds, truth, heldout_spikes=np.zeros((3, 100, 6)))
-    with pytest.raises(EvaluationError, match=r"'eval_spikes_heldout' have shape \(3, 100, 6\).*\(6, 100, 6\)"):
+    with pytest.raises(TargetsError, match=r"'eval_spikes_heldout' have shape \(3, 100, 6\).*\(6, 100, 6\)"):
         evaluate(path, targets=bad, write=False)
     with pytest.raises(InputFileError, match="targets file not found or not HDF5"):
         evaluate(path, targets=tmp_path / "missing.h5", write=False)
@@ -231,3 +232,21 @@ def test_cli(enriched, sim, tmp_path):
         assert res.exit_code == 2 and message in res.output
         assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
     assert issubclass(EvaluationError, NwbLfadsError)
+
+
+def test_continuous_mode_samples_merged_windows(a8604, tmp_path):
+    """Constant rates survive the window merge exactly, so evaluate's bits/spike equals a direct computation."""
+    from nwb_lfads.io.read import read_session
+    from nwb_lfads.io.write import write_results
+    from nwb_lfads.metrics import bits_per_spike
+
+    cfg = RunConfig().with_overrides(["data.bin_size=0.02", "data.window_length=2.0", "data.overlap=0.4"])
+    ds = read_session(a8604, bin_size=0.02, window_length=2.0, overlap=0.4)
+    hz = 1.5 * ds.spikes.values.mean(axis=(0, 1)) / 0.02 + np.array([0.0, 0.5, 1.0])  # not the null model
+    rates = np.broadcast_to(hz, ds.spikes.shape)
+    out = write_results(a8604, _results(ds, rates), tmp_path / "a.lfads.nwb", provenance={"config": cfg.to_dict()})
+    s = evaluate(out, write=False)["sessions"][0]
+    expected = bits_per_spike(np.broadcast_to(hz.astype(np.float32) * 0.02, ds.spikes.shape), ds.spikes.values)
+    assert s["n_trials"] == ds.sizes["trial"] and s["eval_trials"] == "all"
+    assert s["metrics"]["bps"] == pytest.approx(expected, rel=1e-6) and expected < 0
+    assert set(s["metrics"]) == {"bps"} and "no held-out units" in s["skipped"]["co_bps"]
