@@ -1,0 +1,327 @@
+"""Principal-component-regression initialisation of multi-session read-ins and read-outs.
+
+Pandarinath et al. (2018) stitch sessions recorded with different neurons into one LFADS
+model: every session s gets its own linear read-in (its N_s units -> D shared inputs) and
+read-out (shared factors -> its N_s units), and the read-ins start where the sessions
+already agree. This module computes that start, in pure numpy:
+
+1. **Samples.** Each session's spikes are Gaussian-smoothed (:func:`nwb_lfads.baselines.
+   smooth_spikes`, sd ``sigma_s``, edges renormalised) into rates in *spikes per bin* (the unit
+   of the counts the model's read-in receives) and reduced to samples that correspond across
+   sessions. The rule, first match wins:
+
+   - ``"conditions"``: condition ids are given for every session and some ids occur in every
+     session -> the condition-averaged rates of those shared conditions (sorted ids), C x T
+     samples. Conditions present in only some sessions are ignored.
+   - ``"trials"``: a single session whose averages would give fewer than
+     ``MIN_SAMPLES_PER_COMPONENT * D`` samples -> its smoothed single trials themselves, K x T
+     samples (at most ``MAX_TRIAL_SAMPLES``: evenly spaced trials beyond that). Several sessions
+     never use single trials: their trials do not correspond to each other.
+   - ``"trial_mean"``: otherwise the time-resolved mean over all trials, T samples (a warning
+     when that is fewer than ``MIN_SAMPLES_PER_COMPONENT * D``; missing components are padded).
+
+   Smoothing is linear and the same for every trial, so averages are taken on the counts first
+   and smoothed afterwards: the result equals averaging smoothed trials, at a fraction of the cost.
+2. **Normalisation.** Every unit is centred on its mean over the samples and divided by
+   ``sd + SOFT_NORM_HZ * bin_size`` (soft z-scoring: units with modulation well above 1 Hz
+   weigh about equally, nearly silent units weigh little, silent units are exactly zero, never
+   NaN).
+3. **Shared components.** The normalised units of all sessions are concatenated along the unit
+   axis over the common samples and reduced by SVD to D principal components. Their scores,
+   scaled to unit variance over the samples, are the targets Z [samples, D]. Components that
+   do not exist (fewer than D total units or samples, or rank deficiency) are zero columns, with
+   a :class:`StitchingWarning`. Signs are fixed so that each component's largest loading is
+   positive.
+4. **Read-in.** Per session, ridge regression of Z on the session's own *centred* rates
+   (spikes per bin, not normalised): ``W_s = argmin |Xc_s W - Z|^2 + lam |W|^2`` with
+   ``lam = ridge * mean_n |Xc_s[:, n]|^2``, and ``b_s = -mean_s @ W_s``, so that
+   ``rates_s @ W_s + b_s ~= Z``. The ridge keeps this well-posed with fewer units than
+   components, collinear or silent units (silent units get zero rows); the default ``ridge=0.1``
+   shrinks only directions of below-average variance, which trades a little in-sample fit for
+   less noise when the read-in meets single-trial counts. **Scaling:** each column of ``W_s`` is
+   then divided by the sd of its output over the samples, so the read-in outputs of every
+   session have exactly unit variance per component on the smoothed, averaged samples (like the
+   targets; padded components stay zero). On raw single-trial counts the variance is larger
+   (Poisson noise).
+5. **Read-out.** ``readout_w = pinv(W_s)`` [D, N_s] (singular values below ``PINV_RTOL`` times
+   the largest are dropped), so that ``Z @ readout_w ~= centred rates`` in spikes per bin;
+   ``readout_w_log = readout_w / max(mean_rate, RATE_FLOOR)`` is its first-order translation to
+   log-rates (``log r ~= log m + (r - m) / m``). ``readout_b = log(max(mean_rate, RATE_FLOOR))``
+   with ``mean_rate`` each unit's mean count per bin over all trials and bins: the bias of a
+   read-out that produces log expected counts per bin, as the LFADS Poisson read-out does.
+   LFADS factors are not the read-in outputs in general, so the read-out weights are a sensible
+   start only when ``fac_dim == readin_dim``; the bias is useful always.
+
+Shape glossary: S sessions, K_s trials of session s, T bins, N_s units of session s, D
+``readin_dim``, Nmax the padded unit count. Rates are spikes per bin unless named ``_hz``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from .baselines import smooth_spikes
+from .errors import ConfigError, NwbLfadsError, SelectionError, SessionMismatchError
+
+MIN_SAMPLES_PER_COMPONENT = 2  # fewer averaged samples than this times D is "too few"
+MAX_TRIAL_SAMPLES = 50_000  # cap of trial x time samples in the "trials" rule
+SOFT_NORM_HZ = 1.0  # added to each unit's sd (in Hz, times bin_size) before dividing
+RATE_FLOOR = 1e-3  # spikes per bin; floor of the mean rate before the log (as the trainer's)
+PINV_RTOL = 1e-6  # relative cut-off of singular values in pinv(W_s)
+SAMPLE_RULES = ("conditions", "trials", "trial_mean")
+
+
+class StitchingInputError(NwbLfadsError):
+    """Spike or condition arrays handed to the stitching initialisation that are malformed."""
+
+
+class StitchingWarning(UserWarning):
+    """The initialisation fell back (no shared conditions) or padded missing components."""
+
+
+class ReadinInit(NamedTuple):
+    """Per-session initial read-in/read-out values (float64 numpy, lists of length S).
+
+    Attributes:
+        readin_w: [N_s, D] per session; ``rates_s @ W_s + b_s`` ~ shared scores (unit variance),
+            rates in spikes per bin.
+        readin_b: [D] per session.
+        readout_w: [D, N_s] per session, ``pinv(readin_w)``: scores -> centred spikes per bin.
+        readout_b: [N_s] per session, log of the unit's mean count per bin (floored at RATE_FLOOR).
+        explained_variance_ratio: [D], variance fraction of each shared component over the
+            normalised, concatenated samples; sorted descending, zero for padded components.
+        readout_w_log: [D, N_s] per session, ``readout_w / mean rate``: scores -> log-rate change.
+        samples: which sample rule was used (one of ``SAMPLE_RULES``).
+    """
+
+    readin_w: list
+    readin_b: list
+    readout_w: list
+    readout_b: list
+    explained_variance_ratio: np.ndarray
+    readout_w_log: list
+    samples: str
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_inputs(spikes_list, readin_dim, bin_size, sigma_s, ridge, conditions_list):
+    fn = "pcr_readin"
+    if isinstance(readin_dim, bool) or not isinstance(readin_dim, (int, np.integer)) or readin_dim < 1:
+        raise ConfigError(f"{fn}: readin_dim={readin_dim!r} must be an integer >= 1 (the width of "
+                          "the shared read-in, e.g. the model's readin_dim).")
+    for name, value, lo in (("bin_size", bin_size, "> 0"), ("sigma_s", sigma_s, ">= 0"),
+                            ("ridge", ridge, "> 0")):
+        ok = isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
+        if not ok or (value < 0 if lo == ">= 0" else value <= 0):
+            raise ConfigError(f"{fn}: {name}={value!r} must be a finite number {lo} "
+                              "(bin_size and sigma_s in seconds).")
+    if isinstance(spikes_list, np.ndarray) or not isinstance(spikes_list, Sequence) or not spikes_list:
+        raise StitchingInputError(f"{fn}: spikes_list must be a non-empty list with one [trials, "
+                                  "time, units] count array per session.")
+    arrays = []
+    for s, sp in enumerate(spikes_list):
+        a = np.asarray(sp)
+        if a.ndim != 3 or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+            raise StitchingInputError(f"{fn}: session {s} spikes have shape {a.shape} and dtype "
+                                      f"{a.dtype}; expected numeric counts [trials, time, units].")
+        if a.shape[0] == 0 or a.shape[2] == 0 or a.shape[1] == 0:
+            raise SelectionError(f"{fn}: session {s} is empty (spikes shape {a.shape}: trials, "
+                                 "time, units); drop it or select trials and units that exist.")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise StitchingInputError(f"{fn}: session {s} spikes hold NaN or infinite values; "
+                                      "pass binned counts.")
+        if a.min() < 0:
+            raise StitchingInputError(f"{fn}: session {s} spikes hold negative values; pass "
+                                      "binned counts (>= 0).")
+        arrays.append(a)
+    n_bins = [a.shape[1] for a in arrays]
+    if len(set(n_bins)) > 1:
+        raise SessionMismatchError(f"{fn}: sessions have different numbers of time bins {n_bins}; "
+                                   "bin every session with the same window and bin size.")
+    conds = None
+    if conditions_list is not None:
+        if isinstance(conditions_list, np.ndarray) or len(conditions_list) != len(arrays):
+            raise StitchingInputError(f"{fn}: conditions_list must be a list with one entry per "
+                                      f"session ({len(arrays)}), each [trials] ids or None.")
+        conds = []
+        for s, (c, a) in enumerate(zip(conditions_list, arrays)):
+            if c is None:
+                conds.append(None)
+                continue
+            c = np.asarray(c)
+            if c.shape != (a.shape[0],):
+                raise StitchingInputError(f"{fn}: session {s} condition ids have shape {c.shape} "
+                                          f"but its spikes have {a.shape[0]} trials; pass one id "
+                                          "per trial.")
+            conds.append(c)
+    return arrays, conds
+
+
+# ---------------------------------------------------------------- samples
+
+
+def _shared_conditions(conds) -> np.ndarray | None:
+    """Sorted ids present in every session, or None (with a warning when ids were given)."""
+    if conds is None:
+        return None
+    if any(c is None for c in conds):
+        warnings.warn("pcr_readin: condition ids are missing for some sessions; averaging over "
+                      "trials instead.", StitchingWarning, stacklevel=3)
+        return None
+    shared = np.unique(conds[0])
+    for c in conds[1:]:
+        try:
+            shared = np.intersect1d(shared, c)
+        except TypeError:  # ids of incomparable types share nothing
+            shared = shared[:0]
+    if shared.size == 0:
+        warnings.warn("pcr_readin: no condition id occurs in every session; averaging over "
+                      "trials instead.", StitchingWarning, stacklevel=3)
+        return None
+    return shared
+
+
+def _samples(arrays, conds, readin_dim, bin_size, sigma_s) -> tuple[list[np.ndarray], str]:
+    """Per session smoothed rates over common samples: float64 [n, N_s], spikes per bin."""
+    shared = _shared_conditions(conds)
+    if shared is not None:
+        groups = [np.stack([a[c == k].mean(axis=0, dtype=np.float64) for k in shared])
+                  for a, c in zip(arrays, conds)]
+        rule = "conditions"
+    else:
+        groups = [a.mean(axis=0, dtype=np.float64, keepdims=True) for a in arrays]
+        rule = "trial_mean"
+    n_bins = arrays[0].shape[1]
+    too_few = groups[0].shape[0] * n_bins < MIN_SAMPLES_PER_COMPONENT * readin_dim
+    if too_few and len(arrays) == 1:
+        a = arrays[0]
+        keep = max(1, MAX_TRIAL_SAMPLES // n_bins)
+        if a.shape[0] > keep:
+            a = a[np.linspace(0, a.shape[0] - 1, keep).round().astype(int)]
+        groups, rule = [a.astype(np.float64)], "trials"
+    elif too_few:
+        warnings.warn(f"pcr_readin: the {rule} rule gives {groups[0].shape[0] * n_bins} samples for "
+                      f"readin_dim={readin_dim}; components beyond the data's rank are padded with "
+                      "zeros (give shared condition ids to get more samples).",
+                      StitchingWarning, stacklevel=3)
+    out = [smooth_spikes(g, bin_size, sigma_s).reshape(-1, g.shape[2]) for g in groups]
+    return out, rule
+
+
+# ---------------------------------------------------------------- PCA and regression
+
+
+def _shared_scores(centred, bin_size, readin_dim) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-variance principal-component scores Z [n, D] and explained variance ratios [D]."""
+    soft = SOFT_NORM_HZ * bin_size
+    y = np.concatenate([x / (x.std(axis=0) + soft) for x in centred], axis=1)
+    n = y.shape[0]
+    u, s, vt = np.linalg.svd(y, full_matrices=False)
+    tol = max(y.shape) * np.finfo(np.float64).eps * (s[0] if s.size else 0.0)
+    n_valid = int(np.sum(s[:readin_dim] > tol)) if s.size and s[0] > 0 else 0
+    z = np.zeros((n, readin_dim))
+    evr = np.zeros(readin_dim)
+    if n_valid:
+        sign = np.sign(vt[np.arange(n_valid), np.abs(vt[:n_valid]).argmax(axis=1)])
+        z[:, :n_valid] = u[:, :n_valid] * sign * math.sqrt(n)
+        evr[:n_valid] = s[:n_valid] ** 2 / np.sum(s ** 2)
+    if n_valid < readin_dim:
+        warnings.warn(f"pcr_readin: only {n_valid} of readin_dim={readin_dim} shared components "
+                      f"exist ({y.shape[1]} units in all sessions, {n} samples); the other "
+                      f"{readin_dim - n_valid} read-in columns start at zero.",
+                      StitchingWarning, stacklevel=3)
+    return z, evr
+
+
+def _ridge(xc: np.ndarray, z: np.ndarray, ridge: float) -> np.ndarray:
+    """argmin_W |xc W - z|^2 + lam |W|^2, lam = ridge * mean column sum of squares. [N, D]."""
+    u, s, vt = np.linalg.svd(xc, full_matrices=False)
+    lam = ridge * float(np.sum(s ** 2)) / xc.shape[1]
+    if lam == 0.0:  # every unit silent over the samples
+        return np.zeros((xc.shape[1], z.shape[1]))
+    return vt.T @ ((s / (s ** 2 + lam))[:, None] * (u.T @ z))
+
+
+def pcr_readin(spikes_list, readin_dim: int, bin_size: float, *, conditions_list=None,
+               sigma_s: float = 0.05, ridge: float = 0.1) -> ReadinInit:
+    """Initial read-ins and read-outs of several sessions by principal-component regression.
+
+    See the module docstring for the rule, the normalisation and the scaling.
+
+    Args:
+        spikes_list: one count array per session, int or float (finite, >= 0), [K_s, T, N_s];
+            T must be the same in every session.
+        readin_dim: D >= 1, width of the shared read-in.
+        bin_size: s, width of a bin (sets the smoothing kernel and the soft normalisation).
+        conditions_list: optional, one entry per session: condition ids [K_s] (ints or strings)
+            or None. Only ids present in every session are used.
+        sigma_s: s, sd of the Gaussian smoothing kernel (0: no smoothing).
+        ridge: > 0, ridge penalty relative to the mean per-unit sum of squares.
+    Returns:
+        :class:`ReadinInit` (float64 arrays).
+    Raises:
+        ConfigError: bad ``readin_dim``, ``bin_size``, ``sigma_s`` or ``ridge``.
+        SelectionError: a session without trials, bins or units.
+        SessionMismatchError: sessions with different numbers of bins.
+        StitchingInputError: malformed spikes or condition ids.
+    Warns:
+        StitchingWarning: no shared conditions (fallback to trial means) or padded components.
+    """
+    arrays, conds = _check_inputs(spikes_list, readin_dim, bin_size, sigma_s, ridge, conditions_list)
+    readin_dim = int(readin_dim)
+    rates, rule = _samples(arrays, conds, readin_dim, bin_size, sigma_s)
+    means = [r.mean(axis=0) for r in rates]
+    centred = [r - m for r, m in zip(rates, means)]
+    z, evr = _shared_scores(centred, bin_size, readin_dim)
+    readin_w, readin_b, readout_w, readout_b, readout_w_log = [], [], [], [], []
+    for a, xc, m in zip(arrays, centred, means):
+        w = _ridge(xc, z, ridge)
+        sd = (xc @ w).std(axis=0)
+        w = w / np.where(sd > 0, sd, 1.0)
+        w_out = np.linalg.pinv(w, rtol=PINV_RTOL) if np.any(w) else np.zeros(w.T.shape)
+        mean_rate = np.maximum(a.mean(axis=(0, 1), dtype=np.float64), RATE_FLOOR)
+        readin_w.append(w)
+        readin_b.append(-m @ w)
+        readout_w.append(w_out)
+        readout_b.append(np.log(mean_rate))
+        readout_w_log.append(w_out / mean_rate)
+    return ReadinInit(readin_w, readin_b, readout_w, readout_b, evr, readout_w_log, rule)
+
+
+def stack_padded(init: ReadinInit, n_max: int | None = None, *,
+                 readout_space: str = "rate") -> dict[str, np.ndarray]:
+    """Stack per-session values into the model's padded arrays (float32, zeros beyond N_s).
+
+    Args:
+        init: from :func:`pcr_readin`.
+        n_max: padded unit count Nmax (default: the largest N_s); must be >= every N_s.
+        readout_space: ``"rate"`` puts ``init.readout_w`` (scores -> centred spikes per bin) in
+            ``readout_w``; ``"log"`` puts ``init.readout_w_log`` (scores -> log-rate change),
+            which matches a read-out producing log-rates.
+    Returns:
+        ``{"readin_w": [S, Nmax, D], "readin_b": [S, D], "readout_w": [S, D, Nmax],
+        "readout_b": [S, Nmax]}`` (the field names of the model's ``ReadInit``).
+    """
+    if readout_space not in ("rate", "log"):
+        raise ConfigError(f"stack_padded: readout_space={readout_space!r}; expected 'rate' or 'log'.")
+    units = [w.shape[0] for w in init.readin_w]
+    n_max = max(units) if n_max is None else n_max
+    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < max(units):
+        raise ConfigError(f"stack_padded: n_max={n_max!r} is smaller than the largest session "
+                          f"({max(units)} units; unit counts {units}); pass n_max >= {max(units)}.")
+    n_s, d = len(units), init.readin_w[0].shape[1]
+    out = {"readin_w": np.zeros((n_s, n_max, d), np.float32), "readin_b": np.zeros((n_s, d), np.float32),
+           "readout_w": np.zeros((n_s, d, n_max), np.float32), "readout_b": np.zeros((n_s, n_max), np.float32)}
+    w_out = init.readout_w_log if readout_space == "log" else init.readout_w
+    for s, n in enumerate(units):
+        out["readin_w"][s, :n] = init.readin_w[s]
+        out["readin_b"][s] = init.readin_b[s]
+        out["readout_w"][s, :, :n] = w_out[s]
+        out["readout_b"][s, :n] = init.readout_b[s]
+    return out
