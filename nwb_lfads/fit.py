@@ -191,8 +191,8 @@ def summarize(datasets, results, data, paths) -> list[dict]:
 
     rows = []
     for s, (ds, res, path) in enumerate(zip(datasets, results, paths)):
-        valid = np.asarray(data.valid[data.session == s], bool)
-        rows.append(session_summary(ds, res, valid, read_ground_truth(path, ds)))
+        mine = data.session == s
+        rows.append(session_summary(ds, res, data.valid[mine], read_ground_truth(path, ds), train_trials=data.train[mine]))
     return rows
 
 
