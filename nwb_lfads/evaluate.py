@@ -12,7 +12,7 @@ file), samples ``processing/lfads/rates`` at the same bin centres (session time
 - ``co_bps`` / ``co_bps_smoothing``: with a held-out units column, co-smoothing bits per spike
   of the held-out units on evaluation trials (``data.eval_trials``, e.g. ``split=val``; all
   trials without it) against NLB's baseline (smoothed held-in spikes -> Poisson GLM, trained on
-  the other trials, or in-sample on all trials when there is no eval split);
+  the other trials; without an eval split cross-fitted over 5 blocks of trials);
 - ``psth_r2``: with a ``condition_id`` trials column, condition-averaged rates of the evaluation
   trials against the PSTH of smoothed spikes of all trials;
 - ``decoding_r2_<series>`` / ``..._smoothing``: ridge decoding of behaviour (``hand_vel``,
@@ -97,9 +97,7 @@ def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_tri
             skipped["co_bps"] = "every unit is held out, so nothing predicts them"
         else:
             attempt("co_bps", lambda: M.co_bps(r[ev][..., ho], k[ev][..., ho]))
-            train = ~ev if has_split else ev
-            attempt("co_bps_smoothing", lambda: M.co_bps(smoothing_baseline(
-                k[train][..., ~ho], k[train][..., ho], k[ev][..., ~ho], bin_size, SMOOTHING_SIGMA_S), k[ev][..., ho]))
+            attempt("co_bps_smoothing", lambda: M.co_bps(_glm_baseline(k, ho, ev, has_split, bin_size), k[ev][..., ho]))
     else:
         skipped["co_bps"] = "no held-out units (a boolean units column such as NLB's 'heldout')"
     if conditions is not None:
@@ -112,6 +110,22 @@ def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_tri
         for key, x in ((f"decoding_r2_{name}", r), (f"decoding_r2_{name}_smoothing", smooth)):
             attempt(key, lambda x=x: M.ridge_decoding_r2(x, values, ~decode_eval, decode_eval, lag_bins=lag))
     return out, skipped
+
+
+def _glm_baseline(k, ho, ev, has_split: bool, bin_size: float) -> np.ndarray:
+    """NLB's smoothing baseline on the eval trials [E, T, N_out] per bin: the GLM is trained on the
+    other trials, or without an eval split cross-fitted over 5 blocks of trials (never in-sample)."""
+    if has_split:
+        return smoothing_baseline(k[~ev][..., ~ho], k[~ev][..., ho], k[ev][..., ~ho], bin_size, SMOOTHING_SIGMA_S)
+    fold = np.arange(k.shape[0]) % min(5, k.shape[0])
+    if fold.max() == 0:
+        raise M.MetricInputError("co_bps_smoothing: one trial only; the baseline GLM needs other trials to train on")
+    out = np.zeros(k.shape[:2] + (int(ho.sum()),))
+    for f in range(fold.max() + 1):
+        test = fold == f
+        out[test] = smoothing_baseline(k[~test][..., ~ho], k[~test][..., ho], k[test][..., ~ho], bin_size,
+                                       SMOOTHING_SIGMA_S)
+    return out
 
 
 # ----------------------------------------------------------------------------- files

@@ -250,3 +250,19 @@ def test_continuous_mode_samples_merged_windows(a8604, tmp_path):
     assert s["n_trials"] == ds.sizes["trial"] and s["eval_trials"] == "all"
     assert s["metrics"]["bps"] == pytest.approx(expected, rel=1e-6) and expected < 0
     assert set(s["metrics"]) == {"bps"} and "no held-out units" in s["skipped"]["co_bps"]
+
+
+def test_without_eval_split_the_baseline_is_cross_fitted(enriched):
+    import dataclasses
+
+    from nwb_lfads.baselines import smoothing_baseline
+    from nwb_lfads.evaluate import SMOOTHING_SIGMA_S, evaluate_session
+    from nwb_lfads.metrics import co_bps
+
+    path, ds, truth = enriched
+    s = evaluate_session(path, dataclasses.replace(CFG.data, eval_trials=None))
+    assert (s["eval_trials"], s["n_eval_trials"]) == ("all", 24)
+    k, ho = ds.spikes.values, ds.heldout.values
+    in_sample = co_bps(smoothing_baseline(k[..., ~ho], k[..., ho], k[..., ~ho], BIN, SMOOTHING_SIGMA_S), k[..., ho])
+    assert s["metrics"]["co_bps_smoothing"] < in_sample - 0.05  # never scored on its own training trials
+    assert s["metrics"]["co_bps"] == pytest.approx(co_bps(truth[..., ho] * BIN, k[..., ho]), rel=1e-5)
