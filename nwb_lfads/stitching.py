@@ -27,11 +27,12 @@ already agree. This module computes that start, in pure numpy:
    weigh about equally, nearly silent units weigh little, silent units are exactly zero, never
    NaN).
 3. **Shared components.** The normalised units of all sessions are concatenated along the unit
-   axis over the common samples and reduced by SVD to D principal components. Their scores,
-   scaled to unit variance over the samples, are the targets Z [samples, D]. Components that
-   do not exist (fewer than D total units or samples, or rank deficiency) are zero columns, with
-   a :class:`StitchingWarning`. Signs are fixed so that each component's largest loading is
-   positive.
+   axis over the common samples and reduced to D principal components (the SVD, computed
+   through the eigendecomposition of the smaller Gram matrix). Their scores, scaled to unit
+   variance over the samples, are the targets Z [samples, D]. Components that do not exist
+   (fewer than D total units or samples, or squared singular values below ``RANK_RTOL`` times
+   the largest) are zero columns, with a :class:`StitchingWarning`. Signs are fixed so that
+   each component's largest loading is positive.
 4. **Read-in.** Per session, ridge regression of Z on the session's own *centred* rates
    (spikes per bin, not normalised): ``W_s = argmin |Xc_s W - Z|^2 + lam |W|^2`` with
    ``lam = ridge * mean_n |Xc_s[:, n]|^2``, and ``b_s = -mean_s @ W_s``, so that
@@ -72,6 +73,7 @@ MAX_TRIAL_SAMPLES = 50_000  # cap of trial x time samples in the "trials" rule
 SOFT_NORM_HZ = 1.0  # added to each unit's sd (in Hz, times bin_size) before dividing
 RATE_FLOOR = 1e-3  # spikes per bin; floor of the mean rate before the log (as the trainer's)
 PINV_RTOL = 1e-6  # relative cut-off of singular values in pinv(W_s)
+RANK_RTOL = 1e-10  # components with s^2 below this times the largest s^2 do not exist
 SAMPLE_RULES = ("conditions", "trials", "trial_mean")
 
 
@@ -166,23 +168,24 @@ def _check_inputs(spikes_list, readin_dim, bin_size, sigma_s, ridge, conditions_
 # ---------------------------------------------------------------- samples
 
 
-def _shared_conditions(conds) -> np.ndarray | None:
+def _shared_conditions(conds) -> list | None:
     """Sorted ids present in every session, or None (with a warning when ids were given)."""
     if conds is None:
         return None
     if any(c is None for c in conds):
         warnings.warn("pcr_readin: condition ids are missing for some sessions; averaging over "
-                      "trials instead.", StitchingWarning, stacklevel=3)
+                      "trials instead.", StitchingWarning, stacklevel=4)
         return None
-    shared = np.unique(conds[0])
-    for c in conds[1:]:
-        try:
-            shared = np.intersect1d(shared, c)
-        except TypeError:  # ids of incomparable types share nothing
-            shared = shared[:0]
-    if shared.size == 0:
+    try:  # Python equality: 1 == 1.0 match, 1 and "1" do not, NaN matches nothing
+        shared = set(np.unique(conds[0]).tolist())
+        for c in conds[1:]:
+            shared &= set(np.unique(c).tolist())
+        shared = sorted(shared)
+    except TypeError:  # ids of mixed, unorderable types within a session
+        shared = []
+    if not shared:
         warnings.warn("pcr_readin: no condition id occurs in every session; averaging over "
-                      "trials instead.", StitchingWarning, stacklevel=3)
+                      "trials instead.", StitchingWarning, stacklevel=4)
         return None
     return shared
 
@@ -217,20 +220,40 @@ def _samples(arrays, conds, readin_dim, bin_size, sigma_s) -> tuple[list[np.ndar
 # ---------------------------------------------------------------- PCA and regression
 
 
+def _principal_axes(y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k left/right singular vectors and all squared singular values of y [n, m].
+
+    Eigendecomposition of the smaller Gram matrix (y^T y or y y^T): one matrix product and a
+    min(n, m)-square ``eigh``, much cheaper than an SVD of a tall matrix. Returns u [n, k],
+    v [m, k] and s2 [min(n, m)] (descending); columns with s2 ~ 0 are returned as zeros.
+    """
+    n, m = y.shape
+    s2, vec = np.linalg.eigh(y.T @ y if n >= m else y @ y.T)
+    s2, vec = np.maximum(s2[::-1], 0.0), vec[:, ::-1]
+    k = min(k, s2.size)
+    s = np.sqrt(s2[:k])
+    inv = np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
+    if n >= m:
+        v, u = vec[:, :k], (y @ vec[:, :k]) * inv
+    else:
+        u, v = vec[:, :k], (y.T @ vec[:, :k]) * inv
+    return u, v, s2
+
+
 def _shared_scores(centred, bin_size, readin_dim) -> tuple[np.ndarray, np.ndarray]:
     """Unit-variance principal-component scores Z [n, D] and explained variance ratios [D]."""
     soft = SOFT_NORM_HZ * bin_size
     y = np.concatenate([x / (x.std(axis=0) + soft) for x in centred], axis=1)
     n = y.shape[0]
-    u, s, vt = np.linalg.svd(y, full_matrices=False)
-    tol = max(y.shape) * np.finfo(np.float64).eps * (s[0] if s.size else 0.0)
-    n_valid = int(np.sum(s[:readin_dim] > tol)) if s.size and s[0] > 0 else 0
+    u, v, s2 = _principal_axes(y, readin_dim)
+    total = float(np.sum(s2))
+    n_valid = int(np.sum(s2[:readin_dim] > RANK_RTOL * s2[0])) if total > 0 else 0
     z = np.zeros((n, readin_dim))
     evr = np.zeros(readin_dim)
     if n_valid:
-        sign = np.sign(vt[np.arange(n_valid), np.abs(vt[:n_valid]).argmax(axis=1)])
+        sign = np.sign(v[np.abs(v[:, :n_valid]).argmax(axis=0), np.arange(n_valid)])
         z[:, :n_valid] = u[:, :n_valid] * sign * math.sqrt(n)
-        evr[:n_valid] = s[:n_valid] ** 2 / np.sum(s ** 2)
+        evr[:n_valid] = s2[:n_valid] / total
     if n_valid < readin_dim:
         warnings.warn(f"pcr_readin: only {n_valid} of readin_dim={readin_dim} shared components "
                       f"exist ({y.shape[1]} units in all sessions, {n} samples); the other "
@@ -241,11 +264,11 @@ def _shared_scores(centred, bin_size, readin_dim) -> tuple[np.ndarray, np.ndarra
 
 def _ridge(xc: np.ndarray, z: np.ndarray, ridge: float) -> np.ndarray:
     """argmin_W |xc W - z|^2 + lam |W|^2, lam = ridge * mean column sum of squares. [N, D]."""
-    u, s, vt = np.linalg.svd(xc, full_matrices=False)
-    lam = ridge * float(np.sum(s ** 2)) / xc.shape[1]
+    gram = xc.T @ xc
+    lam = ridge * float(np.trace(gram)) / xc.shape[1]
     if lam == 0.0:  # every unit silent over the samples
         return np.zeros((xc.shape[1], z.shape[1]))
-    return vt.T @ ((s / (s ** 2 + lam))[:, None] * (u.T @ z))
+    return np.linalg.solve(gram + lam * np.eye(xc.shape[1]), xc.T @ z)
 
 
 def pcr_readin(spikes_list, readin_dim: int, bin_size: float, *, conditions_list=None,
@@ -306,7 +329,11 @@ def stack_padded(init: ReadinInit, n_max: int | None = None, *,
             which matches a read-out producing log-rates.
     Returns:
         ``{"readin_w": [S, Nmax, D], "readin_b": [S, D], "readout_w": [S, D, Nmax],
-        "readout_b": [S, Nmax]}`` (the field names of the model's ``ReadInit``).
+        "readout_b": [S, Nmax]}``, the field names of the model's ``ReadInit``:
+        ``ReadInit(**stack_padded(init, n_max, readout_space="log"))`` when ``fac_dim == D``;
+        otherwise take only ``readin_w``, ``readin_b`` and ``readout_b``.
+    Raises:
+        ConfigError: ``n_max`` below the largest session, or an unknown ``readout_space``.
     """
     if readout_space not in ("rate", "log"):
         raise ConfigError(f"stack_padded: readout_space={readout_space!r}; expected 'rate' or 'log'.")
@@ -316,8 +343,9 @@ def stack_padded(init: ReadinInit, n_max: int | None = None, *,
         raise ConfigError(f"stack_padded: n_max={n_max!r} is smaller than the largest session "
                           f"({max(units)} units; unit counts {units}); pass n_max >= {max(units)}.")
     n_s, d = len(units), init.readin_w[0].shape[1]
-    out = {"readin_w": np.zeros((n_s, n_max, d), np.float32), "readin_b": np.zeros((n_s, d), np.float32),
-           "readout_w": np.zeros((n_s, d, n_max), np.float32), "readout_b": np.zeros((n_s, n_max), np.float32)}
+    shapes = {"readin_w": (n_s, n_max, d), "readin_b": (n_s, d), "readout_w": (n_s, d, n_max),
+              "readout_b": (n_s, n_max)}
+    out = {k: np.zeros(shape, np.float32) for k, shape in shapes.items()}
     w_out = init.readout_w_log if readout_space == "log" else init.readout_w
     for s, n in enumerate(units):
         out["readin_w"][s, :n] = init.readin_w[s]

@@ -203,6 +203,9 @@ def test_sample_rules_conditions_fallback_and_single_trials():
     with pytest.warns(StitchingWarning, match="no condition id occurs in every session"):
         init = pcr_readin([a, b], 3, BIN, conditions_list=[np.full(16, 1), np.full(10, 2)])
     assert init.samples == "trial_mean"
+    with pytest.warns(StitchingWarning, match="no condition id occurs in every session"):
+        mixed = [np.arange(16) % 2, np.array(["0", "1"] * 5)]   # ints vs strings share nothing
+        assert pcr_readin([a, b], 3, BIN, conditions_list=mixed).samples == "trial_mean"
     with pytest.warns(StitchingWarning, match="missing for some sessions"):
         assert pcr_readin([a, b], 3, BIN, conditions_list=[None, np.zeros(10)]).samples == "trial_mean"
     # one session, 20 bins < 2 * readin_dim: its single trials are the samples, all 12 components
