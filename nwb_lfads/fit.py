@@ -57,6 +57,8 @@ def reader_options(data_cfg) -> dict:
             "heldout": data_cfg.heldout_units}
     if data_cfg.align_to is None:
         opts.update(window_length=data_cfg.window_length, overlap=data_cfg.overlap)
+    elif data_cfg.eval_trials:  # text columns (NLB's split) are only read when asked for
+        opts["include_columns"] = [data_cfg.eval_trials.partition("=")[0].strip()]
     return opts
 
 
