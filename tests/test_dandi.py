@@ -169,6 +169,8 @@ def test_expand_errors_name_what_exists():
         expand_sources(["dandi:000128/sub-Nobody/*.nwb"])
     with pytest.raises(DandiError, match=r"matches 1 asset\(s\) but no .nwb file \(README.md\)"):
         expand_sources(["dandi:000128/README*"])
+    with pytest.raises(DandiError, match="https://example.invalid/x.nwb: not a DANDI archive URL"):
+        expand_sources(["https://example.invalid/x.nwb"])  # refused before any request
 
 
 # ---- downloading ------------------------------------------------------------------------------

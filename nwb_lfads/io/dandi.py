@@ -27,6 +27,8 @@ from ..errors import DandiError, InputFileError
 from .sources import DandiAsset, DandiSpec, is_dandi_spec, parse_dandi_spec
 
 CACHE_ENV = "NWB_LFADS_CACHE_DIR"
+# URL shapes dandi.dandiarchive.parse_dandi_url knows (its catch-all follows redirects of anything)
+DANDI_URL = re.compile(r"^dandi://|/dandisets?/\d{6}|/assets/[^/?#]+|identifiers\.org/DANDI:", re.IGNORECASE)
 
 
 # ---- configuration ----------------------------------------------------------------------------
@@ -119,10 +121,10 @@ def _archive_errors(what: str, where: str, nothing: str = "nothing was downloade
         raise _network_error(what, where, exc, nothing) from None
     except (requests.RequestException, FailedToConnectError) as exc:
         raise _network_error(what, where, exc, nothing) from None
-    except RuntimeError as exc:  # get_instance: "Could not retrieve server info from ..."
+    except RuntimeError as exc:  # the client's own failures, e.g. "Could not retrieve server info"
         if "server info" in str(exc):
             raise _network_error(what, where, exc, nothing) from None
-        raise
+        raise DandiError(f"{what}: the dandi client failed at {where}: {_reason(exc)}") from None
 
 
 # ---- resolving identifiers --------------------------------------------------------------------
@@ -131,6 +133,11 @@ def _target(spec: str, version: str | None):
     text = spec.strip()
     if re.match(r"^(https?|dandi)://", text, re.IGNORECASE):
         from dandi import dandiarchive as da
+
+        if not DANDI_URL.search(text):  # dandi would chase redirects of any URL for minutes
+            raise DandiError(f"{spec}: not a DANDI archive URL. Expected https://<archive>/dandiset/<id>"
+                             f"[/<version>][/files?location=<folder>], an API URL (.../api/dandisets/<id>/..., "
+                             f".../api/assets/<asset id>/), or dandi:<id>[/<path glob>].")
 
         with _archive_errors(spec, text):
             purl = da.parse_dandi_url(text, glob=True)
@@ -262,7 +269,8 @@ def resolve(spec: str, version: str | None = None) -> list[DandiAsset]:
 
 def resolve_one(spec: str) -> DandiAsset:
     """The single NWB asset ``spec`` names (for streaming one session)."""
-    assets = [a for a in resolve(spec) if a.path.lower().endswith(".nwb")] or resolve(spec)
+    found = resolve(spec)
+    assets = [a for a in found if a.path.lower().endswith(".nwb")] or found
     if len(assets) != 1:
         shown = "\n  ".join(str(a) for a in assets[:5])
         raise DandiError(f"{spec}: names {len(assets)} assets, but one file is needed here. Name one "
@@ -439,3 +447,5 @@ def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator["pynwb.NWBFile"]: 
     finally:
         io.close()
         h5.close()
+        if getattr(rfile, "session", None) is not None:
+            rfile.session.close()
