@@ -49,25 +49,17 @@ def archive_instance():
 
     name = os.environ.get("DANDI_INSTANCE", "dandi")
     try:
-        with _dandi_logs():
+        with _archive_errors(f"DANDI_INSTANCE={name}", name):
             return get_instance(name)
-    except KeyError:
+    except (KeyError, ValueError) as exc:  # an unknown name; the removed 'dandi-staging'
         raise DandiError(f"DANDI_INSTANCE={name!r} is not a DANDI instance the dandi client knows "
-                         f"({', '.join(known_instances)}). Set it to one of them or to the archive's "
-                         f"URL (e.g. https://dandiarchive.org).") from None
-    except ValueError as exc:
-        raise DandiError(f"DANDI_INSTANCE={name!r}: {exc}") from None
-    except Exception as exc:
-        raise _network_error(f"DANDI_INSTANCE={name}", name, exc) from None
+                         f"({', '.join(known_instances)}){'' if isinstance(exc, KeyError) else ': ' + str(exc)}. "
+                         f"Set it to one of them or to the archive's URL (e.g. https://dandiarchive.org).") from None
 
 
 # ---- errors ---------------------------------------------------------------------------------
 class _StripTracebacks(logging.Filter):
-    """dandi logs failed requests (with tracebacks); we raise one clear error instead.
-
-    Drops the 404 reports (each becomes our own "no such dandiset/version/asset" error) and
-    the tracebacks of the rest, whose one-line messages still show retries as they happen.
-    """
+    """Drop dandi's 404 reports (each becomes our own error) and its tracebacks (retry messages stay)."""
 
     def filter(self, record):
         if str(record.msg).startswith("%s: %s") and " 404 " in record.getMessage():
@@ -88,7 +80,7 @@ def _dandi_logs():
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text if len(text) < 300 else text[:300] + "..."
+    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def _network_error(what: str, where: str, exc: BaseException, nothing: str = "nothing was downloaded") -> DandiError:
@@ -136,9 +128,8 @@ def _target(spec: str, version: str | None):
 
         if not DANDI_URL.search(text):  # dandi would chase redirects of any URL for minutes
             raise DandiError(f"{spec}: not a DANDI archive URL. Expected https://<archive>/dandiset/<id>"
-                             f"[/<version>][/files?location=<folder>], an API URL (.../api/dandisets/<id>/..., "
-                             f".../api/assets/<asset id>/), or dandi:<id>[/<path glob>].")
-
+                             f"[/<version>], an API URL (.../api/dandisets/<id>/..., .../api/assets/<id>/) "
+                             f"or dandi:<id>[/<path glob>].")
         with _archive_errors(spec, text):
             purl = da.parse_dandi_url(text, glob=True)
         asset_id = getattr(purl, "asset_id", None)
@@ -306,11 +297,10 @@ def _run_downloader(purl, out_dir: Path, *, get_metadata: bool, preserve_tree: b
                     bars[path] = tqdm(total=rec["size"], desc=path, unit="B", unit_scale=True, leave=True)
                 if "done" in rec and path in bars:
                     bars[path].update(rec["done"] - bars[path].n)
-                if rec.get("status") in ("done", "error", "skipped"):
-                    if path in bars:
-                        bars.pop(path).close()
-                    if progress and rec.get("status") == "skipped" and not _is_metadata(path):
-                        tqdm.write(f"{path}: already complete, skipped")
+                if rec.get("status") in ("done", "error", "skipped") and path in bars:
+                    bars.pop(path).close()
+                if progress and rec.get("status") == "skipped" and not _is_metadata(path):
+                    tqdm.write(f"{path}: already complete, skipped")
     finally:
         for bar in bars.values():
             bar.close()
@@ -420,15 +410,15 @@ def fetch_assets(assets: list[DandiAsset], cache_dir=None, *, progress: bool = T
 def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator["pynwb.NWBFile"]:  # noqa: F821
     """Open a DANDI asset read-only without downloading it: HTTP range reads through ``remfile``.
 
-    Blocks that were read are kept in ``<cache_dir>/../dandi-blocks`` (remfile's disk cache),
-    so reopening the same asset fetches nothing again.
+    Blocks that were read are kept in ``<cache_dir>/.remfile-blocks`` (remfile's disk cache;
+    ``cache_dir`` defaults to :func:`default_cache_dir`), so reopening the asset fetches nothing.
     """
     import h5py
     import pynwb
     import remfile
 
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    blocks = root.parent / "dandi-blocks"
+    blocks = root / ".remfile-blocks"
     with _archive_errors(str(asset), asset.content_url, nothing="nothing was opened"):
         try:
             rfile = remfile.File(asset.content_url, disk_cache=remfile.DiskCache(str(blocks)))
