@@ -345,3 +345,23 @@ def test_dandi_asset_is_a_plain_value():
     asset = DandiAsset("http://x/api", "000128", "draft", "a/b.nwb", "id", 3, "e-1", "http://x/d", "http://x/b")
     assert asset.name == "b.nwb" and str(asset) == "dandi:000128@draft/a/b.nwb"
     assert {asset: 1}[DandiAsset(*[getattr(asset, f) for f in asset.__dataclass_fields__])] == 1
+
+
+# ---- fit straight from the archive ------------------------------------------------------------
+@pytest.mark.slow  # ~40 s on 2 busy cores, mostly compiling the model
+def test_fit_a_dandi_asset_end_to_end(archive, tmp_path):
+    if main.get_command(None, "fit") is None:
+        pytest.skip("fit not in this checkout")
+    tiny = [f"--set={k}" for k in ("model.gen_dim=8", "model.ic_enc_dim=4", "model.ci_enc_dim=4",
+                                    "model.con_dim=4", "model.fac_dim=3", "model.ic_dim=4", "model.co_dim=1",
+                                    "train.batch_size=16", "train.n_samples=2")]
+    result = _invoke("fit", "dandi:000140/sub-Jenkins/*.nwb", "--out", tmp_path / "run", "--cache-dir",
+                     tmp_path / "cache", "--align-to", "move_onset_time", "--window", -0.25, 0.45,
+                     "--bin-size", 0.01, "--max-epochs", 1, "--quiet", "--no-plots", *tiny)
+    assert result.exit_code == 0, result.output
+    cached = next((tmp_path / "cache").glob(f"*/000140/draft/{JENKINS}"))
+    assert cached.read_bytes() == archive.sources[JENKINS].read_bytes()  # fit wrote a copy, not the cache
+    import pynwb
+
+    with pynwb.NWBHDF5IO(str(tmp_path / "run" / "sub-Jenkins_ses-small_desc-test_ecephys.lfads.nwb"), "r") as io:
+        assert io.read().processing["lfads"]["rates"].data.shape == (7000, 107)
