@@ -278,6 +278,14 @@ def test_open_nwb_needs_exactly_one_asset():
             pass
 
 
+def test_streaming_a_missing_blob_is_a_clear_error():
+    asset = expand_sources(["dandi:000140"])[0]
+    gone = DandiAsset(**{**asset.__dict__, "content_url": asset.content_url + "-gone"})
+    with pytest.raises(DandiError, match=r"cannot stream .*-gone \(.*404.*nothing was opened"):
+        with open_nwb(gone):
+            pass
+
+
 def test_inspect_and_read_session_stream_a_dandi_asset(mc_maze_small):
     read = pytest.importorskip("nwb_lfads.io.read")
     spec = "dandi:000140/sub-Jenkins/*.nwb"

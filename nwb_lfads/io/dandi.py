@@ -419,11 +419,12 @@ def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator["pynwb.NWBFile"]: 
 
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     blocks = root / ".remfile-blocks"
-    with _archive_errors(str(asset), asset.content_url, nothing="nothing was opened"):
-        try:
-            rfile = remfile.File(asset.content_url, disk_cache=remfile.DiskCache(str(blocks)))
-        except Exception as exc:  # remfile raises bare Exceptions after its own retries
-            raise _network_error(str(asset), asset.content_url, exc, "nothing was opened") from None
+    try:
+        rfile = remfile.File(asset.content_url, disk_cache=remfile.DiskCache(str(blocks)))
+    except Exception as exc:  # remfile raises bare Exceptions (after its own retries for 5xx)
+        raise DandiError(f"{asset}: cannot stream {asset.content_url} ({type(exc).__name__}: {_reason(exc)}); "
+                         f"nothing was opened. Check the network connection; embargoed assets cannot be "
+                         f"streamed: download them ('nwb-lfads download', with <INSTANCE>_API_KEY set).") from None
     try:
         h5 = h5py.File(rfile, "r")
         io = pynwb.NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
