@@ -330,7 +330,7 @@ def test_cli_unreachable_archive(monkeypatch, tmp_path):
 def test_cli_api_failing_after_retries(archive, tmp_path):
     archive.fail("api", "503", times=10)
     _assert_user_error(_invoke("download", "000140", "--out", tmp_path),
-                       r"dandi:000140: could not reach the DANDI archive.*503.*nothing was downloaded")
+                       r"000140: could not reach the DANDI archive.*503.*nothing was downloaded")
     assert len([r for r in archive.requests if r[1] == "/api/dandisets/000140/"]) == 2  # the client retried
 
 

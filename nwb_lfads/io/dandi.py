@@ -19,12 +19,13 @@ import contextlib
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import DandiError, InputFileError
-from .sources import DandiAsset, DandiSpec, is_dandi_spec, parse_dandi_spec
+from .sources import DandiAsset, DandiSpec, parse_dandi_spec
 
 CACHE_ENV = "NWB_LFADS_CACHE_DIR"
 # URL shapes dandi.dandiarchive.parse_dandi_url knows (its catch-all follows redirects of anything)
@@ -294,13 +295,13 @@ def _run_downloader(purl, out_dir: Path, *, get_metadata: bool, preserve_tree: b
                 st = status.setdefault(path, {})
                 st.update({k: v for k, v in rec.items() if k != "path"})
                 if "size" in rec and progress and path not in bars:
-                    bars[path] = tqdm(total=rec["size"], desc=path, unit="B", unit_scale=True, leave=True)
+                    bars[path] = tqdm(total=rec["size"], desc=path, unit="B", unit_scale=True, file=sys.stderr)
                 if "done" in rec and path in bars:
                     bars[path].update(rec["done"] - bars[path].n)
                 if rec.get("status") in ("done", "error", "skipped") and path in bars:
                     bars.pop(path).close()
                 if progress and rec.get("status") == "skipped" and not _is_metadata(path):
-                    tqdm.write(f"{path}: already complete, skipped")
+                    tqdm.write(f"{path}: already complete, skipped", file=sys.stderr)
     finally:
         for bar in bars.values():
             bar.close()
@@ -362,10 +363,7 @@ def download(spec: str, out_dir: str | os.PathLike, version: str | None = None, 
     """
     from dandi.dandiarchive import AssetGlobURL, AssetIDURL, BaseAssetIDURL, DandisetURL
 
-    text = spec.strip()
-    if not is_dandi_spec(text):
-        text = "dandi:" + text
-    found = _remote_assets(text, version)
+    found = _remote_assets(spec.strip(), version)  # a bare id is fine here: parse_dandi_spec takes it
     ds = found.dandiset
     if ds is None:  # an asset URL without its dandiset
         purl = BaseAssetIDURL(instance=found.instance, asset_id=found.asset_id)
