@@ -1,0 +1,163 @@
+"""One member of the population: the Ray Tune trainable around a :class:`~nwb_lfads.train.trainer.Trainer`.
+
+:func:`train_member` runs in a Ray worker. The data arrive once through Ray's object store
+(``tune.with_parameters(train_member, bundle=MemberBundle(...))``), never re-read. Each epoch
+is one ``tune.report``; every ``perturbation_interval`` epochs (and at the last epoch) the
+report carries a checkpoint: the trainer's own no-pickle folder (``state.npz``,
+``best_params.npz``, ``config.yaml``, ``sessions.json``, see
+:mod:`nwb_lfads.train.checkpoint`) plus ``member.json`` (who wrote it, the smoothed loss),
+handed to Ray with ``Checkpoint.from_directory``.
+
+When PBT replaces this member by a copy of a better one, Ray restarts the function with the
+perturbed config and the donor's checkpoint; ``member.json`` then names another trial, and
+the next report says so in ``exploited_from`` (how the sweep counts exploits). The learning
+rate belongs to PBT: the trainer's plateau decay is switched off and the rate is set from the
+config after every restore.
+
+Nothing here imports JAX at module level, so Ray can unpickle the function cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ..train.config import RunConfig
+from .space import SearchSpace
+
+MEMBER_FILE = "member.json"
+OBJECTIVE = "valid_recon_smoothed"  # PBT's metric (minimised)
+CACHE_SIZE = 2  # trainers kept per worker process (a paused member resumed there skips compiling)
+
+_TRAINERS: "OrderedDict[tuple, object]" = OrderedDict()
+
+
+@dataclass(frozen=True, eq=False)
+class MemberBundle:
+    """What every member gets through the object store.
+
+    Attributes:
+        data: :class:`~nwb_lfads.data.TrainingData` of all sessions (read once by the driver).
+        cfg: the sweep's base :class:`RunConfig` (hyperparameters replaced per member).
+        space: the :class:`SearchSpace` (names and PBT schedule).
+        token: identifies the sweep (keys the per-process trainer cache).
+    """
+
+    data: object
+    cfg: RunConfig
+    space: SearchSpace
+    token: str = ""
+
+
+def member_index(trial_id: str) -> int:
+    """The member's number from a Ray trial id (``abc12_00003`` -> 3), else a stable hash."""
+    tail = str(trial_id).rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else zlib.crc32(str(trial_id).encode()) % 10_000
+
+
+def member_config(base: RunConfig, hyperparameters: dict, *, seed: int | None = None) -> RunConfig:
+    """``base`` with the searched ``SECTION.FIELD`` values, the learning-rate decay off (PBT
+    sets the rate) and no per-member time limit (the sweep has one)."""
+    sections: dict = {"train": {"lr_decay": 1.0, "max_minutes": None}}
+    for key, value in hyperparameters.items():
+        section, _, name = key.partition(".")
+        sections.setdefault(section, {})[name] = float(value)
+    if seed is not None:
+        sections["train"]["seed"] = int(seed)
+    return base.replace(**sections)
+
+
+def smooth(previous: float, value: float, weight: float) -> float:
+    """Exponential smoothing that skips non-finite values (``weight`` is the past's share)."""
+    if not math.isfinite(value):
+        return previous
+    if not math.isfinite(previous):
+        return float(value)
+    return float(weight * previous + (1.0 - weight) * value)
+
+
+def _trainer_for(bundle: MemberBundle, cfg: RunConfig, resuming: bool):
+    """A Trainer for ``cfg``; one cached in this process is reused when a checkpoint will be
+    restored into it anyway (same config, same data), which saves compiling again."""
+    from ..train.trainer import Trainer
+
+    key = (bundle.token, cfg)
+    if resuming and key in _TRAINERS:
+        _TRAINERS.move_to_end(key)
+        return _TRAINERS[key]
+    trainer = Trainer(bundle.data, cfg)
+    _TRAINERS[key] = trainer
+    while len(_TRAINERS) > CACHE_SIZE:
+        _TRAINERS.popitem(last=False)
+    return trainer
+
+
+def _read_member(folder) -> dict:
+    path = os.path.join(folder, MEMBER_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def train_member(config: dict, bundle: MemberBundle | None = None) -> None:
+    """Ray Tune function trainable: train one member until ``cfg.train.max_epochs``.
+
+    Args:
+        config: this member's hyperparameters, ``{"train.lr_init": 3e-3, ...}`` (from PBT).
+        bundle: the shared :class:`MemberBundle` (``tune.with_parameters``).
+
+    Reports per epoch the trainer's metrics row (``epoch``, ``train_loss``, ``valid_loss``,
+    ``valid_recon``, ...) plus ``valid_recon_smoothed`` (PBT's objective), ``member`` (this
+    trial's id) and ``exploited_from`` (the donor's trial id on the first report after an
+    exploit, else "").
+    """
+    from ray import tune
+
+    me = tune.get_context().get_trial_id() or "member"
+    space = bundle.space
+    hps = {k: float(config[k]) for k in space.names if k in config}
+    cfg = member_config(bundle.cfg, hps, seed=bundle.cfg.train.seed + member_index(me))
+    checkpoint = tune.get_checkpoint()
+    trainer = _trainer_for(bundle, cfg, resuming=checkpoint is not None)
+    smoothed, best, best_epoch, exploited_from = math.nan, math.inf, 0, ""
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer.restore(folder)
+            info = _read_member(folder)
+        smoothed = float(info.get("smoothed", math.nan))
+        best, best_epoch = float(info.get("best", math.inf)), int(info.get("best_epoch", 0))
+        donor = str(info.get("trial_id", me))
+        if donor != me:
+            exploited_from = donor
+    trainer.lr = float(cfg.train.lr_init)
+    interval = space.pbt.perturbation_interval
+    max_epochs = int(cfg.train.max_epochs)
+    while trainer.epoch < max_epochs:
+        row = trainer.train_epoch()
+        trainer.lr = float(cfg.train.lr_init)
+        recon = row.get("valid_recon", math.nan)
+        if not math.isfinite(recon):  # no validation trials: fall back to the training loss
+            recon = row.get("train_recon", math.nan)
+        smoothed = smooth(smoothed, recon, space.pbt.smoothing)
+        if smoothed < best:
+            best, best_epoch = smoothed, trainer.epoch
+        metrics = {k: v for k, v in row.items() if isinstance(v, (int, float))}
+        metrics.update({OBJECTIVE: smoothed if math.isfinite(smoothed) else math.inf,
+                        "member": me, "exploited_from": exploited_from, "best_smoothed": best,
+                        "best_smoothed_epoch": best_epoch})
+        exploited_from = ""
+        if trainer.epoch % interval == 0 or trainer.epoch >= max_epochs:
+            with tempfile.TemporaryDirectory(prefix="nwb-lfads-member-") as folder:
+                trainer.save(folder)
+                with open(os.path.join(folder, MEMBER_FILE), "w") as f:
+                    json.dump({"trial_id": me, "epoch": trainer.epoch, "smoothed": smoothed, "best": best,
+                               "best_epoch": best_epoch, "hyperparameters": hps}, f)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
