@@ -16,6 +16,7 @@ import haiku as hk
 import jax.numpy as jnp
 
 from .gru import GRUWeights
+from .noise import fan_in_init
 
 
 class ControllerParams(NamedTuple):
@@ -36,8 +37,7 @@ class Controller(hk.Module):
 
     def __call__(self, ci_width: int, fac_dim: int) -> ControllerParams:
         w_i, w_h, b = GRUWeights(self.K, name="gru")(ci_width + fac_dim)
-        init = hk.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal")
-        w_co = hk.get_parameter("w_co", [self.K, 2 * self.U], jnp.float32, init=init)
+        w_co = hk.get_parameter("w_co", [self.K, 2 * self.U], jnp.float32, init=fan_in_init())
         b_co = hk.get_parameter("b_co", [2 * self.U], jnp.float32, init=jnp.zeros)
         return ControllerParams(w_i[:ci_width], w_i[ci_width:], w_h, b, w_co, b_co)
 

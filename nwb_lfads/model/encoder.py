@@ -20,6 +20,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
+from . import noise
 from .gru import GRUWeights, gru_split, pad_gates
 
 
@@ -37,8 +38,9 @@ def lag_encodings(fwd, bwd, lag: int):
 class Encoders(hk.Module):
     """Bidirectional IC encoder and (when ``ci_enc_dim > 0``) CI encoder.
 
-    Call with ``x`` float32 [B, T, I] (already dropped out); returns ``(ic_enc [B, 2E],
-    ci_enc [B, T, 2C] or None)``, both with dropout applied when ``is_training``.
+    Call with ``x`` float32 [B, T, I] (already dropped out) and, when training, two uint32
+    dropout seeds (:mod:`.noise`); returns ``(ic_enc [B, 2E], ci_enc [B, T, 2C] or None)``,
+    both with dropout applied when ``seeds`` is given.
     """
 
     def __init__(self, ic_enc_dim: int, ci_enc_dim: int, ci_lag: int, dropout_rate: float,
@@ -46,7 +48,7 @@ class Encoders(hk.Module):
         super().__init__(name=name)
         self.E, self.C, self.ci_lag, self.dropout_rate = ic_enc_dim, ci_enc_dim, ci_lag, dropout_rate
 
-    def __call__(self, x, is_training: bool):
+    def __call__(self, x, seeds=None):
         B, T, I = x.shape
         E, C = self.E, self.C
         # cell order: forward cells first, then backward cells (same order), so that the
@@ -77,8 +79,8 @@ class Encoders(hk.Module):
             fwd = jnp.transpose(hs[:, 0, :, :C], (1, 0, 2))                 # [B, T, C]
             bwd = jnp.transpose(jnp.flip(hs[:, 1, :, :C], axis=0), (1, 0, 2))
             ci_enc = lag_encodings(fwd, bwd, self.ci_lag)
-        if is_training and self.dropout_rate > 0:
-            ic_enc = hk.dropout(hk.next_rng_key(), self.dropout_rate, ic_enc)
+        if seeds is not None and self.dropout_rate > 0:
+            ic_enc = noise.dropout(seeds[0], self.dropout_rate, ic_enc)
             if ci_enc is not None:
-                ci_enc = hk.dropout(hk.next_rng_key(), self.dropout_rate, ci_enc)
+                ci_enc = noise.dropout(seeds[1], self.dropout_rate, ci_enc)
         return ic_enc, ci_enc

@@ -18,6 +18,7 @@ import haiku as hk
 import jax.numpy as jnp
 
 from .gru import GRUWeights
+from .noise import fan_in_init
 
 
 class GeneratorParams(NamedTuple):
@@ -42,10 +43,10 @@ class Generator(hk.Module):
     def __call__(self, co_dim: int) -> GeneratorParams:
         w_i, w_h, b = GRUWeights(self.G, name="gru")(co_dim)
         w_fac = hk.get_parameter("w_fac", [self.G, self.F], jnp.float32,
-                                 init=hk.initializers.TruncatedNormal(1.0 / jnp.sqrt(self.G)))
+                                 init=fan_in_init())
         return GeneratorParams(w_i, w_h, b, normalise_columns(w_fac))
 
     def initial_state(self, ic_sample, clip: float):
         """g0 [B, G] from the initial-condition sample [B, D] (linear, then clipped)."""
-        g0 = hk.Linear(self.G, name="ic_to_g0")(ic_sample)
+        g0 = hk.Linear(self.G, name="ic_to_g0", w_init=fan_in_init())(ic_sample)
         return jnp.clip(g0, -clip, clip) if clip > 0 else g0

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .noise import fan_in_init
+
 UPDATE_BIAS = 1.0
 
 
@@ -87,7 +89,8 @@ def _bias_init(hidden: int):
 class GRUWeights(hk.Module):
     """The parameters of one GRU cell: ``w_i`` [I, 3H], ``w_h`` [H, 3H], ``b`` [3H].
 
-    Weights start from a fan-in scaled normal (variance 1/fan_in, as in TF LFADS); the bias
+    Weights start from a fan-in scaled normal (variance 1/fan_in, as in TF LFADS; see
+    :func:`.noise.fan_in_init`); the bias
     from zero except the update block, ``+UPDATE_BIAS`` (see the module docstring).
     """
 
@@ -97,7 +100,7 @@ class GRUWeights(hk.Module):
 
     def __call__(self, n_inputs: int):
         H = self.hidden
-        init = hk.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal")
+        init = fan_in_init()
         w_i = hk.get_parameter("w_i", [n_inputs, 3 * H], jnp.float32, init=init)
         w_h = hk.get_parameter("w_h", [H, 3 * H], jnp.float32, init=init)
         b = hk.get_parameter("b", [3 * H], jnp.float32, init=_bias_init(H))

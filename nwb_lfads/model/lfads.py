@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..train.config import ModelConfig
+from . import noise
 from .controller import Controller
 from .decoder import decode
 from .encoder import Encoders
@@ -98,6 +99,7 @@ class LFADS(hk.Module):
         B, T, N = spikes.shape
         S = self.unit_mask.shape[0]
         U = cfg.co_dim
+        seeds = noise.seeds_from_key(hk.next_rng_key(), 8)
         x = jnp.where(batch.input_mask[:, None, :] > 0, spikes, 0.0)
         weight = jnp.broadcast_to(batch.loss_mask[:, None, :], spikes.shape)
         sv_weight = None
@@ -106,34 +108,35 @@ class LFADS(hk.Module):
             sv_weight = weight * batch.sv_mask
             weight = weight * (1.0 - batch.sv_mask)
         if is_training and cfg.cd_rate > 0:
-            keep = jax.random.bernoulli(hk.next_rng_key(), 1.0 - cfg.cd_rate, x.shape)
+            keep = noise.keep_mask(seeds[0], cfg.cd_rate, x.shape)
             x = jnp.where(keep, x / (1.0 - cfg.cd_rate), 0.0)
             weight = weight * jnp.where(keep, 0.0, 1.0 / cfg.cd_rate)
         if is_training and cfg.dropout_rate > 0:
-            x = hk.dropout(hk.next_rng_key(), cfg.dropout_rate, x)
+            x = noise.dropout(seeds[1], cfg.dropout_rate, x)
         R = readin_size(cfg, S)
         if R > 0:
             x = ReadIn(self.unit_mask, R, self.readin_init)(x, batch.session)
 
         ci_dim = cfg.ci_enc_dim if U > 0 else 0
-        ic_enc, ci_enc = Encoders(cfg.ic_enc_dim, ci_dim, cfg.ci_lag, cfg.dropout_rate)(x, is_training)
+        ic_enc, ci_enc = Encoders(cfg.ic_enc_dim, ci_dim, cfg.ci_lag, cfg.dropout_rate)(
+            x, seeds[2:4] if is_training else None)
 
-        post = hk.Linear(2 * cfg.ic_dim, name="ic_posterior")(ic_enc)
+        post = hk.Linear(2 * cfg.ic_dim, name="ic_posterior", w_init=noise.fan_in_init())(ic_enc)
         ic_mean = post[:, :cfg.ic_dim]
         ic_var = jnp.exp(post[:, cfg.ic_dim:]) + cfg.ic_post_var_min
         p_mean, p_var = ICPrior(cfg.ic_dim, cfg.ic_prior_var)()
         kl_ic = gaussian_kl(ic_mean, ic_var, p_mean, p_var)
-        ic_sample = ic_mean + jnp.sqrt(ic_var) * jax.random.normal(hk.next_rng_key(), ic_mean.shape)
+        ic_sample = ic_mean + jnp.sqrt(ic_var) * noise.normal(seeds[4], ic_mean.shape)
 
         generator = Generator(cfg.gen_dim, cfg.fac_dim)
         gp = generator(U)
         g0 = generator.initial_state(ic_sample, cfg.cell_clip)
         gen_keep = None
         if is_training and cfg.dropout_rate > 0:
-            gen_keep = hk.dropout(hk.next_rng_key(), cfg.dropout_rate, jnp.ones((B, T, cfg.gen_dim)))
+            gen_keep = noise.dropout_scale(seeds[5], cfg.dropout_rate, (B, T, cfg.gen_dim))
         if U > 0:
             cp = Controller(cfg.con_dim, U)(ci_enc.shape[-1], cfg.fac_dim)
-            eps = jax.random.normal(hk.next_rng_key(), (B, T, U))
+            eps = noise.normal(seeds[6], (B, T, U))
             dec = decode(gp, g0, T, cfg.cell_clip, con=cp, ci_enc=ci_enc, co_eps=eps,
                          co_var_min=cfg.ic_post_var_min, gen_keep=gen_keep)
             log_tau, log_pvar = AR1Prior(U, cfg.co_prior_tau, cfg.co_prior_var)()

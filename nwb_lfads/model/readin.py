@@ -20,6 +20,8 @@ import haiku as hk
 import jax.numpy as jnp
 import numpy as np
 
+from .noise import normal_init
+
 
 class ReadInit(NamedTuple):
     """Optional initial values, numpy float32: ``readin_w`` [S, N, R], ``readin_b`` [S, R],
@@ -44,16 +46,11 @@ def _init_or(value, shape, default):
 def _masked_normal(unit_mask, axis: int, fan_in: int):
     """Normal(0, 1/fan_in) weights, zero where the unit does not exist (unit axis ``axis``)."""
     def init(shape, dtype):
-        w = hk.initializers.TruncatedNormal(1.0 / np.sqrt(fan_in))(shape, dtype)
+        w = normal_init(1.0 / np.sqrt(fan_in))(shape, dtype)
         m = jnp.asarray(unit_mask, dtype)  # [S, N]
         m = m[:, :, None] if axis == 1 else m[:, None, :]
         return w * m
     return init
-
-
-def gather(w, session, single: bool):
-    """Per-trial weights: ``w[session]``, or ``w[0]`` broadcast when there is one session."""
-    return w[0] if single else w[session]
 
 
 class ReadIn(hk.Module):

@@ -35,7 +35,8 @@ from ..model.readin import ReadInit
 from . import checkpoint as ckpt
 from .config import RunConfig
 from .schedules import kl_schedule, l2_schedule, ramps_done_epoch
-from .step import DeviceData, TrainingState, chunk_indices, make_evaluate, make_optimizer, make_update
+from .step import (DeviceData, TrainingState, chunk_indices, init_opt_state, make_evaluate, make_optimizer,
+                   make_update)
 
 MAX_RESTORES = 3
 SMOOTHING = 0.7  # weight of the past in the smoothed validation loss
@@ -93,9 +94,9 @@ class Trainer:
         probe = Batch(self.device.spikes[:1], self.device.session[:1], self.device.input_mask[:1],
                       self.device.loss_mask[:1], None if sv is None else self.device.sv_mask[:1])
         params = jax.jit(self.model.init, static_argnums=2)(k_init, probe, True)
-        self.optimizer = make_optimizer(cfg, params)
-        self.state = TrainingState(params, self.optimizer.init(params), k_train, jnp.int32(0))
-        self._update = make_update(self.model, cfg, self.optimizer, batch_size=self.batch_size,
+        self.optimizer = make_optimizer(cfg)
+        self.state = TrainingState(params, init_opt_state(self.optimizer, params), k_train, jnp.int32(0))
+        self._update = make_update(self.model, cfg, self.optimizer, params, batch_size=self.batch_size,
                                    steps_per_call=self.steps_per_call, steps_per_epoch=self.steps_per_epoch)
         self._evaluate = make_evaluate(self.model, cfg, self.batch_size)
         valid_idx = np.flatnonzero(data.valid).astype(np.int32)
