@@ -64,8 +64,8 @@ def posterior_means(params, cfg: RunConfig, data: TrainingData, *, n_samples: in
 
 def _posterior_arrays(params, cfg, data, n_samples, batch_size, seed):
     """(rates [M, T, N] counts per bin, factors [M, T, F], inputs [M, T, U]) of all trials."""
-    n_samples = int(n_samples or cfg.train.n_samples)
-    batch_size = int(batch_size or cfg.train.batch_size)
+    n_samples = int(cfg.train.n_samples if n_samples is None else n_samples)
+    batch_size = int(cfg.train.batch_size if batch_size is None else batch_size)
     if n_samples < 1 or batch_size < 1:
         raise ConfigError(f"posterior sampling needs n_samples >= 1 and batch_size >= 1, got {n_samples}, {batch_size}.")
     model = make_lfads(cfg.model, data.unit_mask)

@@ -95,3 +95,28 @@ class ReadOut(hk.Module):
         if S == 1:
             return factors @ w[0] + b[0]
         return jnp.einsum("btf,bfn->btn", factors, w[session]) + b[session][:, None, :]
+
+
+def apply_read_init(params: dict, init: ReadInit | None) -> dict:
+    """Return ``params`` with the read-in/read-out values of ``init`` (fields not None)
+    put in place (same effect as passing ``init`` to the modules, without recompiling)."""
+    if init is None:
+        return params
+    params = {m: dict(v) for m, v in params.items()}
+    slots = {"readin_w": ("readin", "w"), "readin_b": ("readin", "b"),
+             "readout_w": ("readout", "w"), "readout_b": ("readout", "b")}
+    for field, (suffix, name) in slots.items():
+        value = getattr(init, field)
+        if value is None:
+            continue
+        module = next((m for m in params if m.endswith(suffix)), None)
+        if module is None:
+            from ..errors import ConfigError
+            raise ConfigError(f"{field} was given but the model has no {suffix} (one session with readin_dim = 0).")
+        want = tuple(params[module][name].shape)
+        value = np.asarray(value, np.float32)
+        if value.shape != want:
+            from ..errors import ConfigError
+            raise ConfigError(f"{field} has shape {value.shape}, expected {want}.")
+        params[module][name] = jnp.asarray(value)
+    return params

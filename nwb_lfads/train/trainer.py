@@ -31,7 +31,7 @@ import numpy as np
 from ..data import TrainingData
 from ..errors import RunDirError, SelectionError, TrainingDivergedError
 from ..model.lfads import Batch, make_lfads
-from ..model.readin import ReadInit
+from ..model.readin import ReadInit, apply_read_init
 from . import checkpoint as ckpt
 from .config import RunConfig
 from .schedules import kl_schedule, l2_schedule, ramps_done_epoch
@@ -41,6 +41,17 @@ from .step import (DeviceData, TrainingState, chunk_indices, init_opt_state, mak
 MAX_RESTORES = 3
 SMOOTHING = 0.7  # weight of the past in the smoothed validation loss
 MAX_AUTO_STEPS = 50  # steps per compiled call when steps_per_call = 0
+_COMPILED: dict = {}  # see Trainer._compiled
+_COMPILED_MAX = 8
+
+
+def _cached(key, build):
+    """Memoise jitted functions by what is compiled into them (bounded, oldest out first)."""
+    if key not in _COMPILED:
+        while len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = build()
+    return _COMPILED[key]
 
 
 def default_readin_init(data: TrainingData, likelihood: str) -> ReadInit:
@@ -74,7 +85,7 @@ class Trainer:
         init = readin_init or default_readin_init(data, cfg.model.likelihood)
         if readin_init is not None and readin_init.readout_b is None:
             init = init._replace(readout_b=default_readin_init(data, cfg.model.likelihood).readout_b)
-        self.model = make_lfads(cfg.model, data.unit_mask, init)
+        self.model = make_lfads(cfg.model, data.unit_mask)
 
         sv = sample_validation_mask(data, cfg.model.sv_rate, t.seed)
         train_p = None
@@ -93,12 +104,12 @@ class Trainer:
         k_init, k_train = jax.random.split(jax.random.key(t.seed))
         probe = Batch(self.device.spikes[:1], self.device.session[:1], self.device.input_mask[:1],
                       self.device.loss_mask[:1], None if sv is None else self.device.sv_mask[:1])
-        params = jax.jit(self.model.init, static_argnums=2)(k_init, probe, True)
+        init_key = ("init", cfg.model, data.unit_mask.tobytes(), data.unit_mask.shape, sv is None)
+        init_fn = _cached(init_key, lambda: jax.jit(self.model.init, static_argnums=2))
+        params = apply_read_init(init_fn(k_init, probe, True), init)
         self.optimizer = make_optimizer(cfg)
         self.state = TrainingState(params, init_opt_state(self.optimizer, params), k_train, jnp.int32(0))
-        self._update = make_update(self.model, cfg, self.optimizer, params, batch_size=self.batch_size,
-                                   steps_per_call=self.steps_per_call, steps_per_epoch=self.steps_per_epoch)
-        self._evaluate = make_evaluate(self.model, cfg, self.batch_size)
+        self._update, self._evaluate = self._compiled(params)
         valid_idx = np.flatnonzero(data.valid).astype(np.int32)
         self._valid_chunks, self._n_valid = chunk_indices(valid_idx, self.batch_size)
         self._valid_sessions = data.session[valid_idx]
@@ -113,6 +124,21 @@ class Trainer:
         self.stop_reason: str | None = None
         self.best_params = params
         self._last_good = self.state
+
+    def _compiled(self, params):
+        """The jitted update and evaluate functions, shared by trainers whose compiled code
+        would be identical (same model config, shapes and compiled-in training settings):
+        a second trainer in the same process (a resume, a Tune trial, a test) compiles nothing."""
+        t = self.cfg.train
+        compiled_in = (t.batch_size, t.adam_epsilon, t.weight_decay, t.max_grad_norm, t.kl_ic_scale, t.kl_co_scale,
+                       t.kl_start_epoch, t.kl_increase_epochs, t.l2_gen_scale, t.l2_con_scale, t.l2_start_epoch,
+                       t.l2_increase_epochs, t.train_readin)
+        key = (self.cfg.model, compiled_in, self.data.unit_mask.shape, self.batch_size, self.steps_per_call,
+               self.steps_per_epoch)
+        return _cached(key, lambda: (
+            make_update(self.model, self.cfg, self.optimizer, params, batch_size=self.batch_size,
+                        steps_per_call=self.steps_per_call, steps_per_epoch=self.steps_per_epoch),
+            make_evaluate(self.model, self.cfg, self.batch_size)))
 
     # ------------------------------------------------------------------ epochs
     def train_epoch(self) -> dict:
