@@ -223,3 +223,23 @@ def test_noise_statistics_and_determinism():
     x = jnp.ones((1000,))
     d = np.asarray(noise.dropout(seeds[0], 0.5, x))
     assert set(np.unique(d)) == {0.0, 2.0}
+
+
+@pytest.mark.parametrize("need_dx", [False, True])
+def test_gru_layer_custom_gradient_matches_autodiff(need_dx):
+    from nwb_lfads.model.rnn import _forward, gru_layer
+    rng = np.random.default_rng(0)
+    Tn, D, Bn, I, K, H = 6, 2, 3, 5, 4, 4
+    x = jnp.asarray(rng.normal(size=(Tn, D, Bn, I)), jnp.float32)
+    w_i, w_h = (jnp.asarray(rng.normal(size=s) * 0.5, jnp.float32) for s in ((K, I, 3 * H), (K, H, 3 * H)))
+    b = jnp.asarray(rng.normal(size=(K, 3 * H)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(Tn, K, Bn, H)), jnp.float32)
+    custom = jax.grad(lambda *a: jnp.sum(gru_layer(*a, need_dx) * g), argnums=(0, 1, 2, 3))(x, w_i, w_h, b)
+    auto = jax.grad(lambda *a: jnp.sum(_forward(*a) * g), argnums=(0, 1, 2, 3))(x, w_i, w_h, b)
+    np.testing.assert_allclose(gru_layer(x, w_i, w_h, b), _forward(x, w_i, w_h, b), rtol=1e-6)
+    for got, want in zip(custom[1:], auto[1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    if need_dx:
+        np.testing.assert_allclose(custom[0], auto[0], rtol=1e-4, atol=1e-5)
+    else:
+        assert float(jnp.max(jnp.abs(custom[0]))) == 0.0

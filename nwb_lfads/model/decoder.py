@@ -54,7 +54,7 @@ def decode(gen: GeneratorParams, g0, n_bins: int, clip: float, *, con: Controlle
         def step(h, keep):
             h = gru_split(gen.b, h @ gen.w_h, h, clip)
             return h, h
-        _, hs = jax.lax.scan(step, g0, None, length=n_bins)               # [T, B, G]
+        _, hs = jax.lax.scan(jax.checkpoint(step), g0, None, length=n_bins)  # [T, B, G]
         hs = hs if keep_t is None else hs * keep_t
         return DecoderOut(jnp.swapaxes(hs, 0, 1), None, None, None)
 
@@ -78,6 +78,6 @@ def decode(gen: GeneratorParams, g0, n_bins: int, clip: float, *, con: Controlle
         return (c, g, gm), (gm, mean, var, u)
 
     c0 = jnp.zeros((B, K), g0.dtype)
-    _, (hs, mean, var, u) = jax.lax.scan(step, (c0, g0, g0), (ci_x, eps_t, keep_t))
+    _, (hs, mean, var, u) = jax.lax.scan(jax.checkpoint(step), (c0, g0, g0), (ci_x, eps_t, keep_t))
     sw = lambda a: jnp.swapaxes(a, 0, 1)
     return DecoderOut(sw(hs), sw(mean), sw(var), sw(u))

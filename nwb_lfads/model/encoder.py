@@ -8,10 +8,11 @@ final states [B, 2E]; the controller-input (CI) encoder gives per-bin encodings 
 the forward direction lagged by ``ci_lag`` bins and the backward direction led by it, so the
 controller at bin t never sees the spikes of bin t itself (as in TF LFADS).
 
-Speed: the input projection of all cells and all bins is one matmul outside the recurrence;
-the backward cells read the time-reversed projection, so all K cells advance together in one
-``lax.scan`` with one batched ``[K, B, H] x [K, H, 3H]`` matmul per step. Cells narrower than H
-are zero-padded (their padded state stays exactly zero; see :func:`gru.pad_gates`).
+Speed: all K cells (both directions of both encoders) advance together in one loop
+(:func:`.rnn.gru_layer`, with a hand-written backward pass): the backward cells read the
+time-reversed sequence, and each step is one batched input matmul and one batched recurrent
+matmul for all cells. Cells narrower than H are zero-padded (their padded state stays exactly
+zero; see :func:`gru.pad_gates`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from . import noise
-from .gru import GRUWeights, gru_split, pad_gates
+from .gru import GRUWeights, pad_gates
+from .rnn import gru_layer
 
 
 def lag_encodings(fwd, bwd, lag: int):
@@ -39,8 +41,9 @@ class Encoders(hk.Module):
     """Bidirectional IC encoder and (when ``ci_enc_dim > 0``) CI encoder.
 
     Call with ``x`` float32 [B, T, I] (already dropped out) and, when training, two uint32
-    dropout seeds (:mod:`.noise`); returns ``(ic_enc [B, 2E], ci_enc [B, T, 2C] or None)``,
-    both with dropout applied when ``seeds`` is given.
+    dropout seeds (:mod:`.noise`); ``need_dx``: whether ``x`` depends on parameters (a
+    read-in) so its gradient is needed. Returns ``(ic_enc [B, 2E], ci_enc [B, T, 2C] or
+    None)``, both with dropout applied when ``seeds`` is given.
     """
 
     def __init__(self, ic_enc_dim: int, ci_enc_dim: int, ci_lag: int, dropout_rate: float,
@@ -48,36 +51,27 @@ class Encoders(hk.Module):
         super().__init__(name=name)
         self.E, self.C, self.ci_lag, self.dropout_rate = ic_enc_dim, ci_enc_dim, ci_lag, dropout_rate
 
-    def __call__(self, x, seeds=None):
+    def __call__(self, x, seeds=None, need_dx: bool = False):
         B, T, I = x.shape
         E, C = self.E, self.C
-        # cell order: forward cells first, then backward cells (same order), so that the
-        # projection of the time-reversed input gives the second half of the stack
+        # cell order: forward cells first, then backward cells (same order); the backward
+        # cells read the time-reversed stream
         sizes = [E, C, E, C] if C > 0 else [E, E]
         names = ["ic_fwd", "ci_fwd", "ic_bwd", "ci_bwd"] if C > 0 else ["ic_fwd", "ic_bwd"]
         H = max(sizes)
         K = len(sizes)
         weights = [GRUWeights(h, name=n)(I) for h, n in zip(sizes, names)]
-        w_i = jnp.stack([pad_gates(w[0], H) for w in weights]).reshape(2, K // 2, I, 3 * H)
-        b = jnp.stack([pad_gates(w[2], H) for w in weights])                        # [K, 3H]
+        w_i = jnp.stack([pad_gates(w[0], H) for w in weights])                       # [K, I, 3H]
         w_h = jnp.stack([pad_gates(w[1], H, rows=H) for w in weights])             # [K, H, 3H]
-
+        b = jnp.stack([pad_gates(w[2], H) for w in weights])                        # [K, 3H]
         x_t = jnp.transpose(x, (1, 0, 2))                                           # [T, B, I]
-        x2 = jnp.stack([x_t, jnp.flip(x_t, axis=0)])                                # [2, T, B, I]
-        xg = jnp.einsum("dtbi,dkig->tdkbg", x2, w_i).reshape(T, K, B, 3 * H)
-        xg = xg + b[None, :, None, :]
-
-        def step(h, xg_t):
-            hg = jnp.einsum("kbh,khg->kbg", h, w_h)
-            h = gru_split(xg_t, hg, h)
-            return h, (h[1::2] if K == 4 else None)
-
-        h_last, hs = jax.lax.scan(step, jnp.zeros((K, B, H), x.dtype), xg)
-        ic_enc = jnp.concatenate([h_last[0, :, :E], h_last[K // 2, :, :E]], axis=-1)
+        streams = jnp.stack([x_t, jnp.flip(x_t, axis=0)], axis=1)                   # [T, 2, B, I]
+        hs = gru_layer(streams, w_i, w_h, b, need_dx)                               # [T, K, B, H]
+        ic_enc = jnp.concatenate([hs[-1, 0, :, :E], hs[-1, K // 2, :, :E]], axis=-1)
         ci_enc = None
         if K == 4:
-            fwd = jnp.transpose(hs[:, 0, :, :C], (1, 0, 2))                 # [B, T, C]
-            bwd = jnp.transpose(jnp.flip(hs[:, 1, :, :C], axis=0), (1, 0, 2))
+            fwd = jnp.transpose(hs[:, 1, :, :C], (1, 0, 2))                 # [B, T, C]
+            bwd = jnp.transpose(jnp.flip(hs[:, 3, :, :C], axis=0), (1, 0, 2))
             ci_enc = lag_encodings(fwd, bwd, self.ci_lag)
         if seeds is not None and self.dropout_rate > 0:
             ic_enc = noise.dropout(seeds[0], self.dropout_rate, ic_enc)

@@ -119,7 +119,7 @@ class LFADS(hk.Module):
 
         ci_dim = cfg.ci_enc_dim if U > 0 else 0
         ic_enc, ci_enc = Encoders(cfg.ic_enc_dim, ci_dim, cfg.ci_lag, cfg.dropout_rate)(
-            x, seeds[2:4] if is_training else None)
+            x, seeds[2:4] if is_training else None, need_dx=R > 0)
 
         post = hk.Linear(2 * cfg.ic_dim, name="ic_posterior", w_init=noise.fan_in_init())(ic_enc)
         ic_mean = post[:, :cfg.ic_dim]
