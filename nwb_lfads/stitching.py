@@ -353,3 +353,44 @@ def stack_padded(init: ReadinInit, n_max: int | None = None, *,
         out["readout_w"][s, :, :n] = w_out[s]
         out["readout_b"][s, :n] = init.readout_b[s]
     return out
+
+
+def readin_init_from_data(data, readin_dim: int, *, fac_dim: int | None = None, sigma_s: float = 0.05) -> dict:
+    """PCR initial read-in/read-out for a model over ``data`` (a ``nwb_lfads.data.TrainingData``).
+
+    Uses each session's *training* trials and only its encoder-input units (held-out units get
+    zero read-in rows; their read-out columns start at zero with the log-mean-rate bias). Condition
+    ids are not part of the training arrays, so the samples are time-resolved trial means (or
+    single trials for one session), see :func:`pcr_readin`.
+
+    Args:
+        data: training arrays (``spikes`` [M, T, N], ``session`` [M], ``train`` [M],
+            ``input_mask``/``unit_mask`` [S, N], ``bin_size`` s).
+        readin_dim: R, the model's read-in width.
+        fac_dim: F; the PCR read-out (log space) is returned only when F == R.
+
+    Returns:
+        dict with ``readin_w`` [S, N, R], ``readin_b`` [S, R] (float32) and, when F == R,
+        ``readout_w`` [S, R, N]: keyword arguments of the model's ``ReadInit``.
+    """
+    n_sessions, n_max = data.unit_mask.shape
+    spikes_list, columns = [], []
+    for s in range(n_sessions):
+        cols = np.flatnonzero(data.input_mask[s])
+        rows = (data.session == s) & data.train
+        if not rows.any():
+            rows = data.session == s
+        spikes_list.append(data.spikes[rows][:, :, cols])
+        columns.append(cols)
+    init = pcr_readin(spikes_list, readin_dim, float(data.bin_size), sigma_s=sigma_s)
+    out = {"readin_w": np.zeros((n_sessions, n_max, readin_dim), np.float32),
+           "readin_b": np.zeros((n_sessions, readin_dim), np.float32)}
+    with_readout = fac_dim is None or fac_dim == readin_dim
+    if with_readout:
+        out["readout_w"] = np.zeros((n_sessions, readin_dim, n_max), np.float32)
+    for s, cols in enumerate(columns):
+        out["readin_w"][s, cols] = init.readin_w[s]
+        out["readin_b"][s] = init.readin_b[s]
+        if with_readout:
+            out["readout_w"][s][:, cols] = init.readout_w_log[s]
+    return out

@@ -276,3 +276,38 @@ def test_stack_padded_errors(chaotic):
         stack_padded(init, 39)
     with pytest.raises(ConfigError, match="readout_space='hz'"):
         stack_padded(init, readout_space="hz")
+
+
+def test_trainer_starts_several_sessions_from_pcr_readin():
+    """Several sessions: the Trainer's read-in starts at the PCR solution; held-out units get zero rows."""
+    import jax
+    import xarray as xr
+
+    from nwb_lfads.data import prepare_data
+    from nwb_lfads.stitching import readin_init_from_data
+    from nwb_lfads.train.config import RunConfig
+    from nwb_lfads.train.trainer import Trainer
+
+    cfg = RunConfig().replace(model=dict(ic_enc_dim=4, ci_enc_dim=4, ic_dim=4, gen_dim=8, con_dim=4, co_dim=1,
+                                         fac_dim=3), train=dict(batch_size=8, n_samples=1))
+    sessions = generate_sessions("chaotic", sessions=2, seed=1, n_conditions=4, trials_per_condition=4,
+                                 n_units=[6, 9], n_bins=20)
+    datasets = []
+    for i, sess in enumerate(sessions):
+        n = sess.spikes.shape[2]
+        datasets.append(xr.Dataset(
+            {"spikes": (("trial", "time", "unit"), sess.spikes.astype(np.int32))},
+            coords={"trial": np.arange(sess.spikes.shape[0]), "time": np.arange(20) * 0.01, "unit": np.arange(n),
+                    "heldout": ("unit", np.arange(n) == n - 1)},
+            attrs={"session_id": f"s{i}", "source": f"s{i}.nwb", "bin_size": 0.01}))
+    data = prepare_data(datasets, cfg.data)
+    expected = readin_init_from_data(data, 3, fac_dim=3)
+    assert expected["readin_w"].shape == (2, 9, 3) and expected["readout_w"].shape == (2, 3, 9)
+    assert np.all(expected["readin_w"][0, 5:] == 0)  # held-out unit 5 and padding of session 0
+    assert np.all(expected["readin_w"][1, 8] == 0) and np.any(expected["readin_w"][1, :8] != 0)
+    params = Trainer(data, cfg).params
+    leaves = {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
+              for path, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+    readin = [v for k, v in leaves.items() if "readin" in k and k.endswith("w")]
+    assert len(readin) == 1
+    np.testing.assert_allclose(readin[0], expected["readin_w"], rtol=1e-6, atol=1e-7)

@@ -54,11 +54,22 @@ def _cached(key, build):
     return _COMPILED[key]
 
 
-def default_readin_init(data: TrainingData, likelihood: str) -> ReadInit:
-    """Read-out bias from each unit's mean count per bin (log for Poisson), the rest default."""
+def default_readin_init(data: TrainingData, likelihood: str, model_cfg=None) -> ReadInit:
+    """Read-out bias from each unit's mean count per bin (log for Poisson); with several
+    sessions, read-in (and, when ``fac_dim`` equals the read-in width, read-out) weights from
+    principal-component regression (:func:`nwb_lfads.stitching.readin_init_from_data`)."""
     means = data.unit_means.astype(np.float32)
     bias = np.log(np.maximum(means, 1e-3)) if likelihood == "poisson" else means
-    return ReadInit(readout_b=np.where(data.unit_mask, bias, 0.0).astype(np.float32))
+    readout_b = np.where(data.unit_mask, bias, 0.0).astype(np.float32)
+    if model_cfg is None or data.n_sessions < 2:
+        return ReadInit(readout_b=readout_b)
+    from ..stitching import readin_init_from_data
+
+    width = model_cfg.readin_dim or model_cfg.fac_dim
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few shared samples: weak components padded, said in docs
+        pcr = readin_init_from_data(data, width, fac_dim=model_cfg.fac_dim)
+    return ReadInit(readout_b=readout_b, **pcr)
 
 
 def sample_validation_mask(data: TrainingData, rate: float, seed: int) -> np.ndarray | None:
@@ -82,7 +93,7 @@ class Trainer:
         self.steps_per_epoch = max(1, math.ceil(len(train_idx) / self.batch_size))
         self.steps_per_call = int(t.steps_per_call) or min(self.steps_per_epoch, MAX_AUTO_STEPS)
         self.calls_per_epoch = max(1, math.ceil(self.steps_per_epoch / self.steps_per_call))
-        init = readin_init or default_readin_init(data, cfg.model.likelihood)
+        init = readin_init or default_readin_init(data, cfg.model.likelihood, cfg.model)
         if readin_init is not None and readin_init.readout_b is None:
             init = init._replace(readout_b=default_readin_init(data, cfg.model.likelihood).readout_b)
         self.model = make_lfads(cfg.model, data.unit_mask)
