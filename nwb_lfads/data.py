@@ -140,7 +140,12 @@ def _eval_trials(ds, cfg: DataConfig) -> np.ndarray:
         trial_coords = [c for c in ds.coords if ds.coords[c].dims == ("trial",)]
         raise SelectionError(f"{_name(ds)}: eval-trials column {column!r} is not a trial coordinate "
                              f"(trial coordinates: {trial_coords}).")
-    return np.array([str(v) == value for v in ds.coords[column].values], bool)
+    selected = np.array([str(v) == value for v in ds.coords[column].values], bool)
+    if not selected.any():
+        values = sorted({str(v) for v in ds.coords[column].values})[:10]
+        raise SelectionError(f"{_name(ds)}: --eval-trials {cfg.eval_trials} matches no trial; column {column!r} "
+                             f"holds {values}.")
+    return selected
 
 
 def split_trials(n: int, conditions: np.ndarray | None, fraction: float, candidates: np.ndarray,
@@ -212,6 +217,9 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
         held = _heldout(ds, cfg)
         if held.all():
             raise SelectionError(f"{_name(ds)}: every unit is held out; the encoders need at least one held-in unit.")
+        if cfg.heldout_units is not None and not held.any():
+            raise SelectionError(f"{_name(ds)}: held-out units column {cfg.heldout_units!r} marks no unit; "
+                                 f"choose a column that is true for the units to predict, or drop --heldout-units.")
         ev = _eval_trials(ds, cfg)
         if ev.any() and not held.any():
             raise SelectionError(f"{_name(ds)}: eval trials ({cfg.eval_trials}) need held-out units; "

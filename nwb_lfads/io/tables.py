@@ -126,7 +126,7 @@ def _bool_column(table, column: str, name: str) -> np.ndarray:
         raise SelectionError(f"{name}: '{column}' is not a column of the {table.name} table (columns: "
                              f"{list(table.colnames)}). Pass the name of a boolean column.")
     values = np.asarray(read_array(table[column].data))
-    if values.ndim != 1 or values.dtype.kind not in "bi":
+    if values.ndim != 1 or values.dtype.kind not in "bi" or (values.dtype.kind == "i" and not np.isin(values, (0, 1)).all()):
         raise SelectionError(f"{name}: {table.name} column '{column}' is not boolean (dtype {values.dtype}). "
                              f"Pass the name of a boolean column.")
     return values.astype(bool)
