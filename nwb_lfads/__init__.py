@@ -5,6 +5,9 @@ does not pull in JAX until a model is needed::
 
     ds = nwb_lfads.read_session("session.nwb", bin_size=0.01, align_to="move_onset_time",
                                 window=(-0.25, 0.45))
+
+    from nwb_lfads.fit import fit          # the whole path: read, train, write, report
+    result = fit(["session.nwb"], "runs/s1", overrides=["data.align_to=move_onset_time"])
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ _LAZY = {
     "merge_windows": "nwb_lfads.io.read",
     "write_results": "nwb_lfads.io.write",
     "simulate": "nwb_lfads.synthetic",
-    "fit": "nwb_lfads.fit",
-    "infer": "nwb_lfads.infer",
 }
+# Training and inference live in submodules named after them (``from nwb_lfads.fit import fit``,
+# ``from nwb_lfads.infer import infer``): a package attribute ``fit`` would be replaced by the
+# submodule of the same name as soon as it is imported.
 
 __all__ = ["__version__", "NwbLfadsError", *_LAZY]
 

@@ -2,8 +2,10 @@
 
 ``fit`` is what ``nwb-lfads fit`` runs and what a notebook calls::
 
-    result = nwb_lfads.fit(["a.nwb", "b.nwb"], "runs/ab",
-                           overrides=["data.align_to=move_onset_time", "train.max_epochs=200"])
+    from nwb_lfads.fit import fit
+
+    result = fit(["a.nwb", "b.nwb"], "runs/ab",
+                 overrides=["data.align_to=move_onset_time", "train.max_epochs=200"])
     print(result.table)
 
 Everything the user can get wrong (sources, columns, windows, the run directory) is checked
