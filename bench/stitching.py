@@ -1,6 +1,6 @@
 """Multi-session stitching (issue 5 acceptance): prints one JSON line.
 
-    python bench/stitching.py --steps 600
+    python bench/stitching.py              # about 10 minutes on 2 busy cores
     python bench/stitching.py --skip-throughput --units 40 55 70 --trials 400 400 40
 
 **Recovery.** Sessions from one latent chaotic RNN (:func:`nwb_lfads.synthetic.generate_sessions`,
@@ -148,7 +148,7 @@ def main(argv=None) -> dict:
     p.add_argument("--units", type=int, nargs="+", default=[40, 55, 70], help="units per session; last = small")
     p.add_argument("--trials", type=int, nargs="+", default=[400, 400, 40], help="trials per session")
     p.add_argument("--conditions", type=int, default=20)
-    p.add_argument("--steps", type=int, default=600, help="optimizer steps of each fit (the shared budget)")
+    p.add_argument("--steps", type=int, default=1200, help="optimizer steps of each fit (the shared budget)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--gen-dim", type=int, default=MODEL["gen_dim"])
     p.add_argument("--fac-dim", type=int, default=MODEL["fac_dim"])

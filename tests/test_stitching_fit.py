@@ -118,10 +118,13 @@ def _bench():
     return module
 
 
-SMALL_SCALE = dict(units=[20, 25, 30], trials=[200, 200, 20], n_conditions=10, steps=300,
+SMALL_SCALE = dict(units=[20, 25, 30], trials=[200, 200, 20], n_conditions=10, steps=800,
                    model=dict(gen_dim=32, ic_enc_dim=16, ci_enc_dim=16, ic_dim=16, con_dim=0, co_dim=0,
                               fac_dim=8, dropout_rate=0.05), batch_size=32)
-MIN_MARGIN = 0.05
+# Measured margins (joint - alone, small session) at this scale, seeds 0/1/2: +0.39, +0.14, +0.14.
+# Both R^2 are still below 0 here (the simulated rates are weakly modulated: median per-unit SD about
+# 2 Hz around 5 Hz); the gain is that the stitched model over-fits the 16 training trials far less.
+MIN_MARGIN = 0.07
 
 
 @pytest.mark.slow
