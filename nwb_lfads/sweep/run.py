@@ -130,34 +130,6 @@ def _worker_env(gpus_per_trial: float, compile_cache: Path | None) -> dict:
     return env
 
 
-def ray_param_space(tune, space: SearchSpace) -> dict:
-    """First-generation draws: each hyperparameter from its ``init`` range."""
-    out = {}
-    for h in space.hyperparameters:
-        lo, hi = h.init_range
-        out[h.name] = (lo if lo == hi else (tune.loguniform(lo, hi) if h.scale == "log" else tune.uniform(lo, hi)))
-    return out
-
-
-def ray_scheduler(space: SearchSpace):
-    """Ray Tune's ``PopulationBasedTraining`` for ``space`` (time = epochs; perturbations
-    clipped to the search ranges)."""
-    from ray import tune
-    from ray.tune.schedulers import PopulationBasedTraining
-
-    from .member import OBJECTIVE
-
-    mutations = {h.name: (tune.loguniform(h.low, h.high) if h.scale == "log" else tune.uniform(h.low, h.high))
-                 for h in space.hyperparameters}
-    p = space.pbt
-    return PopulationBasedTraining(time_attr="epoch", metric=OBJECTIVE, mode="min",
-                                   perturbation_interval=p.perturbation_interval, burn_in_period=p.burn_in,
-                                   hyperparam_mutations=mutations, quantile_fraction=p.quantile_fraction,
-                                   resample_probability=p.resample_probability,
-                                   perturbation_factors=tuple(p.perturbation_factors), custom_explore_fn=space.clip,
-                                   synch=p.synch)
-
-
 def sweep(sources: Sequence, out, *, config: RunConfig | None = None, overrides: Sequence[str] = (),
           search_space=None, population: int | None = None, workers: int | None = None,
           max_minutes: float | None = None, address: str | None = None, gpus_per_trial: float = 0.0,
@@ -216,6 +188,7 @@ def sweep(sources: Sequence, out, *, config: RunConfig | None = None, overrides:
     if not resume:
         (out / SETTINGS_FILE).write_text(yaml.safe_dump(_settings(sources, cfg, space, population), sort_keys=False))
     from .member import MemberBundle, train_member
+    from .scheduler import GenerationalPBT, initial_draws
     from .population import LOG_FILE, make_callbacks
 
     say = echo if progress else None
@@ -232,8 +205,8 @@ def sweep(sources: Sequence, out, *, config: RunConfig | None = None, overrides:
             callback, stopper = make_callbacks(tune, out / LOG_FILE, interval=space.pbt.perturbation_interval,
                                                stop_patience=space.pbt.stop_patience, echo=say)
             tuner = tune.Tuner(
-                trainable, param_space=ray_param_space(tune, space),
-                tune_config=tune.TuneConfig(scheduler=ray_scheduler(space), num_samples=population,
+                trainable, param_space=initial_draws(space),
+                tune_config=tune.TuneConfig(scheduler=GenerationalPBT.for_space(space), num_samples=population,
                                             reuse_actors=True,
                                             time_budget_s=None if max_minutes is None else 60.0 * max_minutes,
                                             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
@@ -255,34 +228,38 @@ def _trial_name(trial) -> str:
 @dataclass
 class _Member:
     trial_id: str
-    checkpoint: Path | None
+    checkpoint: Path | None  # its best checkpoint (lowest objective among those Ray kept)
+    best: float = math.inf   # the objective at that checkpoint
+    best_epoch: int = 0
     error: str = ""
     finished: bool = True
 
 
 def _collect(grid) -> list[_Member]:
+    """One :class:`_Member` per trial of Ray's ``ResultGrid``."""
     from .member import OBJECTIVE
 
+    interrupted = grid.num_terminated + grid.num_errors < len(grid)
     members = []
     for result in grid:
-        trial_id = Path(result.path).name  # trial_dirname_creator: the trial id
-        best = None
-        try:
-            best = result.get_best_checkpoint(OBJECTIVE, "min")
-        except (RuntimeError, ValueError, KeyError):
-            best = None
-        best = best or result.checkpoint
-        error = "" if result.error is None else str(result.error).strip().splitlines()[-1][:300]
-        members.append(_Member(trial_id, Path(best.path) if best is not None else None, error))
-    interrupted = grid.num_terminated + grid.num_errors < len(grid)
-    for m in members:
-        m.finished = not interrupted
+        member = _Member(Path(result.path).name, None, finished=not interrupted)  # dirname = trial id
+        kept = [(c, m) for c, m in (result.best_checkpoints or [])
+                if isinstance(m.get(OBJECTIVE), (int, float)) and math.isfinite(m[OBJECTIVE])]
+        if kept:
+            checkpoint, metrics = min(kept, key=lambda cm: cm[1][OBJECTIVE])
+            member.checkpoint, member.best = Path(checkpoint.path), float(metrics[OBJECTIVE])
+            member.best_epoch = int(metrics.get("epoch", 0))
+        elif result.checkpoint is not None:
+            member.checkpoint = Path(result.checkpoint.path)
+        if result.error is not None:
+            member.error = str(result.error).strip().splitlines()[-1][:300]
+        members.append(member)
     return members
 
 
 def _finish(out: Path, members: list[_Member], paths, datasets, data, space: SearchSpace, plots: bool, say) -> SweepResult:
-    from .outputs import LEADERBOARD, score_member, write_best, write_leaderboard
-    from .population import LOG_FILE, best_of, exploits, history, lineage, plot_hyperparameters, plot_population, read_log
+    from .outputs import LEADERBOARD, load_checkpoint_params, score_member, write_best, write_leaderboard
+    from .population import LOG_FILE, exploits, history, lineage, plot_hyperparameters, plot_population, read_log
 
     hist = history(read_log(out / LOG_FILE))
     events = exploits(hist)
@@ -292,14 +269,14 @@ def _finish(out: Path, members: list[_Member], paths, datasets, data, space: Sea
     rows, scores = [], {}
     for m in members:
         recs = hist.get(m.trial_id, [])
-        best, best_epoch = best_of(recs)
         last = recs[-1] if recs else {"epoch": 0, "row": {}, "hyperparameters": {}}
         row = {"trial_id": m.trial_id, "status": "error" if m.error else ("done" if m.finished else "interrupted"),
-               "epochs": last["epoch"], "best_valid_recon_smoothed": best, "best_epoch": best_epoch,
+               "epochs": last["epoch"], "best_valid_recon_smoothed": m.best, "best_epoch": m.best_epoch,
                "final_valid_recon_smoothed": last["row"].get("valid_recon_smoothed"),
                "times_copied": copied.get(m.trial_id, 0), "error": m.error,
                "checkpoint": os.path.relpath(m.checkpoint, out) if m.checkpoint else "", **last["hyperparameters"]}
         if m.checkpoint is not None and (m.checkpoint / "state.npz").exists():
+            row.update(_checkpoint_hyperparameters(m.checkpoint))  # those of the weights scored
             if say:
                 say(f"scoring member {m.trial_id} ({m.checkpoint.name})")
             score = score_member(m.checkpoint, datasets, data, paths)
@@ -324,7 +301,7 @@ def _finish(out: Path, members: list[_Member], paths, datasets, data, space: Sea
         raise NwbLfadsRuntimeError(f"{out}: no member of the population produced a checkpoint"
                                    f"{' (' + errors + ')' if errors else ''}; see {out / RAY_DIR} for Ray's logs.")
     member = next(m for m in members if m.trial_id == winner["trial_id"])
-    _, _, epoch = _load_epoch(member.checkpoint)
+    _, _, epoch = load_checkpoint_params(member.checkpoint)
     metrics_rows = [r["row"] for r in lineage(hist, member.trial_id, epoch)]
     best_dir = write_best(out, member.checkpoint, scores[member.trial_id], paths=paths,
                           datasets=datasets, metrics_rows=metrics_rows, plots=plots,
@@ -333,7 +310,11 @@ def _finish(out: Path, members: list[_Member], paths, datasets, data, space: Sea
     return SweepResult(out, rows, best_dir, len(events), interrupted, figures)
 
 
-def _load_epoch(folder):
-    from .outputs import load_checkpoint_params
+def _checkpoint_hyperparameters(folder: Path) -> dict:
+    """The searched values the member had when it wrote the checkpoint (its ``member.json``)."""
+    import json
 
-    return load_checkpoint_params(folder)
+    from .member import MEMBER_FILE
+
+    path = folder / MEMBER_FILE
+    return dict(json.loads(path.read_text()).get("hyperparameters", {})) if path.exists() else {}
