@@ -168,7 +168,8 @@ def _save(fig, out_dir: Path, name: str) -> Path:
 
 def plot_population(hist: dict[str, list[dict]], out_dir, *, name: str = "population.png") -> Path:
     """Smoothed validation reconstruction loss of every member against epoch; each exploit is
-    a dashed line from the donor's value to the copy and a red triangle.
+    a dashed line from the donor's value to the copy and a red triangle (the member's line
+    breaks there).
 
     Args:
         hist: from :func:`history`. out_dir: folder of the PNG.
@@ -180,10 +181,16 @@ def plot_population(hist: dict[str, list[dict]], out_dir, *, name: str = "popula
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for i, (trial, recs) in enumerate(sorted(hist.items())):
-        xs = [r["epoch"] for r in recs]
-        ys = [r["row"].get(OBJECTIVE, math.nan) for r in recs]
-        ys = [y if isinstance(y, (int, float)) and math.isfinite(y) else math.nan for y in ys]
-        ax.plot(xs, ys, lw=1.2, color=f"C{i % 10}", label=trial)
+        segments: list[list[dict]] = []
+        for r in recs:  # a copy starts a new segment: the weights before it are gone
+            if not segments or r["row"].get("exploited_from"):
+                segments.append([])
+            segments[-1].append(r)
+        for k, seg in enumerate(segments):
+            ys = [r["row"].get(OBJECTIVE, math.nan) for r in seg]
+            ys = [y if isinstance(y, (int, float)) and math.isfinite(y) else math.nan for y in ys]
+            ax.plot([r["epoch"] for r in seg], ys, lw=1.2, marker="." if len(seg) == 1 else None,
+                    color=f"C{i % 10}", label=trial if k == 0 else None)
     value = {(t, r["epoch"]): r["row"].get(OBJECTIVE, math.nan) for t, recs in hist.items() for r in recs}
     events = exploits(hist)
     for k, e in enumerate(events):
@@ -195,7 +202,7 @@ def plot_population(hist: dict[str, list[dict]], out_dir, *, name: str = "popula
                 label="exploit (copy of a better member)" if k == 0 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("smoothed validation reconstruction (nats / trial)")
-    ax.set_title(f"population ({len(hist)} members, {len(events)} exploits)")
+    ax.set_title(f"population ({len(hist)} members, {len(events)} exploit{'' if len(events) == 1 else 's'})")
     if len(hist) <= 12:
         ax.legend(fontsize=7, ncol=2)
     return _save(fig, Path(out_dir), name)
