@@ -16,7 +16,7 @@ trials and bins, averaged over neurons; ``summary.json``/``leaderboard.csv``), v
 bits/spike, epochs, wall seconds (reading, training, scoring and writing included). Files go
 to ``--out`` (default: a temporary folder, removed afterwards).
 
-Measured (2025-11, the 2-core development VM shared with other jobs, load average 5-8;
+Measured (2026-11, the 2-core development VM shared with other jobs, load average 5-8;
 ``--minutes 8 --population 4 --workers 2 --interval 5``): default fit R^2 0.798 (108 epochs,
 valid 0.296 bits/spike); sweep best member R^2 0.736 (20 epochs per member, 2 exploits,
 members 0.736 / 0.709 / 0.639 / 0.633, valid 0.258 bits/spike). At this budget a member gets a
