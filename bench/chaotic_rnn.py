@@ -71,7 +71,9 @@ def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples:
                 log(point)
     rates = posterior_means(trainer.best_params, cfg, data)[0]["rates"] / bin_size
     last = posterior_means(trainer.params, cfg, data)[0]["rates"] / bin_size
+    pushed = posterior_means(trainer.best_params, cfg, data, push_mean=True)[0]["rates"] / bin_size
     return {"r2": round(r2_per_neuron(rates, true_hz), 4), "r2_last_params": round(r2_per_neuron(last, true_hz), 4),
+            "r2_push_mean": round(r2_per_neuron(pushed, true_hz), 4),
             "train_s": round(trainer.elapsed, 1), "epochs": trainer.epoch, "steps": int(trainer.state.step),
             "best_epoch": trainer.best_epoch, "stop_reason": trainer.stop_reason, "setup_s": round(setup_s, 1),
             "curve": curve}

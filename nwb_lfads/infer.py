@@ -23,11 +23,11 @@ from .model.likelihoods import get_likelihood
 from .train.config import RunConfig
 
 
-def _sampler(model, lik, n_samples: int):
+def _sampler(model, lik, n_samples: int, push_mean: bool = False):
     @jax.jit
     def run(params, batch: Batch, key):
         def body(acc, k):
-            out = model.apply(params, k, batch, False)
+            out = model.apply(params, k, batch, False, not push_mean)
             new = (lik.mean(out.log_rates), out.factors, out.inferred_inputs)
             return jax.tree_util.tree_map(jnp.add, acc, new), None
         B, T, N = batch.spikes.shape
@@ -39,7 +39,7 @@ def _sampler(model, lik, n_samples: int):
 
 
 def posterior_means(params, cfg: RunConfig, data: TrainingData, *, n_samples: int | None = None,
-                    batch_size: int | None = None, seed: int = 0) -> list[dict]:
+                    batch_size: int | None = None, seed: int = 0, push_mean: bool = False) -> list[dict]:
     """Posterior-mean outputs of every trial of ``data``, split by session.
 
     Args:
@@ -47,13 +47,15 @@ def posterior_means(params, cfg: RunConfig, data: TrainingData, *, n_samples: in
             :class:`TrainingData` with the model's session layout).
         n_samples: posterior samples per trial (default ``cfg.train.n_samples``).
         batch_size: trials per compiled call (default ``cfg.train.batch_size``).
+        push_mean: instead of averaging samples, run the posterior means of g0 and of the
+            inferred inputs through the generator once (TF LFADS ``posterior_push_mean``).
 
     Returns:
         one dict per session of ``data.sessions``: ``rates`` float32 [M_s, T, n_s] expected
         counts per bin (Poisson: divide by the bin size for Hz), ``factors`` float32
         [M_s, T, F], ``inferred_inputs`` float32 [M_s, T, U] (U = 0 for the autonomous model).
     """
-    rates, factors, inputs = _posterior_arrays(params, cfg, data, n_samples, batch_size, seed)
+    rates, factors, inputs = _posterior_arrays(params, cfg, data, n_samples, batch_size, seed, push_mean)
     result = []
     for s, info in enumerate(data.sessions):
         sel = data.session == s
@@ -62,14 +64,16 @@ def posterior_means(params, cfg: RunConfig, data: TrainingData, *, n_samples: in
     return result
 
 
-def _posterior_arrays(params, cfg, data, n_samples, batch_size, seed):
+def _posterior_arrays(params, cfg, data, n_samples, batch_size, seed, push_mean=False):
     """(rates [M, T, N] counts per bin, factors [M, T, F], inputs [M, T, U]) of all trials."""
     n_samples = int(cfg.train.n_samples if n_samples is None else n_samples)
     batch_size = int(cfg.train.batch_size if batch_size is None else batch_size)
     if n_samples < 1 or batch_size < 1:
         raise ConfigError(f"posterior sampling needs n_samples >= 1 and batch_size >= 1, got {n_samples}, {batch_size}.")
     model = make_lfads(cfg.model, data.unit_mask)
-    run = _sampler(model, get_likelihood(cfg.model.likelihood), n_samples)
+    if push_mean:
+        n_samples = 1
+    run = _sampler(model, get_likelihood(cfg.model.likelihood), n_samples, push_mean)
     params = jax.tree_util.tree_map(jnp.asarray, params)
     M = data.spikes.shape[0]
     batch_size = min(batch_size, M)
@@ -87,7 +91,8 @@ def _posterior_arrays(params, cfg, data, n_samples, batch_size, seed):
 
 
 def infer(params, cfg: RunConfig, datasets, *, sessions: list[SessionInfo] | None = None,
-          n_samples: int | None = None, batch_size: int | None = None, seed: int = 0) -> list:
+          n_samples: int | None = None, batch_size: int | None = None, seed: int = 0,
+          push_mean: bool = False) -> list:
     """Posterior means of ``datasets`` as xarray, one Dataset per input.
 
     Args:
@@ -97,6 +102,7 @@ def infer(params, cfg: RunConfig, datasets, *, sessions: list[SessionInfo] | Non
         sessions: the run's sessions (from :func:`nwb_lfads.train.checkpoint.load_run`);
             datasets are matched by ``session_id`` or source file name. None: ``datasets``
             are the training sessions in training order.
+        n_samples, batch_size, push_mean: see :func:`posterior_means`.
 
     Returns:
         per dataset: ``rates`` float32 Hz (trial, time, unit), ``factors`` (trial, time,
@@ -112,7 +118,7 @@ def infer(params, cfg: RunConfig, datasets, *, sessions: list[SessionInfo] | Non
     if data.n_sessions != n_model:
         raise SessionMismatchError(f"the model was trained on {n_model} sessions but {data.n_sessions} were given "
                                    f"without the run's session list; pass sessions= from load_run().")
-    rates, factors, inputs = _posterior_arrays(params, cfg, data, n_samples, batch_size, seed)
+    rates, factors, inputs = _posterior_arrays(params, cfg, data, n_samples, batch_size, seed, push_mean)
     out = []
     start = 0
     for ds, s in zip(datasets, order):

@@ -243,3 +243,17 @@ def test_gru_layer_custom_gradient_matches_autodiff(need_dx):
         np.testing.assert_allclose(custom[0], auto[0], rtol=1e-4, atol=1e-5)
     else:
         assert float(jnp.max(jnp.abs(custom[0]))) == 0.0
+
+
+@pytest.mark.parametrize("clip", [0.0, 1.5])
+def test_gru_autonomous_custom_gradient_matches_autodiff(clip):
+    from nwb_lfads.model.rnn import _autonomous_forward, gru_autonomous
+    rng = np.random.default_rng(1)
+    h0 = jnp.asarray(rng.normal(size=(3, 4)) * 2, jnp.float32)
+    w_h = jnp.asarray(rng.normal(size=(4, 12)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=12), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(8, 3, 4)), jnp.float32)
+    custom = jax.grad(lambda *a: jnp.sum(gru_autonomous(*a, 8, clip) * g), argnums=(0, 1, 2))(h0, w_h, b)
+    auto = jax.grad(lambda *a: jnp.sum(_autonomous_forward(*a, 8, clip) * g), argnums=(0, 1, 2))(h0, w_h, b)
+    for got, want in zip(custom, auto):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

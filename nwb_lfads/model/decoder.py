@@ -13,7 +13,9 @@ Speed: the CI projection of all bins is one matmul before the scan; ``f_{t-1} W_
 into ``dropout(g_{t-1}) (W_fac W_f)``, so each step costs three matmuls (controller, posterior
 head, generator), each of the fused ``[x, h] @ [I + H, 4H]`` form (:func:`gru.cat_weights`).
 Factors are computed after the scan in one matmul. Without a controller the step is a
-single ``[B, G] x [G, 3G]`` matmul.
+single ``[B, G] x [G, 3G]`` matmul (:func:`.rnn.gru_autonomous`, with a hand-written
+backward pass); with a controller the step is rematerialised in the backward pass
+(``jax.checkpoint``) instead of storing every intermediate.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import jax.numpy as jnp
 
 from .controller import ControllerParams, co_posterior
 from .generator import GeneratorParams
-from .gru import cat_weights, gru_cat, gru_split
+from .gru import cat_weights, gru_cat
+from .rnn import gru_autonomous
 
 
 class DecoderOut(NamedTuple):
@@ -51,10 +54,7 @@ def decode(gen: GeneratorParams, g0, n_bins: int, clip: float, *, con: Controlle
     B, G = g0.shape
     keep_t = None if gen_keep is None else jnp.swapaxes(gen_keep, 0, 1)   # [T, B, G]
     if con is None:
-        def step(h, keep):
-            h = gru_split(gen.b, h @ gen.w_h, h, clip)
-            return h, h
-        _, hs = jax.lax.scan(jax.checkpoint(step), g0, None, length=n_bins)  # [T, B, G]
+        hs = gru_autonomous(g0, gen.w_h, gen.b, n_bins, float(clip))          # [T, B, G]
         hs = hs if keep_t is None else hs * keep_t
         return DecoderOut(jnp.swapaxes(hs, 0, 1), None, None, None)
 

@@ -12,7 +12,9 @@ recurrence with inferred inputs (KL to an AR(1) prior, by sampling) -> row-norma
 
 ``make_lfads(cfg, unit_mask)`` returns an ``hk.Transformed`` whose
 ``apply(params, rng, batch, is_training)`` returns an :class:`LFADSOutput`; ``is_training``
-(a Python bool, static under ``jit``) switches dropout and coordinated dropout on.
+(a Python bool, static under ``jit``) switches dropout and coordinated dropout on;
+``sample=False`` pushes the posterior means (of g0 and of the inferred inputs) through the
+generator instead of samples (TF LFADS's ``posterior_push_mean``).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class LFADS(hk.Module):
         self.readin_init = readin_init
         self.lik = get_likelihood(cfg.likelihood)
 
-    def __call__(self, batch: Batch, is_training: bool) -> LFADSOutput:
+    def __call__(self, batch: Batch, is_training: bool, sample: bool = True) -> LFADSOutput:
         cfg = self.cfg
         spikes = batch.spikes
         B, T, N = spikes.shape
@@ -126,7 +128,7 @@ class LFADS(hk.Module):
         ic_var = jnp.exp(post[:, cfg.ic_dim:]) + cfg.ic_post_var_min
         p_mean, p_var = ICPrior(cfg.ic_dim, cfg.ic_prior_var)()
         kl_ic = gaussian_kl(ic_mean, ic_var, p_mean, p_var)
-        ic_sample = ic_mean + jnp.sqrt(ic_var) * noise.normal(seeds[4], ic_mean.shape)
+        ic_sample = ic_mean + jnp.sqrt(ic_var) * noise.normal(seeds[4], ic_mean.shape) if sample else ic_mean
 
         generator = Generator(cfg.gen_dim, cfg.fac_dim)
         gp = generator(U)
@@ -136,7 +138,7 @@ class LFADS(hk.Module):
             gen_keep = noise.dropout_scale(seeds[5], cfg.dropout_rate, (B, T, cfg.gen_dim))
         if U > 0:
             cp = Controller(cfg.con_dim, U)(ci_enc.shape[-1], cfg.fac_dim)
-            eps = noise.normal(seeds[6], (B, T, U))
+            eps = noise.normal(seeds[6], (B, T, U)) if sample else jnp.zeros((B, T, U), jnp.float32)
             dec = decode(gp, g0, T, cfg.cell_clip, con=cp, ci_enc=ci_enc, co_eps=eps,
                          co_var_min=cfg.ic_post_var_min, gen_keep=gen_keep)
             log_tau, log_pvar = AR1Prior(U, cfg.co_prior_tau, cfg.co_prior_var)()
@@ -163,8 +165,8 @@ def make_lfads(cfg: ModelConfig, unit_mask: np.ndarray, readin_init: ReadInit | 
     ``init(rng, batch, is_training)`` -> params; ``apply(params, rng, batch, is_training)``
     -> :class:`LFADSOutput`.
     """
-    def forward(batch: Batch, is_training: bool) -> LFADSOutput:
-        return LFADS(cfg, unit_mask, readin_init)(batch, is_training)
+    def forward(batch: Batch, is_training: bool, sample: bool = True) -> LFADSOutput:
+        return LFADS(cfg, unit_mask, readin_init)(batch, is_training, sample)
     return hk.transform(forward)
 
 

@@ -112,3 +112,63 @@ def _bwd(need_dx, res, g):
 
 
 gru_layer.defvjp(_fwd, _bwd)
+
+
+def _autonomous_forward(h0, w_h, b, n_steps, clip):
+    def step(h, _):
+        ah = h @ w_h
+        h, _ = _cell(b, ah, h)
+        if clip > 0:
+            h = jnp.clip(h, -clip, clip)
+        return h, h
+    _, hs = jax.lax.scan(step, h0, None, length=n_steps)
+    return hs
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def gru_autonomous(h0, w_h, b, n_steps: int, clip: float = 0.0):
+    """A GRU without input (the autonomous generator) from state ``h0``.
+
+    Args:
+        h0: initial state [B, H]; w_h: recurrent weights [H, 3H]; b: bias [3H].
+        n_steps: T. clip: clip every new state to [-clip, clip] (0 = none).
+
+    Returns:
+        states [T, B, H] (``hs[t]`` after t + 1 steps).
+    """
+    return _autonomous_forward(h0, w_h, b, n_steps, clip)
+
+
+def _auto_fwd(h0, w_h, b, n_steps, clip):
+    hs = _autonomous_forward(h0, w_h, b, n_steps, clip)
+    return hs, (h0, w_h, b, hs)
+
+
+def _auto_bwd(n_steps, clip, res, g):
+    h0, w_h, b, hs = res
+    H = h0.shape[-1]
+    h_prev = jnp.concatenate([h0[None], hs[:-1]])
+
+    def step(carry, xs):
+        dh, dw_h, db = carry
+        hp, hn, g_t = xs
+        ah = hp @ w_h
+        _, (r, u, c) = _cell(b, ah, hp)
+        dh = dh + g_t
+        if clip > 0:
+            dh = jnp.where(jnp.abs(hn) < clip, dh, 0.0)
+        du = dh * (hp - c) * u * (1.0 - u)
+        dcx = dh * (1.0 - u) * (1.0 - c * c)
+        dr = dcx * ah[..., 2 * H:] * r * (1.0 - r)
+        d_ah = jnp.concatenate([dr, du, dcx * r], axis=-1)
+        dh_prev = dh * u + d_ah @ w_h.T
+        dw_h = dw_h + hp.T @ d_ah
+        db = db + jnp.sum(jnp.concatenate([dr, du, dcx], axis=-1), axis=0)
+        return (dh_prev, dw_h, db), None
+
+    init = (jnp.zeros_like(h0), jnp.zeros_like(w_h), jnp.zeros_like(b))
+    (dh0, dw_h, db), _ = jax.lax.scan(step, init, (h_prev, hs, g), reverse=True)
+    return dh0, dw_h, db
+
+
+gru_autonomous.defvjp(_auto_fwd, _auto_bwd)
