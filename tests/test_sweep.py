@@ -130,6 +130,67 @@ def test_member_index_and_smoothing():
     assert smooth(10.0, math.nan, 0.7) == 10.0
 
 
+class _FakeTune:
+    """The part of ``ray.tune`` that :func:`train_member` calls, recording its reports."""
+
+    def __init__(self, trial_id, checkpoint_dir, keep):
+        import contextlib
+        import shutil
+        import types
+
+        self.reports, self._keep = [], keep
+        self.get_context = lambda: types.SimpleNamespace(get_trial_id=lambda: trial_id)
+        ckpt = None if checkpoint_dir is None else types.SimpleNamespace(
+            as_directory=lambda: contextlib.nullcontext(str(checkpoint_dir)))
+        self.get_checkpoint = lambda: ckpt
+
+        def from_directory(folder):  # Ray copies the folder away before it is deleted
+            dest = keep / f"ckpt{len(list(keep.iterdir()))}"
+            shutil.copytree(folder, dest)
+            return dest
+
+        self.Checkpoint = types.SimpleNamespace(from_directory=from_directory)
+
+    def report(self, metrics, checkpoint=None):
+        self.reports.append((dict(metrics), checkpoint))
+
+
+def test_member_copied_from_a_finished_donor_reports_the_epoch_it_holds(tmp_path, session, monkeypatch):
+    """A member exploited with the checkpoint of a donor that already reached max_epochs trains
+    nothing more but still reports once, at the donor's epoch, naming the donor (the resumed
+    sweep otherwise listed it as done at an earlier epoch)."""
+    import types
+
+    from nwb_lfads.data import prepare_data
+    from nwb_lfads.fit import reader_options
+    from nwb_lfads.io.read import read_sessions
+    from nwb_lfads.sweep.member import MEMBER_FILE, MemberBundle, train_member
+
+    cfg = RunConfig().with_overrides(["data.align_to=move_onset_time", "train.max_epochs=1", *TINY])
+    data = prepare_data(read_sessions([session], **reader_options(cfg.data)), cfg.data)
+    space = sp.search_space_from_dict({"pbt": {"perturbation_interval": 1}})
+    bundle = MemberBundle(data=data, cfg=cfg, space=space, token="t")
+    keep = tmp_path / "kept"
+    keep.mkdir()
+
+    def run(trial_id, checkpoint_dir):
+        fake = _FakeTune(trial_id, checkpoint_dir, keep)
+        monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(tune=fake))
+        monkeypatch.setitem(sys.modules, "ray.tune", fake)
+        train_member({"train.lr_init": 3e-3}, bundle=bundle)
+        return fake.reports
+
+    donor = run("abc_00000", None)
+    assert [m["epoch"] for m, _ in donor] == [1] and donor[0][1] is not None
+    assert donor[0][0]["exploited_from"] == ""
+    copy = run("abc_00002", donor[0][1])
+    assert len(copy) == 1
+    metrics, checkpoint = copy[0]
+    assert metrics["epoch"] == 1 and metrics["exploited_from"] == "abc_00000"
+    assert math.isfinite(metrics["valid_recon"]) and metrics["member"] == "abc_00002"
+    assert checkpoint is not None and json.loads((checkpoint / MEMBER_FILE).read_text())["trial_id"] == "abc_00002"
+
+
 # ------------------------------------------------------------------ population log
 
 def _rec(trial, epoch, value, donor=""):

@@ -105,6 +105,27 @@ def _read_member(folder) -> dict:
         return json.load(f)
 
 
+def _metrics(row: dict, smoothed: float, me: str, exploited_from: str, best: float, best_epoch: int) -> dict:
+    """One ``tune.report`` payload: the trainer's scalar metrics plus PBT's objective and lineage."""
+    metrics = {k: v for k, v in row.items() if isinstance(v, (int, float))}
+    metrics.update({OBJECTIVE: smoothed if math.isfinite(smoothed) else math.inf, "member": me,
+                    "exploited_from": exploited_from, "best_smoothed": best, "best_smoothed_epoch": best_epoch})
+    return metrics
+
+
+def _report(tune, trainer, metrics: dict, member: dict | None) -> None:
+    """``tune.report(metrics)``, with a checkpoint (the trainer's folder plus ``member.json``
+    holding ``member``) unless ``member`` is None."""
+    if member is None:
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory(prefix="nwb-lfads-member-") as folder:
+        trainer.save(folder)
+        with open(os.path.join(folder, MEMBER_FILE), "w") as f:
+            json.dump(member, f)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
 def train_member(config: dict, bundle: MemberBundle | None = None) -> None:
     """Ray Tune function trainable: train one member until ``cfg.train.max_epochs``.
 
@@ -138,6 +159,14 @@ def train_member(config: dict, bundle: MemberBundle | None = None) -> None:
     trainer.lr = float(cfg.train.lr_init)
     interval = space.pbt.perturbation_interval
     max_epochs = int(cfg.train.max_epochs)
+    if trainer.epoch >= max_epochs:
+        # copied from a donor that had already finished: nothing left to train, but report
+        # once so that this member's record shows the epoch (and donor) of the weights it holds
+        row = {"epoch": trainer.epoch, **trainer.evaluate()}
+        _report(tune, trainer, _metrics(row, smoothed, me, exploited_from, best, best_epoch),
+                {"trial_id": me, "epoch": trainer.epoch, "smoothed": smoothed, "best": best,
+                 "best_epoch": best_epoch, "hyperparameters": hps})
+        return
     while trainer.epoch < max_epochs:
         row = trainer.train_epoch()
         trainer.lr = float(cfg.train.lr_init)
@@ -147,17 +176,8 @@ def train_member(config: dict, bundle: MemberBundle | None = None) -> None:
         smoothed = smooth(smoothed, recon, space.pbt.smoothing)
         if smoothed < best:
             best, best_epoch = smoothed, trainer.epoch
-        metrics = {k: v for k, v in row.items() if isinstance(v, (int, float))}
-        metrics.update({OBJECTIVE: smoothed if math.isfinite(smoothed) else math.inf,
-                        "member": me, "exploited_from": exploited_from, "best_smoothed": best,
-                        "best_smoothed_epoch": best_epoch})
+        metrics = _metrics(row, smoothed, me, exploited_from, best, best_epoch)
         exploited_from = ""
-        if trainer.epoch % interval == 0 or trainer.epoch >= max_epochs:
-            with tempfile.TemporaryDirectory(prefix="nwb-lfads-member-") as folder:
-                trainer.save(folder)
-                with open(os.path.join(folder, MEMBER_FILE), "w") as f:
-                    json.dump({"trial_id": me, "epoch": trainer.epoch, "smoothed": smoothed, "best": best,
-                               "best_epoch": best_epoch, "hyperparameters": hps}, f)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        else:
-            tune.report(metrics)
+        with_checkpoint = trainer.epoch % interval == 0 or trainer.epoch >= max_epochs
+        _report(tune, trainer, metrics, {"trial_id": me, "epoch": trainer.epoch, "smoothed": smoothed, "best": best,
+                                         "best_epoch": best_epoch, "hyperparameters": hps} if with_checkpoint else None)
