@@ -257,3 +257,28 @@ def test_gru_autonomous_custom_gradient_matches_autodiff(clip):
     auto = jax.grad(lambda *a: jnp.sum(_autonomous_forward(*a, 8, clip) * g), argnums=(0, 1, 2))(h0, w_h, b)
     for got, want in zip(custom, auto):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("clip", [0.0, 1.2])
+def test_control_loop_custom_gradient_matches_autodiff(clip):
+    from nwb_lfads.model.control_loop import _forward, control_loop
+    rng = np.random.default_rng(0)
+    Tn, Bn, G, K, U = 6, 3, 5, 4, 2
+
+    def r(*shape, scale=0.5):
+        return jnp.asarray(rng.normal(size=shape) * scale, jnp.float32)
+    params = (r(G + K, 4 * K), r(K, 2 * U), r(2 * U), r(U + G, 4 * G), r(4 * G))
+    g0, ci, eps = r(Bn, G, scale=2.0), r(Tn, Bn, 4 * K), r(Tn, Bn, U, scale=1.0)
+    keep = jnp.asarray(rng.uniform(0.5, 1.5, (Tn, Bn, G)), jnp.float32)
+    cots = [r(Tn, Bn, G), r(Tn, Bn, U), r(Tn, Bn, U), r(Tn, Bn, U)]
+
+    def custom(p, g, c):
+        return sum(jnp.sum(o * w) for o, w in zip(control_loop(p, g, c, eps, keep, clip, 1e-2), cots))
+
+    def auto(p, g, c):
+        return sum(jnp.sum(o * w) for o, w in zip(_forward(p, g, c, eps, keep, clip, 1e-2)[2:], cots))
+    assert float(custom(params, g0, ci)) == pytest.approx(float(auto(params, g0, ci)), rel=1e-6)
+    got = jax.grad(custom, argnums=(0, 1, 2))(params, g0, ci)
+    want = jax.grad(auto, argnums=(0, 1, 2))(params, g0, ci)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -13,9 +13,9 @@ Speed: the CI projection of all bins is one matmul before the scan; ``f_{t-1} W_
 into ``dropout(g_{t-1}) (W_fac W_f)``, so each step costs three matmuls (controller, posterior
 head, generator), each of the fused ``[x, h] @ [I + H, 4H]`` form (:func:`gru.cat_weights`).
 Factors are computed after the scan in one matmul. Without a controller the step is a
-single ``[B, G] x [G, 3G]`` matmul (:func:`.rnn.gru_autonomous`, with a hand-written
-backward pass); with a controller the step is rematerialised in the backward pass
-(``jax.checkpoint``) instead of storing every intermediate.
+single ``[B, G] x [G, 3G]`` matmul (:func:`.rnn.gru_autonomous`). Both recurrences have
+hand-written backward passes that recompute each step from the saved states
+(:mod:`.control_loop`, :mod:`.rnn`) instead of storing every intermediate.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .controller import ControllerParams, co_posterior
+from .controller import ControllerParams
 from .generator import GeneratorParams
-from .gru import cat_weights, gru_cat
+from .control_loop import control_loop
+from .gru import cat_weights
 from .rnn import gru_autonomous
 
 
@@ -61,23 +62,10 @@ def decode(gen: GeneratorParams, g0, n_bins: int, clip: float, *, con: Controlle
     K = con.w_h.shape[0]
     ci_x = jnp.swapaxes(ci_enc @ con.w_ci + con.b, 0, 1)                      # [T, B, 3K]
     ci_x = jnp.pad(ci_x, ((0, 0), (0, 0), (0, K)))                            # [T, B, 4K]
-    w_con = cat_weights(gen.w_fac @ con.w_f, con.w_h)                          # [G + K, 4K]
-    w_gen = cat_weights(gen.w_i, gen.w_h)                                      # [U + G, 4G]
-    b_gen = jnp.concatenate([gen.b, jnp.zeros((G,), gen.b.dtype)])
-    eps_t = jnp.swapaxes(co_eps, 0, 1)                                         # [T, B, U]
-
-    def step(carry, xs):
-        c, g, gm = carry
-        ci_t, eps, keep = xs
-        a = jnp.concatenate([gm, c], axis=-1) @ w_con
-        c = gru_cat(a + ci_t, c, clip)
-        mean, var = co_posterior(c, con.w_co, con.b_co, co_var_min)
-        u = mean + jnp.sqrt(var) * eps
-        g = gru_cat(jnp.concatenate([u, g], axis=-1) @ w_gen + b_gen, g, clip)
-        gm = g if keep is None else g * keep
-        return (c, g, gm), (gm, mean, var, u)
-
-    c0 = jnp.zeros((B, K), g0.dtype)
-    _, (hs, mean, var, u) = jax.lax.scan(jax.checkpoint(step), (c0, g0, g0), (ci_x, eps_t, keep_t))
+    params = (cat_weights(gen.w_fac @ con.w_f, con.w_h), con.w_co, con.b_co,   # [G + K, 4K], ...
+              cat_weights(gen.w_i, gen.w_h), jnp.concatenate([gen.b, jnp.zeros((G,), gen.b.dtype)]))
+    keep = jnp.ones((n_bins, B, G), g0.dtype) if keep_t is None else keep_t
+    hs, mean, var, u = control_loop(params, g0, ci_x, jnp.swapaxes(co_eps, 0, 1), keep, float(clip),
+                                    float(co_var_min))
     sw = lambda a: jnp.swapaxes(a, 0, 1)
     return DecoderOut(sw(hs), sw(mean), sw(var), sw(u))

@@ -1,0 +1,157 @@
+"""The controller-generator recurrence with a hand-written backward pass (``jax.custom_vjp``).
+
+Shape glossary: T bins, B trials, G ``gen_dim``, K ``con_dim``, U ``co_dim``.
+
+One step (see :mod:`.decoder` for the roles)::
+
+    a  = [gm_{t-1}, c_{t-1}] W_con + ci_t          # [B, 4K], fused GRU pre-activations
+    c_t = GRU(a, c_{t-1})                          # controller state, clipped
+    [mean_t, raw_t] = c_t W_co + b_co;  var_t = exp(raw_t) + var_min
+    u_t = mean_t + sqrt(var_t) * eps_t             # inferred input (reparameterised sample)
+    z  = [u_t, g_{t-1}] W_gen + b_gen              # [B, 4G]
+    g_t = GRU(z, g_{t-1});  gm_t = g_t * keep_t    # generator state, clipped; dropout scale
+
+The forward pass keeps the states ``c``, ``g`` (and the outputs); the backward pass walks the
+bins in reverse, recomputes each step from the saved states, and accumulates the weight
+gradients in its carry, so no per-step intermediate is ever stored.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+
+def _gru(a, h):
+    """Fused GRU from pre-activations a [.., 4H] = [r | u | c_x | c_h]; returns (h', r, u, c)."""
+    H = h.shape[-1]
+    r = jax.nn.sigmoid(a[..., :H])
+    u = jax.nn.sigmoid(a[..., H:2 * H])
+    c = jnp.tanh(a[..., 2 * H:3 * H] + r * a[..., 3 * H:])
+    return c + u * (h - c), r, u, c
+
+
+def _gru_bwd(dh, a, h, r, u, c):
+    """Cotangent of the pre-activations [.., 4H] and the direct part of dh_prev."""
+    H = h.shape[-1]
+    du = dh * (h - c) * u * (1.0 - u)
+    dcx = dh * (1.0 - u) * (1.0 - c * c)
+    dr = dcx * a[..., 3 * H:] * r * (1.0 - r)
+    return jnp.concatenate([dr, du, dcx, dcx * r], axis=-1), dh * u
+
+
+def _clip(h, clip):
+    return jnp.clip(h, -clip, clip) if clip > 0 else h
+
+
+def _step(params, clip, var_min, c, g, gm, ci_t, eps_t, keep_t):
+    w_con, w_co, b_co, w_gen, b_gen = params
+    U = w_co.shape[1] // 2
+    a = jnp.concatenate([gm, c], axis=-1) @ w_con + ci_t
+    c_new = _clip(_gru(a, c)[0], clip)
+    co = c_new @ w_co + b_co
+    mean, var = co[:, :U], jnp.exp(co[:, U:]) + var_min
+    u = mean + jnp.sqrt(var) * eps_t
+    z = jnp.concatenate([u, g], axis=-1) @ w_gen + b_gen
+    g_new = _clip(_gru(z, g)[0], clip)
+    return c_new, g_new, g_new * keep_t, mean, var, u
+
+
+def _forward(params, g0, ci_x, eps, keep, clip, var_min):
+    K = params[0].shape[1] // 4
+    c0 = jnp.zeros((g0.shape[0], K), g0.dtype)
+
+    def step(carry, xs):
+        c, g, gm = carry
+        c, g, gm, mean, var, u = _step(params, clip, var_min, c, g, gm, *xs)
+        return (c, g, gm), (c, g, gm, mean, var, u)
+    _, out = jax.lax.scan(step, (c0, g0, g0), (ci_x, eps, keep))
+    return out
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def control_loop(params, g0, ci_x, eps, keep, clip: float, var_min: float):
+    """Run the controller and generator together.
+
+    Args:
+        params: ``(w_con [G + K, 4K], w_co [K, 2U], b_co [2U], w_gen [U + G, 4G], b_gen [4G])``
+            (fused GRU weights, see :func:`.gru.cat_weights`).
+        g0: initial generator state [B, G]. ci_x: projected CI encodings with the controller
+            bias, [T, B, 4K] (last K columns zero). eps: standard normal noise [T, B, U].
+        keep: dropout scale of the generator state [T, B, G] (ones without dropout).
+        clip: state clip of both GRUs (0 = none). var_min: floor of the input variance.
+
+    Returns:
+        ``(gm, mean, var, u)``: factor input [T, B, G] (generator states times ``keep``) and
+        the inferred-input posterior mean, variance and sample, each [T, B, U].
+    """
+    _, _, gm, mean, var, u = _forward(params, g0, ci_x, eps, keep, clip, var_min)
+    return gm, mean, var, u
+
+
+def _fwd(params, g0, ci_x, eps, keep, clip, var_min):
+    cs, gs, gm, mean, var, u = _forward(params, g0, ci_x, eps, keep, clip, var_min)
+    return (gm, mean, var, u), (params, g0, ci_x, eps, keep, cs, gs, gm)
+
+
+def _bwd(clip, var_min, res, cot):
+    params, g0, ci_x, eps, keep, cs, gs, gms = res
+    w_con, w_co, b_co, w_gen, b_gen = params
+    d_gm_out, d_mean_out, d_var_out, d_u_out = cot
+    B, K = cs.shape[1], cs.shape[2]
+    U = w_co.shape[1] // 2
+    c_prev = jnp.concatenate([jnp.zeros((1, B, K), cs.dtype), cs[:-1]])
+    g_prev = jnp.concatenate([g0[None], gs[:-1]])
+    gm_prev = jnp.concatenate([g0[None], gms[:-1]])
+
+    def step(carry, xs):
+        dc, dg, dgm, dw_con, dw_co, db_co, dw_gen, db_gen = carry
+        cp, gp, gmp, c_t, g_t, ci_t, eps_t, keep_t, d_gm, d_mean, d_var, d_u = xs
+        # recompute the step
+        a_in = jnp.concatenate([gmp, cp], axis=-1)
+        a = a_in @ w_con + ci_t
+        _, rc, uc, cc = _gru(a, cp)
+        co = c_t @ w_co + b_co
+        mean, raw = co[:, :U], co[:, U:]
+        var = jnp.exp(raw) + var_min
+        std = jnp.sqrt(var)
+        u = mean + std * eps_t
+        z_in = jnp.concatenate([u, gp], axis=-1)
+        z = z_in @ w_gen + b_gen
+        _, rg, ug, cg = _gru(z, gp)
+        # generator
+        dg_t = dg + (d_gm + dgm) * keep_t
+        if clip > 0:
+            dg_t = jnp.where(jnp.abs(g_t) < clip, dg_t, 0.0)
+        dz, dg_direct = _gru_bwd(dg_t, z, gp, rg, ug, cg)
+        dz_in = dz @ w_gen.T
+        dw_gen = dw_gen + z_in.T @ dz
+        db_gen = db_gen + jnp.sum(dz, axis=0)
+        # inferred-input posterior
+        du = dz_in[:, :U] + d_u
+        dvar = du * eps_t * 0.5 / std + d_var
+        dco = jnp.concatenate([du + d_mean, dvar * (var - var_min)], axis=-1)
+        dc_t = dc + dco @ w_co.T
+        dw_co = dw_co + c_t.T @ dco
+        db_co = db_co + jnp.sum(dco, axis=0)
+        # controller
+        if clip > 0:
+            dc_t = jnp.where(jnp.abs(c_t) < clip, dc_t, 0.0)
+        da, dc_direct = _gru_bwd(dc_t, a, cp, rc, uc, cc)
+        da_in = da @ w_con.T
+        dw_con = dw_con + a_in.T @ da
+        G = gp.shape[-1]
+        carry = (dc_direct + da_in[:, G:], dg_direct + dz_in[:, U:], da_in[:, :G],
+                 dw_con, dw_co, db_co, dw_gen, db_gen)
+        return carry, da
+
+    init = (jnp.zeros((B, K), cs.dtype), jnp.zeros_like(g0), jnp.zeros_like(g0), jnp.zeros_like(w_con),
+            jnp.zeros_like(w_co), jnp.zeros_like(b_co), jnp.zeros_like(w_gen), jnp.zeros_like(b_gen))
+    xs = (c_prev, g_prev, gm_prev, cs, gs, ci_x, eps, keep, d_gm_out, d_mean_out, d_var_out, d_u_out)
+    (_, dg, dgm, dw_con, dw_co, db_co, dw_gen, db_gen), d_ci = jax.lax.scan(step, init, xs, reverse=True)
+    return ((dw_con, dw_co, db_co, dw_gen, db_gen), dg + dgm, d_ci, jnp.zeros_like(eps), jnp.zeros_like(keep))
+
+
+control_loop.defvjp(_fwd, _bwd)
