@@ -80,7 +80,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, regularisation ramps, stopping and inference sampling."""
+    """Optimisation, regularisation ramps, stopping and inference sampling.
+
+    ``devices``: JAX devices (per process) that share each batch (data parallelism over the
+    batch axis, :mod:`nwb_lfads.train.parallel`); ``batch_size`` must divide by it.
+    """
 
     batch_size: int = 128
     lr_init: float = 4e-3
@@ -102,6 +106,7 @@ class TrainConfig:
     max_minutes: float | None = None
     early_stop_patience: int = 50
     steps_per_call: int = 0
+    devices: int = 1
     seed: int = 0
     nan_patience: int = 5
     n_samples: int = 50

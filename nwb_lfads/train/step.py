@@ -8,7 +8,8 @@ One :class:`TrainingState` ``(params, opt_state, rng, step)`` and one jitted
 ``lax.scan``. The whole data set (:class:`DeviceData`) is an argument of the compiled
 function (uploaded once; not baked into the program as constants), and every step draws its
 batch inside with ``jax.random``. The learning rate is an argument too, so decaying it never
-recompiles.
+recompiles. Batches are split over a device mesh (:mod:`nwb_lfads.train.parallel`; one
+device is a 1-device mesh) and the gradients all-reduced by XLA.
 
 The optimizer works on one flat vector of all parameters (``ravel_pytree``): a handful of
 large element-wise kernels instead of a few per parameter array, which cuts XLA compile time
@@ -22,6 +23,7 @@ counted in ``n_nonfinite``. The step counter and the RNG advance either way.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, NamedTuple
 
 import jax
@@ -32,6 +34,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..model.lfads import Batch, l2_penalty, readin_param_mask
 from .config import RunConfig
+from .parallel import Parallel, shard_batch
 from .schedules import kl_schedule, l2_schedule
 
 
@@ -108,28 +111,45 @@ def make_loss(model, cfg: RunConfig) -> Callable:
     return loss_fn
 
 
-def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, params_template, *,
-                batch_size: int, steps_per_call: int, steps_per_epoch: int) -> Callable:
-    """The jitted ``update(state, data, lr) -> (state, metrics)`` running ``steps_per_call``
-    steps. ``metrics``: means over the finite steps of :data:`METRIC_NAMES`, plus
-    ``n_nonfinite`` (int32, skipped steps)."""
+def _make_step_gradient(model, cfg: RunConfig, unravel, *, batch_size: int, steps_per_epoch: int,
+                        batch_sharding) -> Callable:
+    """``step_gradient(state, data) -> (rng, (loss, metrics), grads)`` with ``state.params``
+    the flat vector: draw one batch of training trials, shard it over the mesh's batch axis
+    (:func:`~nwb_lfads.train.parallel.shard_batch`), and differentiate the loss."""
     loss_fn = make_loss(model, cfg)
-    _, unravel = ravel_pytree(params_template)
     grad_fn = jax.value_and_grad(lambda flat, *a: loss_fn(unravel(flat), *a), has_aux=True)
     kl_s = kl_schedule(cfg.train, steps_per_epoch)
     l2_s = l2_schedule(cfg.train, steps_per_epoch)
-    mask = trainable_mask(cfg, params_template)
 
-    def one_step(state: TrainingState, data: DeviceData, lr):
-        """One optimizer step; ``state.params`` is the flat vector here."""
+    def step_gradient(state: TrainingState, data: DeviceData):
         rng, k_batch, k_model = jax.random.split(state.rng, 3)
         n_train = data.train_idx.shape[0]
         if data.train_p is None:
             pick = jax.random.randint(k_batch, (batch_size,), 0, n_train)
         else:
             pick = jax.random.choice(k_batch, n_train, (batch_size,), replace=True, p=data.train_p)
-        batch = gather_batch(data, data.train_idx[pick])
-        (loss, metrics), grads = grad_fn(state.params, k_model, batch, kl_s(state.step), l2_s(state.step))
+        batch = shard_batch(gather_batch(data, data.train_idx[pick]), batch_sharding)
+        return rng, *grad_fn(state.params, k_model, batch, kl_s(state.step), l2_s(state.step))
+    return step_gradient
+
+
+def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, params_template, *,
+                batch_size: int, steps_per_call: int, steps_per_epoch: int, parallel: Parallel) -> Callable:
+    """The jitted ``update(state, data, lr) -> (state, metrics)`` running ``steps_per_call``
+    steps. ``metrics``: means over the finite steps of :data:`METRIC_NAMES`, plus
+    ``n_nonfinite`` (int32, skipped steps).
+
+    State, data and ``lr`` are replicated over ``parallel.mesh`` and every batch is split over
+    its ``batch`` axis (``batch_size`` divisible by the number of devices); a 1-device mesh
+    runs the same program."""
+    _, unravel = ravel_pytree(params_template)
+    step_gradient = _make_step_gradient(model, cfg, unravel, batch_size=batch_size,
+                                        steps_per_epoch=steps_per_epoch, batch_sharding=parallel.batch)
+    mask = trainable_mask(cfg, params_template)
+
+    def one_step(state: TrainingState, data: DeviceData, lr):
+        """One optimizer step; ``state.params`` is the flat vector here."""
+        rng, (loss, metrics), grads = step_gradient(state, data)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         if mask is not None:
             updates = updates * mask
@@ -139,7 +159,9 @@ def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, 
         state = TrainingState(keep(params, state.params), keep(opt_state, state.opt_state), rng, state.step + 1)
         return state, {**metrics, "ok": ok}
 
-    @jax.jit
+    rep = parallel.replicated
+
+    @partial(jax.jit, in_shardings=(rep, rep, rep), out_shardings=(rep, rep))
     def update(state: TrainingState, data: DeviceData, lr):
         state = state._replace(params=ravel_pytree(state.params)[0])
         state, m = jax.lax.scan(lambda s, _: one_step(s, data, lr), state, None, length=steps_per_call)
@@ -153,16 +175,38 @@ def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, 
     return update
 
 
-def make_evaluate(model, cfg: RunConfig, batch_size: int) -> Callable:
+def make_gradient(model, cfg: RunConfig, params_template, *, batch_size: int, steps_per_epoch: int,
+                  parallel: Parallel) -> Callable:
+    """Jitted ``gradient(state, data) -> (metrics, grads)``: the loss terms (dict of float32
+    scalars, :data:`METRIC_NAMES`) and gradients (a params-shaped dict) that the next optimizer
+    step of :func:`make_update` would compute from ``state``: same batch, same keys, same
+    sharding. For checking and diagnostics; training never calls it."""
+    _, unravel = ravel_pytree(params_template)
+    step_gradient = _make_step_gradient(model, cfg, unravel, batch_size=batch_size,
+                                        steps_per_epoch=steps_per_epoch, batch_sharding=parallel.batch)
+    rep = parallel.replicated
+
+    @partial(jax.jit, in_shardings=(rep, rep), out_shardings=(rep, rep))
+    def gradient(state: TrainingState, data: DeviceData):
+        state = state._replace(params=ravel_pytree(state.params)[0])
+        _, (_, metrics), grads = step_gradient(state, data)
+        return metrics, unravel(grads)
+
+    return gradient
+
+
+def make_evaluate(model, cfg: RunConfig, batch_size: int, parallel: Parallel) -> Callable:
     """Jitted ``evaluate(params, data, idx, key) -> dict`` of per-trial arrays [n, batch_size]
     (``recon``, ``kl_ic``, ``kl_co``, ``recon_sv``) for trial indices ``idx`` int32
-    [n, batch_size] (pad with any index and discard), without dropout."""
+    [n, batch_size] (pad with any index and discard), without dropout. Inputs replicated over
+    ``parallel.mesh``; each chunk of ``batch_size`` trials is split over its devices."""
+    rep = parallel.replicated
 
-    @jax.jit
+    @partial(jax.jit, in_shardings=(rep, rep, rep, rep))
     def evaluate(params, data: DeviceData, idx, key):
         def chunk(args):
             i, k = args
-            out = model.apply(params, k, gather_batch(data, i), False)
+            out = model.apply(params, k, shard_batch(gather_batch(data, i), parallel.batch), False)
             return dict(recon=out.recon, kl_ic=out.kl_ic, kl_co=out.kl_co, recon_sv=out.recon_sv)
         keys = jax.random.split(key, idx.shape[0])
         return jax.lax.map(chunk, (idx, keys))

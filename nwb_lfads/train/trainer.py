@@ -35,8 +35,9 @@ from ..model.readin import ReadInit, apply_read_init
 from . import checkpoint as ckpt
 from .config import RunConfig
 from .schedules import kl_schedule, l2_schedule, ramps_done_epoch
-from .step import (DeviceData, TrainingState, chunk_indices, init_opt_state, make_evaluate, make_optimizer,
-                   make_update)
+from .parallel import make_parallel, put
+from .step import (DeviceData, TrainingState, chunk_indices, init_opt_state, make_evaluate, make_gradient,
+                   make_optimizer, make_update)
 
 MAX_RESTORES = 3
 SMOOTHING = 0.7  # weight of the past in the smoothed validation loss
@@ -89,7 +90,10 @@ class Trainer:
         train_idx = np.flatnonzero(data.train).astype(np.int32)
         if len(train_idx) == 0:
             raise SelectionError("no training trials: every trial is in the validation set; lower valid_fraction.")
-        self.batch_size = int(min(t.batch_size, len(train_idx)))
+        self.parallel = make_parallel(t.devices, t.batch_size)  # ConfigError: too few devices, indivisible batch
+        n_dev = self.parallel.n_devices
+        # fewer training trials than train.batch_size: the largest multiple of the device count that fits
+        self.batch_size = int(min(t.batch_size, max(n_dev, len(train_idx) // n_dev * n_dev)))
         self.steps_per_epoch = max(1, math.ceil(len(train_idx) / self.batch_size))
         self.steps_per_call = int(t.steps_per_call) or min(self.steps_per_epoch, MAX_AUTO_STEPS)
         self.calls_per_epoch = max(1, math.ceil(self.steps_per_epoch / self.steps_per_call))
@@ -102,25 +106,27 @@ class Trainer:
         train_p = None
         if t.session_sampling == "balanced" and data.n_sessions > 1:
             per = np.bincount(data.session[train_idx], minlength=data.n_sessions)
-            train_p = jnp.asarray(1.0 / (data.n_sessions * per[data.session[train_idx]]), jnp.float32)
+            train_p = (1.0 / (data.n_sessions * per[data.session[train_idx]])).astype(np.float32)
         elif t.session_sampling not in ("proportional", "balanced"):
             from ..errors import ConfigError
             raise ConfigError(f"train.session_sampling={t.session_sampling!r}: expected proportional or balanced.")
-        self.device = DeviceData(
-            spikes=jnp.asarray(data.spikes), session=jnp.asarray(data.session),
-            input_mask=jnp.asarray(data.input_mask, jnp.float32),
-            loss_mask=jnp.asarray(data.loss_mask, jnp.float32),
-            sv_mask=None if sv is None else jnp.asarray(sv), train_idx=jnp.asarray(train_idx), train_p=train_p)
+        # the whole data set on every device of the mesh (replicated); batches are split inside the step
+        self.device = self._put(DeviceData(
+            spikes=np.asarray(data.spikes, np.float32), session=np.asarray(data.session, np.int32),
+            input_mask=np.asarray(data.input_mask, np.float32), loss_mask=np.asarray(data.loss_mask, np.float32),
+            sv_mask=sv, train_idx=train_idx, train_p=train_p))
 
         k_init, k_train = jax.random.split(jax.random.key(t.seed))
-        probe = Batch(self.device.spikes[:1], self.device.session[:1], self.device.input_mask[:1],
-                      self.device.loss_mask[:1], None if sv is None else self.device.sv_mask[:1])
+        probe = Batch(jnp.asarray(data.spikes[:1], jnp.float32), jnp.asarray(data.session[:1]),
+                      jnp.asarray(data.input_mask[:1], jnp.float32), jnp.asarray(data.loss_mask[:1], jnp.float32),
+                      None if sv is None else jnp.asarray(sv[:1]))
         init_key = ("init", cfg.model, data.unit_mask.tobytes(), data.unit_mask.shape, sv is None)
         init_fn = _cached(init_key, lambda: jax.jit(self.model.init, static_argnums=2))
         params = apply_read_init(init_fn(k_init, probe, True), init)
         self.optimizer = make_optimizer(cfg)
-        self.state = TrainingState(params, init_opt_state(self.optimizer, params), k_train, jnp.int32(0))
-        self._update, self._evaluate = self._compiled(params)
+        params = self._put(params)
+        self.state = self._put(TrainingState(params, init_opt_state(self.optimizer, params), k_train, jnp.int32(0)))
+        self._update, self._evaluate, self._gradient = self._compiled(params)
         valid_idx = np.flatnonzero(data.valid).astype(np.int32)
         self._valid_chunks, self._n_valid = chunk_indices(valid_idx, self.batch_size)
         self._valid_sessions = data.session[valid_idx]
@@ -145,11 +151,25 @@ class Trainer:
                        t.kl_start_epoch, t.kl_increase_epochs, t.l2_gen_scale, t.l2_con_scale, t.l2_start_epoch,
                        t.l2_increase_epochs, t.train_readin)
         key = (self.cfg.model, compiled_in, self.data.unit_mask.shape, self.batch_size, self.steps_per_call,
-               self.steps_per_epoch)
+               self.steps_per_epoch, self.parallel.key)
+        par = self.parallel
         return _cached(key, lambda: (
             make_update(self.model, self.cfg, self.optimizer, params, batch_size=self.batch_size,
-                        steps_per_call=self.steps_per_call, steps_per_epoch=self.steps_per_epoch),
-            make_evaluate(self.model, self.cfg, self.batch_size)))
+                        steps_per_call=self.steps_per_call, steps_per_epoch=self.steps_per_epoch, parallel=par),
+            make_evaluate(self.model, self.cfg, self.batch_size, par),
+            make_gradient(self.model, self.cfg, params, batch_size=self.batch_size,
+                          steps_per_epoch=self.steps_per_epoch, parallel=par)))
+
+    def _put(self, tree):
+        """``tree`` replicated over the mesh: a copy on every device of :attr:`parallel`."""
+        return put(tree, self.parallel.replicated)
+
+    def gradient(self) -> tuple[dict, dict]:
+        """``(metrics, grads)`` of the next optimizer step from the current state (same batch,
+        keys and sharding as :meth:`train_epoch` would use; nothing changes): float loss terms
+        and a params-shaped dict of numpy float32 gradients."""
+        metrics, grads = jax.device_get(self._gradient(self.state, self.device))
+        return {k: float(v) for k, v in metrics.items()}, grads
 
     # ------------------------------------------------------------------ epochs
     def train_epoch(self) -> dict:
@@ -158,7 +178,7 @@ class Trainer:
         sums: dict = {}
         n_ok_steps = skipped = 0
         for _ in range(self.calls_per_epoch):
-            state, m = self._update(self.state, self.device, jnp.float32(self.lr))
+            state, m = self._update(self.state, self.device, self._put(np.float32(self.lr)))
             m = jax.device_get(m)
             bad = int(m.pop("n_nonfinite"))
             self.state = state
@@ -198,7 +218,8 @@ class Trainer:
                     **{f"valid_recon_{n}": math.nan for n in names}}
         params = self.state.params if params is None else params
         key = jax.random.key(t.seed + 7919)
-        out = jax.device_get(self._evaluate(params, self.device, jnp.asarray(self._valid_chunks), key))
+        out = jax.device_get(self._evaluate(self._put(params), self.device, self._put(self._valid_chunks),
+                                            self._put(key)))
         per = {k: np.asarray(v).reshape(-1)[:self._n_valid] for k, v in out.items()}
         recon, kl_ic, kl_co = (float(np.mean(per[k])) for k in ("recon", "kl_ic", "kl_co"))
         step = self.state.step
@@ -276,13 +297,12 @@ class Trainer:
         if train_mask.shape != self.data.train.shape or not np.array_equal(train_mask, self.data.train):
             raise RunDirError(f"{path}: the checkpoint was trained on another train/validation split; resume "
                               f"with the same sessions and data settings (split_seed, valid_fraction).")
-        self.state = self._last_good = state
+        self.state = self._last_good = self._put(state)
         ints = {"epoch", "best_epoch", "plateau", "bad_epochs", "nan_calls", "restores", "n_nonfinite_total"}
         for k, v in host.items():
             setattr(self, k, int(v) if k in ints else float(v))
         best = Path(path) / ckpt.BEST
-        self.best_params = (jax.tree_util.tree_map(jnp.asarray, ckpt.load_params(best)) if best.exists()
-                            else state.params)
+        self.best_params = self._put(ckpt.load_params(best)) if best.exists() else self.state.params
         self.stop_reason = None
 
     @property

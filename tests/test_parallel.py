@@ -1,0 +1,219 @@
+"""Data parallelism over the batch axis (``train.devices``, ``nwb-lfads fit --devices``).
+
+The 2-device checks run in a subprocess (this file run as a script) because XLA's CPU device
+count must be set before JAX starts: ``XLA_FLAGS=--xla_force_host_platform_device_count=2``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nwb_lfads.errors import ConfigError
+from nwb_lfads.train.config import RunConfig
+
+T, N, M, B = 10, 5, 24, 8
+TINY = dict(model=dict(ic_enc_dim=6, ci_enc_dim=4, ic_dim=4, gen_dim=8, con_dim=4, co_dim=0, fac_dim=3),
+            train=dict(batch_size=B, n_samples=2, lr_init=1e-3, kl_increase_epochs=1, l2_increase_epochs=1),
+            data=dict(valid_fraction=0.25))
+
+
+def tiny_data(n_trials: int = M):
+    """A synthetic one-session TrainingData: Poisson counts float32 [n_trials, T, N]."""
+    from nwb_lfads.data import SessionInfo, TrainingData
+
+    rng = np.random.default_rng(0)
+    spikes = rng.poisson(0.3, (n_trials, T, N)).astype(np.float32)
+    valid = np.arange(n_trials) % 4 == 0
+    return TrainingData(spikes, np.zeros(n_trials, np.int32), np.ones((1, N), bool), np.ones((1, N), bool),
+                        np.ones((n_trials, N), bool), ~valid, valid, np.zeros(n_trials, bool),
+                        spikes.mean(axis=(0, 1))[None], (np.arange(T) + 0.5) * 0.01, 0.01,
+                        (SessionInfo("tiny", "tiny", N, tuple(range(N)), tuple(range(n_trials)), (False,) * N),))
+
+
+def _max_diff(a, b) -> float:
+    import jax
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in
+               zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)) if np.size(x))
+
+
+def _child() -> dict:
+    """Run with 2 CPU devices: devices=1 vs devices=2 on the same data, params and RNG."""
+    import jax
+
+    from nwb_lfads.train.trainer import Trainer
+
+    data = tiny_data()
+    cfg = RunConfig().replace(**TINY)
+    one, two = Trainer(data, cfg), Trainer(data, cfg.replace(train={"devices": 2}))
+    out = {"n_devices": len(jax.devices()), "mesh": [one.parallel.n_devices, two.parallel.n_devices],
+           "init_params_diff": _max_diff(one.params, two.params)}
+    # (a) one step's loss and gradients
+    (m1, g1), (m2, g2) = one.gradient(), two.gradient()
+    out["loss"] = [m1["loss"], m2["loss"]]
+    out["grad_max_abs"] = max(float(np.max(np.abs(g))) for g in jax.tree_util.tree_leaves(g1) if np.size(g))
+    out["grad_diff"] = _max_diff(g1, g2)
+    # (b) two epochs of training (several compiled calls, validation included)
+    rows = [(one.train_epoch(), two.train_epoch()) for _ in range(2)]
+    out["steps"] = int(two.state.step)
+    out["valid_loss"] = [[r1["valid_loss"], r2["valid_loss"]] for r1, r2 in rows]
+    out["param_diff"] = _max_diff(one.params, two.params)
+    out["param_change"] = _max_diff(one.params, Trainer(data, cfg).params)
+    # (c) the compiled step splits the batch: per-device spikes [B/2, T, N] and an all-reduce
+    # (looked up after the calls above, so nothing compiles again)
+    args = (two.state, two.device, two._put(np.float32(1e-3)))
+    hlo2 = two._update.lower(*args).compile().as_text()
+    hlo1 = one._update.lower(one.state, one.device, one._put(np.float32(1e-3))).compile().as_text()
+    out["hlo2_half_batch"] = f"f32[{B // 2},{T},{N}]" in hlo2
+    out["hlo2_all_reduce"] = "all-reduce" in hlo2
+    out["hlo1_all_reduce"] = "all-reduce" in hlo1
+    leaf = jax.tree_util.tree_leaves(two.state.params)[0]
+    out["params_devices"] = len(leaf.sharding.device_set)
+    out["params_replicated"] = bool(leaf.sharding.is_fully_replicated)
+    per_trial = two._evaluate(two.state.params, two.device, two._put(two._valid_chunks), two._put(jax.random.key(0)))
+    out["eval_recon_shards"] = sorted(tuple(s.data.shape) for s in per_trial["recon"].addressable_shards)
+    out["eval_recon_shape"] = list(per_trial["recon"].shape)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_devices() -> dict:
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_two_devices_match_one_step(two_devices):
+    r = two_devices
+    assert r["n_devices"] == 2 and r["mesh"] == [1, 2]
+    assert r["init_params_diff"] == 0.0
+    assert abs(r["loss"][0] - r["loss"][1]) <= 1e-5 * abs(r["loss"][0])
+    assert r["grad_max_abs"] > 1e-3  # the gradients compared are not all zero
+    assert r["grad_diff"] <= 1e-5 * r["grad_max_abs"]
+
+
+def test_two_devices_match_after_training(two_devices):
+    r = two_devices
+    assert r["steps"] >= 4
+    assert r["param_change"] > 1e-3  # training moved the parameters ...
+    assert r["param_diff"] <= 1e-5   # ... identically on one and two devices
+    for v1, v2 in r["valid_loss"]:
+        assert abs(v1 - v2) <= 1e-5 * abs(v1)
+
+
+def test_two_devices_split_the_batch(two_devices):
+    r = two_devices
+    assert r["hlo2_half_batch"] and r["hlo2_all_reduce"]
+    assert not r["hlo1_all_reduce"]
+    assert r["params_devices"] == 2 and r["params_replicated"]
+    n_chunks = r["eval_recon_shape"][0]
+    assert r["eval_recon_shape"][1] == B and r["eval_recon_shards"] == [[n_chunks, B // 2]] * 2
+
+
+# ----------------------------------------------------------------------------- errors (in process)
+def test_more_devices_than_exist():
+    import jax
+
+    from nwb_lfads.train.parallel import make_parallel
+
+    n = len(jax.local_devices()) + 1
+    with pytest.raises(ConfigError, match=rf"train.devices={n}.*only {n - 1} JAX device.*"
+                                          r"xla_force_host_platform_device_count"):
+        make_parallel(n, 8 * n)
+
+
+def _two_local_devices():
+    """Pretend this process sees two devices (only the checks run while it holds)."""
+    from unittest import mock
+
+    import jax
+
+    return mock.patch.object(jax, "local_devices", return_value=jax.local_devices()[:1] * 2)
+
+
+def test_batch_not_divisible():
+    from nwb_lfads.train.parallel import check_devices
+
+    with _two_local_devices():
+        with pytest.raises(ConfigError, match=r"train.batch_size=7 does not divide by train.devices=2.*"
+                                              r"--set train.batch_size=6 or 8"):
+            check_devices(2, 7)
+    with pytest.raises(ConfigError, match=r"train.devices=0: expected a whole number"):
+        check_devices(0, 8)
+
+
+def test_trainer_rejects_indivisible_batch():
+    from nwb_lfads.train.trainer import Trainer
+
+    cfg = RunConfig().replace(**TINY).replace(train={"devices": 2, "batch_size": 9})
+    with _two_local_devices():
+        with pytest.raises(ConfigError, match=r"train.batch_size=9 does not divide by train.devices=2.*"
+                                              r"multiple of 2"):
+            Trainer(tiny_data(), cfg)
+
+
+def test_devices_config_round_trip():
+    cfg = RunConfig().with_overrides(["train.devices=2"])
+    assert cfg.train.devices == 2 and RunConfig().train.devices == 1
+    assert RunConfig.from_yaml(cfg.to_yaml()) == cfg
+    with pytest.raises(ConfigError, match=r"train.devices: expected an integer"):
+        RunConfig().with_overrides(["train.devices=two"])
+
+
+def test_cli_devices_beyond_available(tmp_path, mc_maze_small):
+    import jax
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    n = len(jax.local_devices()) + 1
+    result = CliRunner().invoke(main, ["fit", str(mc_maze_small), "--out", str(tmp_path / "run"),
+                                       "--devices", str(n)])
+    assert result.exit_code == 2, result.output
+    assert f"only {n - 1} JAX device" in result.output and "xla_force_host_platform_device_count" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_batch_not_divisible(tmp_path, mc_maze_small):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    with _two_local_devices():
+        result = CliRunner().invoke(main, ["fit", str(mc_maze_small), "--out", str(tmp_path / "run"),
+                                           "--devices", "2", "--set", "train.batch_size=9"])
+    assert result.exit_code == 2, result.output
+    assert "train.batch_size=9 does not divide by train.devices=2" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_set_devices_and_distributed_flag(tmp_path, mc_maze_small):
+    """``--set train.devices=N`` is checked like ``--devices``; ``--distributed`` calls
+    jax.distributed.initialize() first and turns its failure into a usage error."""
+    from unittest import mock
+
+    import jax
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    n = len(jax.local_devices()) + 1
+    args = ["fit", str(mc_maze_small), "--out", str(tmp_path / "run"), "--set", f"train.devices={n}"]
+    with mock.patch.object(jax.distributed, "initialize") as init:
+        result = CliRunner().invoke(main, args + ["--distributed"])
+    assert init.call_count == 1
+    assert result.exit_code == 2 and f"train.devices={n}" in result.output
+    with mock.patch.object(jax.distributed, "initialize", side_effect=ValueError("coordinator_address should be "
+                                                                                  "defined.")):
+        result = CliRunner().invoke(main, args + ["--distributed"])
+    assert result.exit_code == 2 and "--distributed: jax.distributed.initialize() could not" in result.output
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child()))
