@@ -7,7 +7,8 @@ file), samples ``processing/lfads/rates`` at the same bin centres (session time
 
 - ``r2_truth`` / ``r2_truth_smoothing``: mean per-neuron R^2 of the rates (and of
   Gaussian-smoothed spikes) against ``processing/ground_truth/rates`` (simulated sessions);
-  ``r2_truth_heldout_eval``: the same for held-out units on evaluation trials;
+  ``r2_truth_heldout_eval``: the same for held-out units on evaluation trials, ``r2_truth_heldin``
+  for held-in units on all trials; ``co_bps_truth``: co-bps of the true rates (the ceiling);
 - ``bps`` (all units) and ``bps_heldin``: bits per spike over all trials (NLB null model);
 - ``co_bps`` / ``co_bps_smoothing``: with a held-out units column, co-smoothing bits per spike
   of the held-out units on evaluation trials (``data.eval_trials``, e.g. ``split=val``; all
@@ -50,6 +51,7 @@ class EvaluationError(NwbLfadsError):
 
 LABELS = {"r2_truth": "R^2 vs true rates", "r2_truth_smoothing": "  smoothing baseline",
           "r2_truth_heldout_eval": "R^2 vs truth, held-out units, eval trials",
+          "r2_truth_heldin": "R^2 vs truth, held-in units", "co_bps_truth": "co-bps of the true rates (ceiling)",
           "bps": "bits/spike, all units", "bps_heldin": "bits/spike, held-in units",
           "co_bps": "co-bps (held-out units, eval trials)", "co_bps_smoothing": "  smoothing + GLM baseline",
           "psth_r2": "PSTH R^2", "targets_co_bps": "targets: co-bps", "targets_vel_r2": "targets: velocity R^2",
@@ -90,6 +92,9 @@ def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_tri
         attempt("r2_truth_smoothing", lambda: M.r2_per_neuron(smooth, truth)[1])
         if ho.any():
             attempt("r2_truth_heldout_eval", lambda: M.r2_per_neuron(r[ev][..., ho] / bin_size, truth[ev][..., ho])[1])
+            if not ho.all():
+                attempt("r2_truth_heldin", lambda: M.r2_per_neuron(r[..., ~ho] / bin_size, truth[..., ~ho])[1])
+                attempt("co_bps_truth", lambda: M.co_bps(truth[ev][..., ho] * bin_size, k[ev][..., ho]))
     attempt("bps", lambda: M.bits_per_spike(r, k))
     if ho.any():
         attempt("bps_heldin", lambda: M.bits_per_spike(r[..., ~ho], k[..., ~ho]))

@@ -75,6 +75,8 @@ def test_true_rates_recover_truth_and_beat_the_smoothing_baseline(report):
     assert s["eval_trials"] == "split=val"
     assert m["r2_truth"] == pytest.approx(1.0, abs=1e-5)  # float32 storage only
     assert m["r2_truth_heldout_eval"] == pytest.approx(1.0, abs=1e-5)
+    assert m["r2_truth_heldin"] == pytest.approx(1.0, abs=1e-5)
+    assert m["co_bps_truth"] == pytest.approx(m["co_bps"], abs=1e-4)  # the rates are the truth (the ceiling)
     assert m["r2_truth_smoothing"] < 0.5
     assert m["bps"] > 0.1 and m["bps_heldin"] > 0.1
     assert m["co_bps"] > m["co_bps_smoothing"] + 0.1
@@ -84,9 +86,10 @@ def test_true_rates_recover_truth_and_beat_the_smoothing_baseline(report):
 
 def test_wrong_rates_score_worse(report, wrong_report):
     good, bad = report["sessions"][0]["metrics"], wrong_report["sessions"][0]["metrics"]
-    for key in ("r2_truth", "bps", "bps_heldin", "co_bps", "psth_r2"):
+    for key in ("r2_truth", "r2_truth_heldin", "bps", "bps_heldin", "co_bps", "psth_r2"):
         assert bad[key] < good[key] - 0.1, key
-    assert bad["co_bps_smoothing"] == pytest.approx(good["co_bps_smoothing"])  # baseline ignores the rates
+    for key in ("co_bps_smoothing", "co_bps_truth"):  # neither depends on the fitted rates
+        assert bad[key] == pytest.approx(good[key]), key
 
 
 def test_evaluation_json_beside_the_file(enriched, report):
