@@ -75,9 +75,8 @@ def _child() -> dict:
     leaf = jax.tree_util.tree_leaves(two.state.params)[0]
     out["params_devices"] = len(leaf.sharding.device_set)
     out["params_replicated"] = bool(leaf.sharding.is_fully_replicated)
-    per_trial = two._evaluate(two.state.params, two.device, two._put(two._valid_chunks), two._put(jax.random.key(0)))
-    out["eval_recon_shards"] = sorted(tuple(s.data.shape) for s in per_trial["recon"].addressable_shards)
-    out["eval_recon_shape"] = list(per_trial["recon"].shape)
+    valid_args = (two.state.params, two.device, two._put(two._valid_chunks), two._put(jax.random.key(0)))
+    out["eval_half_batch"] = f"f32[{B // 2},{T},{N}]" in two._evaluate.lower(*valid_args).compile().as_text()
     return out
 
 
@@ -112,8 +111,7 @@ def test_two_devices_split_the_batch(two_devices):
     assert r["hlo2_half_batch"] and r["hlo2_all_reduce"]
     assert not r["hlo1_all_reduce"]
     assert r["params_devices"] == 2 and r["params_replicated"]
-    n_chunks = r["eval_recon_shape"][0]
-    assert r["eval_recon_shape"][1] == B and r["eval_recon_shards"] == [[n_chunks, B // 2]] * 2
+    assert r["eval_half_batch"]
 
 
 # ----------------------------------------------------------------------------- errors (in process)
@@ -215,5 +213,48 @@ def test_cli_set_devices_and_distributed_flag(tmp_path, mc_maze_small):
     assert result.exit_code == 2 and "--distributed: jax.distributed.initialize() could not" in result.output
 
 
+def _process_child(process_id: int, port: int) -> dict:
+    """One of two processes joined by jax.distributed on this machine, one CPU device each."""
+    import jax
+
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=process_id)
+    from nwb_lfads.train.trainer import Trainer
+
+    trainer = Trainer(tiny_data(), RunConfig().replace(**TINY))  # train.devices=1 per process
+    metrics, _ = trainer.gradient()
+    return {"mesh": trainer.parallel.n_devices, "loss": metrics["loss"], "valid": trainer.evaluate()["valid_loss"]}
+
+
+@pytest.mark.slow  # two processes compiling the model (~25 s of CPU)
+def test_two_processes_match_two_devices(two_devices):
+    """Multi-host data parallelism (jax.distributed) on one machine: each process holds one
+    device, the mesh spans both, and the step's loss equals the single-process 2-device one."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    procs = [subprocess.Popen([sys.executable, __file__, "process", str(i), str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    results = []
+    for p, (stdout, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr[-3000:]
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert [r["mesh"] for r in results] == [2, 2]
+    assert results[0] == results[1]
+    assert abs(results[0]["loss"] - two_devices["loss"][1]) <= 1e-5 * abs(two_devices["loss"][1])
+
+
 if __name__ == "__main__":
-    print(json.dumps(_child()))
+    if sys.argv[1:2] == ["process"]:
+        print(json.dumps(_process_child(int(sys.argv[2]), int(sys.argv[3]))))
+    else:
+        print(json.dumps(_child()))

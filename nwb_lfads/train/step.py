@@ -198,11 +198,12 @@ def make_gradient(model, cfg: RunConfig, params_template, *, batch_size: int, st
 def make_evaluate(model, cfg: RunConfig, batch_size: int, parallel: Parallel) -> Callable:
     """Jitted ``evaluate(params, data, idx, key) -> dict`` of per-trial arrays [n, batch_size]
     (``recon``, ``kl_ic``, ``kl_co``, ``recon_sv``) for trial indices ``idx`` int32
-    [n, batch_size] (pad with any index and discard), without dropout. Inputs replicated over
-    ``parallel.mesh``; each chunk of ``batch_size`` trials is split over its devices."""
+    [n, batch_size] (pad with any index and discard), without dropout. Inputs and outputs
+    replicated over ``parallel.mesh`` (so every process can read them); each chunk of
+    ``batch_size`` trials is split over its devices."""
     rep = parallel.replicated
 
-    @partial(jax.jit, in_shardings=(rep, rep, rep, rep))
+    @partial(jax.jit, in_shardings=(rep, rep, rep, rep), out_shardings=rep)
     def evaluate(params, data: DeviceData, idx, key):
         def chunk(args):
             i, k = args
