@@ -64,6 +64,15 @@ def _child() -> dict:
     out["valid_loss"] = [[r1["valid_loss"], r2["valid_loss"]] for r1, r2 in rows]
     out["param_diff"] = _max_diff(one.params, two.params)
     out["param_change"] = _max_diff(one.params, Trainer(data, cfg).params)
+    # a checkpoint of the 1-device run resumed on 2 devices continues with the same next step
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        one.save(f"{tmp}/ckpt")
+        resumed = Trainer(data, cfg.replace(train={"devices": 2}))
+        resumed.restore(f"{tmp}/ckpt")
+    (m1, g1), (m3, g3) = one.gradient(), resumed.gradient()
+    out["resume_loss"] = [m1["loss"], m3["loss"]]
+    out["resume_grad_diff"] = _max_diff(g1, g3)
     # (c) the compiled step splits the batch: per-device spikes [B/2, T, N] and an all-reduce
     # (looked up after the calls above, so nothing compiles again)
     args = (two.state, two.device, two._put(np.float32(1e-3)))
@@ -104,6 +113,8 @@ def test_two_devices_match_after_training(two_devices):
     assert r["param_diff"] <= 1e-5   # ... identically on one and two devices
     for v1, v2 in r["valid_loss"]:
         assert abs(v1 - v2) <= 1e-5 * abs(v1)
+    l1, l3 = r["resume_loss"]
+    assert abs(l1 - l3) <= 1e-5 * abs(l1) and r["resume_grad_diff"] <= 1e-5 * r["grad_max_abs"]
 
 
 def test_two_devices_split_the_batch(two_devices):
