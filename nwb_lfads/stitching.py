@@ -39,11 +39,20 @@ already agree. This module computes that start, in pure numpy:
    ``rates_s @ W_s + b_s ~= Z``. The ridge keeps this well-posed with fewer units than
    components, collinear or silent units (silent units get zero rows); the default ``ridge=0.1``
    shrinks only directions of below-average variance, which trades a little in-sample fit for
-   less noise when the read-in meets single-trial counts. **Scaling:** each column of ``W_s`` is
-   then divided by the sd of its output over the samples, so the read-in outputs of every
-   session have exactly unit variance per component on the smoothed, averaged samples (like the
-   targets; padded components stay zero). On raw single-trial counts the variance is larger
-   (Poisson noise).
+   less noise when the read-in meets single-trial counts. **Scaling**, in two steps. (a) Each
+   column of ``W_s`` is divided by the sd of its output over the samples, so the read-in outputs
+   of every session have unit variance per component on the smoothed, averaged samples (like the
+   targets; padded components stay zero). (b) The model's read-in does not meet those samples
+   but raw single-trial counts per bin, where Poisson noise dominates: after (a) the weak
+   components' weights are large and the outputs on single trials have an sd of 5 to 60 (a
+   chaotic-RNN benchmark with 20-30 units per session), which swamps the encoder and made a
+   stitched fit far worse than a fit alone (issue 5). So with ``trial_sd`` (default 1) column d
+   of every session is multiplied by one common factor ``c_d = trial_sd / rms_s(sd_sd)``, where
+   ``sd_sd`` is the sd of session s's output on its single-trial counts (all bins of at most
+   ``MAX_SCALE_TRIALS`` evenly spaced trials): the outputs on single trials then have an RMS sd of
+   ``trial_sd`` over sessions, and because the factor is the same for every session, the
+   sessions stay aligned (equal variance per component on the samples, ``c_d^2``).
+   ``trial_sd=None`` skips (b).
 5. **Read-out.** ``readout_w = pinv(W_s)`` [D, N_s] (singular values below ``PINV_RTOL`` times
    the largest are dropped), so that ``Z @ readout_w ~= centred rates`` in spikes per bin;
    ``readout_w_log = readout_w / max(mean_rate, RATE_FLOOR)`` is its first-order translation to
@@ -74,6 +83,7 @@ SOFT_NORM_HZ = 1.0  # added to each unit's sd (in Hz, times bin_size) before div
 RATE_FLOOR = 1e-3  # spikes per bin; floor of the mean rate before the log (as the trainer's)
 PINV_RTOL = 1e-6  # relative cut-off of singular values in pinv(W_s)
 RANK_RTOL = 1e-10  # components with s^2 below this times the largest s^2 do not exist
+MAX_SCALE_TRIALS = 500  # trials per session (evenly spaced) that set the single-trial scale
 SAMPLE_RULES = ("conditions", "trials", "trial_mean")
 
 
@@ -271,8 +281,32 @@ def _ridge(xc: np.ndarray, z: np.ndarray, ridge: float) -> np.ndarray:
     return np.linalg.solve(gram + lam * np.eye(xc.shape[1]), xc.T @ z)
 
 
+def _single_trial_sd(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """sd [D] of ``a @ w`` over all trials and bins of at most MAX_SCALE_TRIALS evenly spaced
+    trials of the counts ``a`` [K, T, N] (w [N, D]); chunked, never the full product at once."""
+    if a.shape[0] > MAX_SCALE_TRIALS:
+        a = a[np.linspace(0, a.shape[0] - 1, MAX_SCALE_TRIALS).round().astype(int)]
+    n, total, total_sq = 0, np.zeros(w.shape[1]), np.zeros(w.shape[1])
+    for start in range(0, a.shape[0], 64):
+        out = a[start:start + 64].reshape(-1, a.shape[2]).astype(np.float64) @ w
+        n += out.shape[0]
+        total += out.sum(axis=0)
+        total_sq += (out ** 2).sum(axis=0)
+    mean = total / n
+    return np.sqrt(np.maximum(total_sq / n - mean ** 2, 0.0))
+
+
+def _scale_to_single_trials(arrays, weights, trial_sd: float) -> list:
+    """Scaling step (b): one factor per component for all sessions, so the read-in outputs on
+    single-trial counts have an RMS sd (over sessions) of ``trial_sd``. weights: [N_s, D] each."""
+    sd = np.stack([_single_trial_sd(a, w) for a, w in zip(arrays, weights)])     # [S, D]
+    rms = np.sqrt(np.mean(sd ** 2, axis=0))
+    factor = np.divide(trial_sd, rms, out=np.ones_like(rms), where=rms > 0)
+    return [w * factor for w in weights]
+
+
 def pcr_readin(spikes_list, readin_dim: int, bin_size: float, *, conditions_list=None,
-               sigma_s: float = 0.05, ridge: float = 0.1) -> ReadinInit:
+               sigma_s: float = 0.05, ridge: float = 0.1, trial_sd: float | None = 1.0) -> ReadinInit:
     """Initial read-ins and read-outs of several sessions by principal-component regression.
 
     See the module docstring for the rule, the normalisation and the scaling.
@@ -286,10 +320,12 @@ def pcr_readin(spikes_list, readin_dim: int, bin_size: float, *, conditions_list
             or None. Only ids present in every session are used.
         sigma_s: s, sd of the Gaussian smoothing kernel (0: no smoothing).
         ridge: > 0, ridge penalty relative to the mean per-unit sum of squares.
+        trial_sd: > 0, RMS over sessions of each read-in output's sd on single-trial counts
+            (scaling step (b)); None keeps unit variance on the averaged samples.
     Returns:
         :class:`ReadinInit` (float64 arrays).
     Raises:
-        ConfigError: bad ``readin_dim``, ``bin_size``, ``sigma_s`` or ``ridge``.
+        ConfigError: bad ``readin_dim``, ``bin_size``, ``sigma_s``, ``ridge`` or ``trial_sd``.
         SelectionError: a session without trials, bins or units.
         SessionMismatchError: sessions with different numbers of bins.
         StitchingInputError: malformed spikes or condition ids.
@@ -297,16 +333,24 @@ def pcr_readin(spikes_list, readin_dim: int, bin_size: float, *, conditions_list
         StitchingWarning: no shared conditions (fallback to trial means) or padded components.
     """
     arrays, conds = _check_inputs(spikes_list, readin_dim, bin_size, sigma_s, ridge, conditions_list)
+    if trial_sd is not None and not (isinstance(trial_sd, (int, float, np.floating, np.integer))
+                                     and math.isfinite(trial_sd) and trial_sd > 0):
+        raise ConfigError(f"pcr_readin: trial_sd={trial_sd!r} must be a finite number > 0 (the sd of "
+                          "each read-in output on single-trial counts) or None (no such scaling).")
     readin_dim = int(readin_dim)
     rates, rule = _samples(arrays, conds, readin_dim, bin_size, sigma_s)
     means = [r.mean(axis=0) for r in rates]
     centred = [r - m for r, m in zip(rates, means)]
     z, evr = _shared_scores(centred, bin_size, readin_dim)
-    readin_w, readin_b, readout_w, readout_b, readout_w_log = [], [], [], [], []
-    for a, xc, m in zip(arrays, centred, means):
+    weights = []
+    for xc in centred:
         w = _ridge(xc, z, ridge)
         sd = (xc @ w).std(axis=0)
-        w = w / np.where(sd > 0, sd, 1.0)
+        weights.append(w / np.where(sd > 0, sd, 1.0))
+    if trial_sd is not None:
+        weights = _scale_to_single_trials(arrays, weights, float(trial_sd))
+    readin_w, readin_b, readout_w, readout_b, readout_w_log = [], [], [], [], []
+    for a, w, m in zip(arrays, weights, means):
         w_out = np.linalg.pinv(w, rtol=PINV_RTOL) if np.any(w) else np.zeros(w.T.shape)
         mean_rate = np.maximum(a.mean(axis=(0, 1), dtype=np.float64), RATE_FLOOR)
         readin_w.append(w)
@@ -355,26 +399,32 @@ def stack_padded(init: ReadinInit, n_max: int | None = None, *,
     return out
 
 
-def readin_init_from_data(data, readin_dim: int, *, fac_dim: int | None = None, sigma_s: float = 0.05) -> dict:
+def readin_init_from_data(data, readin_dim: int, *, fac_dim: int | None = None, sigma_s: float = 0.05,
+                          conditions=None) -> dict:
     """PCR initial read-in/read-out for a model over ``data`` (a ``nwb_lfads.data.TrainingData``).
 
     Uses each session's *training* trials and only its encoder-input units (held-out units get
-    zero read-in rows; their read-out columns start at zero with the log-mean-rate bias). Condition
-    ids are not part of the training arrays, so the samples are time-resolved trial means (or
-    single trials for one session), see :func:`pcr_readin`.
+    zero read-in rows; their read-out columns start at zero with the log-mean-rate bias). With
+    condition ids (``conditions``, or a ``condition`` array of ``data`` if it has one) the
+    samples are condition averages; without, time-resolved trial means (or single trials for
+    one session), see :func:`pcr_readin`. Read-in outputs on single-trial counts have an RMS sd
+    of 1 per component (scaling step (b)).
 
     Args:
         data: training arrays (``spikes`` [M, T, N], ``session`` [M], ``train`` [M],
             ``input_mask``/``unit_mask`` [S, N], ``bin_size`` s).
         readin_dim: R, the model's read-in width.
         fac_dim: F; the PCR read-out (log space) is returned only when F == R.
+        conditions: optional condition id per trial of ``data``, [M].
 
     Returns:
         dict with ``readin_w`` [S, N, R], ``readin_b`` [S, R] (float32) and, when F == R,
         ``readout_w`` [S, R, N]: keyword arguments of the model's ``ReadInit``.
     """
     n_sessions, n_max = data.unit_mask.shape
-    spikes_list, columns = [], []
+    if conditions is None:
+        conditions = getattr(data, "condition", None)
+    spikes_list, columns, conds = [], [], []
     for s in range(n_sessions):
         cols = np.flatnonzero(data.input_mask[s])
         rows = (data.session == s) & data.train
@@ -382,7 +432,10 @@ def readin_init_from_data(data, readin_dim: int, *, fac_dim: int | None = None, 
             rows = data.session == s
         spikes_list.append(data.spikes[rows][:, :, cols])
         columns.append(cols)
-    init = pcr_readin(spikes_list, readin_dim, float(data.bin_size), sigma_s=sigma_s)
+        if conditions is not None:
+            conds.append(np.asarray(conditions)[rows])
+    init = pcr_readin(spikes_list, readin_dim, float(data.bin_size), sigma_s=sigma_s,
+                      conditions_list=conds or None)
     out = {"readin_w": np.zeros((n_sessions, n_max, readin_dim), np.float32),
            "readin_b": np.zeros((n_sessions, readin_dim), np.float32)}
     with_readout = fac_dim is None or fac_dim == readin_dim

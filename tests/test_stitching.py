@@ -84,13 +84,39 @@ def test_sessions_map_true_condition_rates_onto_the_same_trajectories(chaotic):
     assert max(rand_r2) < 0.3
 
 
-def test_read_in_outputs_have_unit_variance_and_fit_the_shared_scores(chaotic):
-    init = pcr_readin([s.spikes for s in chaotic], 6, BIN,
+def test_read_in_outputs_have_unit_variance_on_the_samples_without_trial_scaling(chaotic):
+    init = pcr_readin([s.spikes for s in chaotic], 6, BIN, trial_sd=None,
                       conditions_list=[s.condition_id for s in chaotic])
     for s, w, b in zip(chaotic, init.readin_w, init.readin_b):
         out = condition_means(s.spikes, s.condition_id, 8) @ w + b   # the fitting samples
         np.testing.assert_allclose(out.var(axis=0), 1.0, rtol=1e-6)
         np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-8)
+
+
+def test_read_in_outputs_on_single_trials_have_unit_rms_sd_and_sessions_stay_aligned(chaotic):
+    # issue 5: scaled to unit variance on averaged samples, the weak components' outputs on raw
+    # single-trial counts had sds of 5-60 and a stitched fit did worse than a session alone
+    spikes, conds = [s.spikes for s in chaotic], [s.condition_id for s in chaotic]
+    raw = pcr_readin(spikes, 6, BIN, trial_sd=None, conditions_list=conds)
+    init = pcr_readin(spikes, 6, BIN, conditions_list=conds)
+    trial_sd = np.stack([(s.spikes.reshape(-1, s.spikes.shape[2]) @ w).std(axis=0)
+                         for s, w in zip(chaotic, init.readin_w)])                       # [S, D]
+    np.testing.assert_allclose(np.sqrt(np.mean(trial_sd ** 2, axis=0)), 1.0, rtol=1e-6)
+    before = np.stack([(s.spikes.reshape(-1, s.spikes.shape[2]) @ w).std(axis=0)
+                       for s, w in zip(chaotic, raw.readin_w)])
+    assert before.max() > 2.0  # what the scaling corrects
+    factor = init.readin_w[0] / raw.readin_w[0]   # one factor per component ...
+    for w, w0, b, b0, s in zip(init.readin_w, raw.readin_w, init.readin_b, raw.readin_b, chaotic):
+        np.testing.assert_allclose(w, w0 * factor[0], rtol=1e-9)   # ... the same in every session
+        np.testing.assert_allclose(b, b0 * factor[0], rtol=1e-9, atol=1e-12)
+        out = condition_means(s.spikes, s.condition_id, 8) @ w + b
+        np.testing.assert_allclose(out.var(axis=0), factor[0] ** 2, rtol=1e-6)  # equal across sessions
+        np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-8)
+
+
+def test_trial_sd_must_be_positive(chaotic):
+    with pytest.raises(ConfigError, match=r"trial_sd=0.*finite number > 0.*or None"):
+        pcr_readin([s.spikes for s in chaotic], 3, BIN, trial_sd=0)
 
 
 @pytest.mark.parametrize("d", [3, 5])
@@ -228,10 +254,12 @@ def test_condition_ids_may_be_strings_and_partially_shared():
     cb = np.array(["up", "down", "right"] * 3)
     init = pcr_readin([a, b], 2, BIN, conditions_list=[ca, cb])
     assert init.samples == "conditions" and isinstance(init, ReadinInit)
-    # only "down" and "up" are shared: dropping "left"/"right" trials changes nothing
+    # only "down" and "up" are shared: dropping "left"/"right" trials changes nothing but the
+    # single-trial scale (step (b) measures every trial the read-in will meet)
     keep_a, keep_b = ca != "left", cb != "right"
-    sub = pcr_readin([a[keep_a], b[keep_b]], 2, BIN, conditions_list=[ca[keep_a], cb[keep_b]])
-    for x, y in zip(init.readin_w, sub.readin_w):
+    full = pcr_readin([a, b], 2, BIN, conditions_list=[ca, cb], trial_sd=None)
+    sub = pcr_readin([a[keep_a], b[keep_b]], 2, BIN, conditions_list=[ca[keep_a], cb[keep_b]], trial_sd=None)
+    for x, y in zip(full.readin_w, sub.readin_w):
         np.testing.assert_allclose(x, y)
 
 
