@@ -34,9 +34,15 @@ def main(argv=None) -> dict:
     p.add_argument("--steps-per-call", type=int, default=0, help="0 = one epoch per call (at most 50)")
     p.add_argument("--min-seconds", type=float, default=15.0, help="time at least this long")
     p.add_argument("--device", default=None, help="cpu or gpu (default: JAX's default)")
+    p.add_argument("--devices", type=int, default=1,
+                   help="data parallelism over this many devices (train.devices); on CPU the host is split "
+                        "into that many XLA devices")
     args = p.parse_args(argv)
     if args.device:
         os.environ["JAX_PLATFORMS"] = {"gpu": "cuda"}.get(args.device, args.device)
+    if args.devices > 1 and args.device in (None, "cpu"):
+        flag = f"--xla_force_host_platform_device_count={args.devices}"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
     import jax
     import jax.numpy as jnp
@@ -57,9 +63,9 @@ def main(argv=None) -> dict:
     cfg = RunConfig().replace(
         model=dict(ic_enc_dim=args.enc_dim, ci_enc_dim=args.enc_dim, ic_dim=args.ic_dim, gen_dim=args.gen_dim,
                    con_dim=args.con_dim, co_dim=args.co_dim, fac_dim=args.fac_dim),
-        train=dict(batch_size=args.batch_size, steps_per_call=args.steps_per_call))
+        train=dict(batch_size=args.batch_size, steps_per_call=args.steps_per_call, devices=args.devices))
     trainer = Trainer(data, cfg)
-    lr = jnp.float32(cfg.train.lr_init)
+    lr = trainer._put(np.float32(cfg.train.lr_init))
     t0 = time.perf_counter()
     state, m = trainer._update(trainer.state, trainer.device, lr)
     jax.block_until_ready(state)
