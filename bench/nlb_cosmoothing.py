@@ -67,7 +67,8 @@ def main(argv=None):
         "train_minutes": round(history[-1]["elapsed_s"] / 60, 2) if history else None,
         "epochs": result.epochs, "steps": int(history[-1]["step"]) if history else 0,
         "best_epoch": int(history[-1]["best_epoch"]) if history else None, "fit_wall_s": round(wall, 1),
-        "cpu_count": os.cpu_count(), "load_avg_start": round(load_start, 2), "load_avg_end": round(os.getloadavg()[0], 2),
+        "cpu_count": os.cpu_count(), "load_avg_start": round(load_start, 2),
+        "load_avg_end": round(os.getloadavg()[0], 2),
         **{k: (round(metrics[k], 4) if k in metrics else None) for k in KEYS}}, indent=1))
 
 
