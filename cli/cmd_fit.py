@@ -65,7 +65,8 @@ def start_distributed() -> None:
 @training_options
 @click.option("--devices", type=click.IntRange(min=1), default=None, metavar="N",
               help="Split each batch over N JAX devices (GPUs) of this machine: data parallelism, the same "
-                   "result as one device up to float rounding (train.devices; default 1). "
+                   "result as one device up to float rounding (train.devices; default: one GPU, or every CPU "
+                   "core, each a JAX device, on CPU). "
                    "train.batch_size must divide by N.")
 @click.option("--distributed", is_flag=True,
               help="Several hosts: call jax.distributed.initialize() first (it finds SLURM, Open MPI, "

@@ -56,6 +56,9 @@ class LfadsGroup(click.Group):
         return mod.command
 
     def invoke(self, ctx):
+        from nwb_lfads.train.host_devices import split_host
+
+        split_host()  # one XLA CPU device per core, before any command starts JAX (train.devices=0 uses them)
         try:
             return super().invoke(ctx)
         except NwbLfadsError as exc:

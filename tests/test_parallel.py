@@ -19,7 +19,8 @@ from nwb_lfads.train.config import RunConfig
 
 T, N, M, B = 10, 5, 24, 8
 TINY = dict(model=dict(ic_enc_dim=6, ci_enc_dim=4, ic_dim=4, gen_dim=8, con_dim=4, co_dim=0, fac_dim=3),
-            train=dict(batch_size=B, n_samples=2, lr_init=1e-3, kl_increase_epochs=1, l2_increase_epochs=1),
+            train=dict(batch_size=B, n_samples=2, lr_init=1e-3, kl_increase_epochs=1, l2_increase_epochs=1,
+                       devices=1),
             data=dict(valid_fraction=0.25))
 
 
@@ -51,7 +52,9 @@ def _child() -> dict:
     data = tiny_data()
     cfg = RunConfig().replace(**TINY)
     one, two = Trainer(data, cfg), Trainer(data, cfg.replace(train={"devices": 2}))
+    auto = Trainer(data, cfg.replace(train={"devices": 0}))  # automatic: every CPU device
     out = {"n_devices": len(jax.devices()), "mesh": [one.parallel.n_devices, two.parallel.n_devices],
+           "auto_mesh": auto.parallel.n_devices,
            "init_params_diff": _max_diff(one.params, two.params)}
     # (a) one step's loss and gradients
     (m1, g1), (m2, g2) = one.gradient(), two.gradient()
@@ -99,7 +102,7 @@ def two_devices() -> dict:
 
 def test_two_devices_match_one_step(two_devices):
     r = two_devices
-    assert r["n_devices"] == 2 and r["mesh"] == [1, 2]
+    assert r["n_devices"] == 2 and r["mesh"] == [1, 2] and r["auto_mesh"] == 2
     assert r["init_params_diff"] == 0.0
     assert abs(r["loss"][0] - r["loss"][1]) <= 1e-5 * abs(r["loss"][0])
     assert r["grad_max_abs"] > 1e-3  # the gradients compared are not all zero
@@ -153,8 +156,40 @@ def test_batch_not_divisible():
         with pytest.raises(ConfigError, match=r"train.batch_size=7 does not divide by train.devices=2.*"
                                               r"--set train.batch_size=6 or 8"):
             check_devices(2, 7)
-    with pytest.raises(ConfigError, match=r"train.devices=0: expected a whole number"):
-        check_devices(0, 8)
+    with pytest.raises(ConfigError, match=r"train.devices=-1: expected a whole number"):
+        check_devices(-1, 8)
+    check_devices(0, 7)  # automatic never refuses a batch size
+
+
+def test_automatic_devices_take_every_cpu_device_that_divides_the_batch():
+    from unittest import mock
+
+    import jax
+
+    from nwb_lfads.train.parallel import auto_devices
+
+    cpu = jax.local_devices()[0]
+    assert cpu.platform == "cpu"
+    with mock.patch.object(jax, "local_devices", return_value=[cpu] * 4):
+        assert [auto_devices(b) for b in (128, 6, 7, None)] == [4, 3, 1, 4]
+    with mock.patch.object(jax, "local_devices", return_value=[mock.Mock(platform="gpu")] * 4):
+        assert auto_devices(128) == 1  # several accelerators only when asked for (--devices N)
+
+
+def test_split_host_sets_the_flag_only_before_jax_and_never_over_the_user(monkeypatch):
+    from nwb_lfads.train import host_devices as hd
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    assert hd.split_host(3) is None and "XLA_FLAGS" not in os.environ  # JAX is already imported here
+    monkeypatch.delitem(sys.modules, "jax")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    assert hd.split_host(3) == 3
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count=3"
+    assert hd.split_host(5) is None  # a count already named wins
+    assert os.environ["XLA_FLAGS"].endswith("count=3")
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert hd.split_host(1) == 1 and os.environ["XLA_FLAGS"] == ""
+    assert 1 <= hd.default_split() <= hd.MAX_SPLIT
 
 
 def test_trainer_rejects_indivisible_batch():
@@ -169,7 +204,7 @@ def test_trainer_rejects_indivisible_batch():
 
 def test_devices_config_round_trip():
     cfg = RunConfig().with_overrides(["train.devices=2"])
-    assert cfg.train.devices == 2 and RunConfig().train.devices == 1
+    assert cfg.train.devices == 2 and RunConfig().train.devices == 0  # 0 = automatic
     assert RunConfig.from_yaml(cfg.to_yaml()) == cfg
     with pytest.raises(ConfigError, match=r"train.devices: expected an integer"):
         RunConfig().with_overrides(["train.devices=two"])

@@ -119,6 +119,7 @@ def test_member_config_sets_hyperparameters_and_hands_lr_to_pbt():
     cfg = member_config(base, {"train.lr_init": 2e-3, "model.cd_rate": 0.3, "train.kl_co_scale": 0.1}, seed=7)
     assert cfg.train.lr_init == 2e-3 and cfg.model.cd_rate == 0.3 and cfg.train.kl_co_scale == 0.1
     assert cfg.train.lr_decay == 1.0 and cfg.train.max_minutes is None and cfg.train.seed == 7
+    assert cfg.train.devices == 1 and member_config(base.replace(train={"devices": 2}), {}).train.devices == 2
     assert cfg.model.gen_dim == base.model.gen_dim
 
 

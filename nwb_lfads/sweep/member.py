@@ -62,8 +62,11 @@ def member_index(trial_id: str) -> int:
 
 def member_config(base: RunConfig, hyperparameters: dict, *, seed: int | None = None) -> RunConfig:
     """``base`` with the searched ``SECTION.FIELD`` values, the learning-rate decay off (PBT
-    sets the rate) and no per-member time limit (the sweep has one)."""
+    sets the rate), no per-member time limit (the sweep has one) and one device per member
+    unless ``train.devices`` names more."""
     sections: dict = {"train": {"lr_decay": 1.0, "max_minutes": None}}
+    if base.train.devices == 0:  # automatic would take every CPU device; a member has one core
+        sections["train"]["devices"] = 1
     for key, value in hyperparameters.items():
         section, _, name = key.partition(".")
         sections.setdefault(section, {})[name] = float(value)

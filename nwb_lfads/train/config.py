@@ -83,7 +83,9 @@ class TrainConfig:
     """Optimisation, regularisation ramps, stopping and inference sampling.
 
     ``devices``: JAX devices (per process) that share each batch (data parallelism over the
-    batch axis, :mod:`nwb_lfads.train.parallel`); ``batch_size`` must divide by it.
+    batch axis, :mod:`nwb_lfads.train.parallel`); ``batch_size`` must divide by it. 0 (the
+    default) = automatic: on CPU every CPU device that divides the batch (the command line splits
+    the host into one device per core, :mod:`nwb_lfads.train.host_devices`), on GPU one device.
     """
 
     batch_size: int = 128
@@ -106,7 +108,7 @@ class TrainConfig:
     max_minutes: float | None = None
     early_stop_patience: int = 50
     steps_per_call: int = 0
-    devices: int = 1
+    devices: int = 0
     seed: int = 0
     nan_patience: int = 5
     n_samples: int = 50

@@ -52,8 +52,11 @@ def check_devices(n_devices: int, batch_size: int | None = None) -> None:
     """Raise :class:`ConfigError` unless ``n_devices`` local JAX devices exist (per process)
     and ``batch_size`` (trials per optimizer step, all processes together) divides by the
     mesh size."""
-    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
-        raise ConfigError(f"train.devices={n_devices!r}: expected a whole number of devices, 1 or more.")
+    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 0:
+        raise ConfigError(f"train.devices={n_devices!r}: expected a whole number of devices, 1 or more "
+                          f"(0 = automatic).")
+    if n_devices == 0:
+        return
     local = jax.local_devices()
     if n_devices > len(local):
         kinds = ", ".join(sorted({d.platform for d in local}))
@@ -82,9 +85,25 @@ def mesh_devices(n_devices: int) -> list:
     return [d for p in sorted(by_process) for d in sorted(by_process[p], key=lambda d: d.id)[:n_devices]]
 
 
+def auto_devices(batch_size: int | None = None) -> int:
+    """``train.devices = 0``: on the CPU backend, the largest count of its devices (one per core
+    after :func:`~.host_devices.split_host`) that divides ``batch_size``; on GPU or TPU, 1
+    (several accelerators are asked for explicitly, ``--devices N``). Single process only."""
+    local = jax.local_devices()
+    if jax.process_count() > 1 or local[0].platform != "cpu":
+        return 1
+    n = len(local)
+    while n > 1 and batch_size is not None and batch_size % n:
+        n -= 1
+    return n
+
+
 def make_parallel(n_devices: int = 1, batch_size: int | None = None) -> Parallel:
-    """The :class:`Parallel` of ``n_devices`` devices per process (checked by :func:`check_devices`)."""
+    """The :class:`Parallel` of ``n_devices`` devices per process (checked by :func:`check_devices`;
+    0 = :func:`auto_devices`)."""
     check_devices(n_devices, batch_size)
+    if n_devices == 0:
+        n_devices = auto_devices(batch_size)
     mesh = Mesh(np.array(mesh_devices(n_devices)), (BATCH_AXIS,))
     return Parallel(mesh, NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec(BATCH_AXIS)))
 
