@@ -3,7 +3,10 @@
 Pandarinath et al. (2018) stitch sessions recorded with different neurons into one LFADS
 model: every session s gets its own linear read-in (its N_s units -> D shared inputs) and
 read-out (shared factors -> its N_s units), and the read-ins start where the sessions
-already agree. This module computes that start, in pure numpy:
+already agree. This module computes that start, in pure numpy. It is an option, not the
+Trainer's default (random read-ins fitted the stitching benchmark better, DESIGN_NOTES.md,
+"Stitching"): ``Trainer(data, cfg, readin_init=ReadInit(**readin_init_from_data(data, R,
+fac_dim=F)))``.
 
 1. **Samples.** Each session's spikes are Gaussian-smoothed (:func:`nwb_lfads.baselines.
    smooth_spikes`, sd ``sigma_s``, edges renormalised) into rates in *spikes per bin* (the unit
