@@ -18,6 +18,8 @@ both fits; early stopping is off; the parameters scored are the trainer's best b
 loss. Score: per-neuron R^2 (:func:`nwb_lfads.metrics.r2_per_neuron`, over all trials and bins,
 averaged over units) of posterior-mean rates (Hz) against the true rates (Hz), for every trial
 of the session (training and validation). Acceptance: ``small_joint_r2 >= small_alone_r2 + 0.10``.
+Measured 2026-11-26 with the defaults (seed 0, 2 busy CPU cores, recovery 106 s): small session
+joint 0.590 vs alone 0.465 (margin +0.125); large sessions, joint, 0.779 and 0.749.
 
 **Throughput.** Trials per second of the training step measured with the Trainer: the
 wall time of ``train_epoch`` (optimizer steps plus the validation pass) for epochs 2.., the
