@@ -350,3 +350,9 @@ def test_trainer_keeps_random_readins_by_default_and_takes_the_pcr_start_on_requ
     pcr = Trainer(data, cfg, readin_init=ReadInit(**expected)).params
     np.testing.assert_allclose(leaf(pcr, "readin", "w"), expected["readin_w"], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(leaf(pcr, "readout", "w"), expected["readout_w"], rtol=1e-6, atol=1e-7)
+    by_config = Trainer(data, cfg.with_overrides(["model.readin_init=pcr"])).params  # the same, from the config
+    for module, name, want in (("readin", "w", expected["readin_w"]), ("readout", "w", expected["readout_w"])):
+        np.testing.assert_allclose(leaf(by_config, module, name), want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(leaf(by_config, "readout", "b"), leaf(default, "readout", "b"), rtol=1e-6)
+    with pytest.raises(ConfigError, match=r"model.readin_init='ica': expected random or pcr"):
+        Trainer(data, cfg.with_overrides(["model.readin_init=ica"]))

@@ -56,6 +56,9 @@ class ModelConfig:
     one, of this size or ``fac_dim`` when 0), ``ic_enc_dim`` and ``ci_enc_dim`` (encoder GRU
     sizes per direction), ``ic_dim`` (initial condition), ``gen_dim`` (generator),
     ``con_dim`` (controller), ``co_dim`` (inferred inputs; 0 = autonomous), ``fac_dim``.
+    ``readin_init``: ``"random"`` (default) or ``"pcr"``, the principal-component-regression
+    start of the read-in and read-out (:func:`nwb_lfads.stitching.readin_init_from_data`; needs
+    a read-in: several sessions or ``readin_dim > 0``).
     """
 
     readin_dim: int = 0
@@ -76,6 +79,7 @@ class ModelConfig:
     cd_rate: float = 0.0
     sv_rate: float = 0.0
     likelihood: str = "poisson"
+    readin_init: str = "random"
 
 
 @dataclass(frozen=True)

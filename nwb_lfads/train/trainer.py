@@ -63,10 +63,24 @@ def default_readin_init(data: TrainingData, likelihood: str, model_cfg=None) -> 
     pass it as ``readin_init``) is not the default: on the multi-session chaotic-RNN benchmark it
     fitted worse than random read-ins (small session R^2 0.26 vs 0.35; with 20 conditions the
     stitched model collapsed to R^2 ~0.02 vs 0.47), see DESIGN_NOTES.md, "Stitching".
-    ``model_cfg`` is accepted for callers that pass it and not used."""
+    With ``model_cfg.readin_init == "pcr"`` the read-in (and, when its width equals
+    ``fac_dim``, the read-out weights) start from that PCR fit instead."""
     means = data.unit_means.astype(np.float32)
     bias = np.log(np.maximum(means, 1e-3)) if likelihood == "poisson" else means
-    return ReadInit(readout_b=np.where(data.unit_mask, bias, 0.0).astype(np.float32))
+    readout_b = np.where(data.unit_mask, bias, 0.0).astype(np.float32)
+    how = getattr(model_cfg, "readin_init", "random")
+    if how == "random":
+        return ReadInit(readout_b=readout_b)
+    from ..errors import ConfigError
+    if how != "pcr":
+        raise ConfigError(f"model.readin_init={how!r}: expected random or pcr.")
+    from ..model.lfads import readin_size
+    width = readin_size(model_cfg, data.n_sessions)
+    if width == 0:
+        raise ConfigError("model.readin_init=pcr: this model has no read-in (one session and model.readin_dim=0); "
+                          "set model.readin_dim (e.g. --set model.readin_dim=20) or use readin_init=random.")
+    from ..stitching import readin_init_from_data
+    return ReadInit(**readin_init_from_data(data, width, fac_dim=model_cfg.fac_dim), readout_b=readout_b)
 
 
 def sample_validation_mask(data: TrainingData, rate: float, seed: int) -> np.ndarray | None:
