@@ -2,9 +2,10 @@
 
 XLA's CPU backend runs the many small matmuls of an LFADS step with its own thread pool, and
 on a few cores that pool keeps them less busy than independent work would: measured on the
-2-core CI machine (``bench/train_throughput.py``, 2026-11-26, load about 3), the full model at
-batch 256 trained 308-323 trials/s as one CPU device and 429-492 trials/s as two devices each
-taking half of every batch (``train.devices`` 0 = automatic, :mod:`.parallel`).
+2-core CI machine (``bench/train_throughput.py``, 2026-11-26), the full model at batch 256
+trained 487-492 trials/s as one CPU device and 575-597 trials/s as two devices each taking half
+of every batch on an idle machine (308-323 vs 429-492 with other jobs running);
+``train.devices`` 0 = automatic, :mod:`.parallel`.
 
 The split must be requested before JAX starts its CPU backend (``XLA_FLAGS``), so the command
 line calls :func:`split_host` before any command imports JAX; a Python user calls it first
