@@ -88,13 +88,17 @@ def main(argv=None) -> dict:
     p.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     args = p.parse_args(argv)
 
+    from nwb_lfads.train.host_devices import split_host
+    split_host()  # as the command line does: one CPU device per core (train.devices=0 uses them)
     from nwb_lfads.train.config import RunConfig
 
     cfg = RunConfig().with_overrides(args.set)
     ds, true_hz = benchmark_data(args.seed)
     out = fit_and_score(ds, true_hz, cfg, args.minutes, args.every, args.curve_samples,
                         log=lambda pt: print(json.dumps(pt), file=sys.stderr, flush=True))
-    out.update({"overrides": args.set, "n_cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)})
+    import jax
+    out.update({"overrides": args.set, "n_cpus": os.cpu_count(), "devices": len(jax.devices()),
+                "load_avg_1m": round(os.getloadavg()[0], 2)})
     print(json.dumps(out))
     return out
 
