@@ -3,10 +3,9 @@
 Pandarinath et al. (2018) stitch sessions recorded with different neurons into one LFADS
 model: every session s gets its own linear read-in (its N_s units -> D shared inputs) and
 read-out (shared factors -> its N_s units), and the read-ins start where the sessions
-already agree. This module computes that start, in pure numpy. It is an option, not the
-Trainer's default (random read-ins fitted the stitching benchmark better, DESIGN_NOTES.md,
-"Stitching"): ``Trainer(data, cfg, readin_init=ReadInit(**readin_init_from_data(data, R,
-fac_dim=F)))``.
+already agree. This module computes that start, in pure numpy. It is an option
+(``model.readin_init = "pcr"``), not the default: random read-ins fitted the stitching
+benchmark better (DESIGN_NOTES.md, "Stitching").
 
 1. **Samples.** Each session's spikes are Gaussian-smoothed (:func:`nwb_lfads.baselines.
    smooth_spikes`, sd ``sigma_s``, edges renormalised) into rates in *spikes per bin* (the unit
@@ -365,15 +364,18 @@ def pcr_readin(spikes_list, readin_dim: int, bin_size: float, *, conditions_list
 
 
 def stack_padded(init: ReadinInit, n_max: int | None = None, *,
-                 readout_space: str = "rate") -> dict[str, np.ndarray]:
-    """Stack per-session values into the model's padded arrays (float32, zeros beyond N_s).
+                 readout_space: str = "rate", columns=None) -> dict[str, np.ndarray]:
+    """Stack per-session values into the model's padded arrays (float32, zeros elsewhere).
 
     Args:
         init: from :func:`pcr_readin`.
-        n_max: padded unit count Nmax (default: the largest N_s); must be >= every N_s.
+        n_max: padded unit count Nmax (default: the largest N_s, or the largest column + 1);
+            must hold every session's units.
         readout_space: ``"rate"`` puts ``init.readout_w`` (scores -> centred spikes per bin) in
             ``readout_w``; ``"log"`` puts ``init.readout_w_log`` (scores -> log-rate change),
             which matches a read-out producing log-rates.
+        columns: per session, the padded column of each of its N_s units (int [N_s]; default
+            ``0 .. N_s - 1``), e.g. the encoder-input units among all of a session's units.
     Returns:
         ``{"readin_w": [S, Nmax, D], "readin_b": [S, D], "readout_w": [S, D, Nmax],
         "readout_b": [S, Nmax]}``, the field names of the model's ``ReadInit``:
@@ -384,21 +386,25 @@ def stack_padded(init: ReadinInit, n_max: int | None = None, *,
     """
     if readout_space not in ("rate", "log"):
         raise ConfigError(f"stack_padded: readout_space={readout_space!r}; expected 'rate' or 'log'.")
-    units = [w.shape[0] for w in init.readin_w]
-    n_max = max(units) if n_max is None else n_max
-    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < max(units):
+    if columns is None:
+        columns = [np.arange(w.shape[0]) for w in init.readin_w]
+    columns = [np.asarray(c, dtype=int) for c in columns]
+    needed = max((int(c.max()) + 1 if c.size else 0) for c in columns)
+    n_max = needed if n_max is None else n_max
+    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < needed:
+        units = [w.shape[0] for w in init.readin_w]
         raise ConfigError(f"stack_padded: n_max={n_max!r} is smaller than the largest session "
-                          f"({max(units)} units; unit counts {units}); pass n_max >= {max(units)}.")
-    n_s, d = len(units), init.readin_w[0].shape[1]
+                          f"({needed} units; unit counts {units}); pass n_max >= {needed}.")
+    n_s, d = len(columns), init.readin_w[0].shape[1]
     shapes = {"readin_w": (n_s, n_max, d), "readin_b": (n_s, d), "readout_w": (n_s, d, n_max),
               "readout_b": (n_s, n_max)}
     out = {k: np.zeros(shape, np.float32) for k, shape in shapes.items()}
     w_out = init.readout_w_log if readout_space == "log" else init.readout_w
-    for s, n in enumerate(units):
-        out["readin_w"][s, :n] = init.readin_w[s]
+    for s, cols in enumerate(columns):
+        out["readin_w"][s, cols] = init.readin_w[s]
         out["readin_b"][s] = init.readin_b[s]
-        out["readout_w"][s, :, :n] = w_out[s]
-        out["readout_b"][s, :n] = init.readout_b[s]
+        out["readout_w"][s][:, cols] = w_out[s]
+        out["readout_b"][s, cols] = init.readout_b[s]
     return out
 
 
@@ -439,14 +445,8 @@ def readin_init_from_data(data, readin_dim: int, *, fac_dim: int | None = None, 
             conds.append(np.asarray(conditions)[rows])
     init = pcr_readin(spikes_list, readin_dim, float(data.bin_size), sigma_s=sigma_s,
                       conditions_list=conds or None)
-    out = {"readin_w": np.zeros((n_sessions, n_max, readin_dim), np.float32),
-           "readin_b": np.zeros((n_sessions, readin_dim), np.float32)}
-    with_readout = fac_dim is None or fac_dim == readin_dim
-    if with_readout:
-        out["readout_w"] = np.zeros((n_sessions, readin_dim, n_max), np.float32)
-    for s, cols in enumerate(columns):
-        out["readin_w"][s, cols] = init.readin_w[s]
-        out["readin_b"][s] = init.readin_b[s]
-        if with_readout:
-            out["readout_w"][s][:, cols] = init.readout_w_log[s]
+    out = stack_padded(init, int(n_max), readout_space="log", columns=columns)
+    del out["readout_b"]  # the trainer's log-mean-rate bias covers held-out units too
+    if not (fac_dim is None or fac_dim == readin_dim):
+        del out["readout_w"]
     return out

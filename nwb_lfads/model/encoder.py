@@ -18,7 +18,6 @@ zero; see :func:`gru.pad_gates`).
 from __future__ import annotations
 
 import haiku as hk
-import jax
 import jax.numpy as jnp
 
 from . import noise

@@ -23,7 +23,6 @@ import re
 from typing import NamedTuple
 
 import haiku as hk
-import jax
 import jax.numpy as jnp
 import numpy as np
 

@@ -59,12 +59,12 @@ def default_readin_init(data: TrainingData, likelihood: str, model_cfg=None) -> 
     """Read-out bias from each unit's mean count per bin (log for Poisson); read-in and read-out
     weights keep the model's random initialisation, with several sessions too.
 
-    The principal-component-regression start (:func:`nwb_lfads.stitching.readin_init_from_data`,
-    pass it as ``readin_init``) is not the default: on the multi-session chaotic-RNN benchmark it
-    fitted worse than random read-ins (small session R^2 0.26 vs 0.35; with 20 conditions the
-    stitched model collapsed to R^2 ~0.02 vs 0.47), see DESIGN_NOTES.md, "Stitching".
-    With ``model_cfg.readin_init == "pcr"`` the read-in (and, when its width equals
-    ``fac_dim``, the read-out weights) start from that PCR fit instead."""
+    With ``model_cfg.readin_init == "pcr"`` the read-in (and, when its width equals ``fac_dim``,
+    the read-out weights) start from principal-component regression instead
+    (:func:`nwb_lfads.stitching.readin_init_from_data`). Not the default: on the multi-session
+    chaotic-RNN benchmark it fitted worse than random read-ins (small session R^2 0.26 vs 0.35;
+    with 20 conditions the stitched model collapsed to R^2 ~0.02 vs 0.47), DESIGN_NOTES.md,
+    "Stitching"."""
     means = data.unit_means.astype(np.float32)
     bias = np.log(np.maximum(means, 1e-3)) if likelihood == "poisson" else means
     readout_b = np.where(data.unit_mask, bias, 0.0).astype(np.float32)
