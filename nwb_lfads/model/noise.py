@@ -11,11 +11,28 @@ fully determined by the training RNG.
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 _GOLDEN = np.uint32(0x9E3779B9)
+_SHARD_AXIS: list[str] = []   # set while tracing one device's slice of a batch (trace time only)
+
+
+@contextlib.contextmanager
+def batch_shard(axis_name: str):
+    """While tracing the per-device body of a ``shard_map`` whose arrays [B/D, ...] are the
+    D-th parts of a batch [B, ...] split along ``axis_name``: number every random draw by its
+    position in the whole batch (device i adds i x its slice's size), so each device draws
+    exactly the numbers that one device would draw for its trials. Every draw of the model
+    has the trial axis first, which is what makes the offsets right."""
+    _SHARD_AXIS.append(axis_name)
+    try:
+        yield
+    finally:
+        _SHARD_AXIS.pop()
 
 
 def fmix32(h):
@@ -35,9 +52,12 @@ def seeds_from_key(key, n: int):
 
 
 def random_bits(seed, shape):
-    """uint32 hash bits of ``shape`` for a uint32 scalar ``seed``."""
+    """uint32 hash bits of ``shape`` for a uint32 scalar ``seed`` (numbered by position in
+    the whole batch inside :func:`batch_shard`)."""
     n = int(np.prod(shape)) if len(shape) else 1
     idx = jax.lax.iota(jnp.uint32, n).reshape(shape)
+    if _SHARD_AXIS and len(shape):
+        idx = idx + jax.lax.axis_index(_SHARD_AXIS[-1]).astype(jnp.uint32) * np.uint32(n)
     return fmix32(fmix32(idx * _GOLDEN ^ seed) + seed)
 
 

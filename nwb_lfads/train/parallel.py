@@ -7,10 +7,12 @@ One :class:`Parallel` holds a :class:`jax.sharding.Mesh` with a single axis ``"b
 :class:`~jax.sharding.NamedSharding` s: ``replicated`` (parameters, optimizer state, RNG, the
 whole data set: every device holds a copy) and ``batch`` (the first axis of per-trial arrays
 split into D equal slices). The training step gathers its batch from the replicated data set
-and constrains it to ``batch`` (:func:`shard_batch`); XLA's SPMD partitioner then runs the
-forward and backward pass of each slice on its own device and all-reduces the gradients,
-so every device applies the same update to its copy of the parameters. One device is a
-1-device mesh going through the same compiled code.
+and hands it to a ``shard_map`` over the ``batch`` axis: each device runs the forward and
+backward pass of its slice, and one ``pmean`` averages the gradients
+(:func:`nwb_lfads.train.step.sharded_value_and_grad`), so every device applies the same update
+to its copy of the parameters. Validation passes only constrain their batches to ``batch``
+(:func:`shard_batch`) and let XLA's SPMD partitioner split them. One device is a 1-device mesh
+going through the same compiled code.
 
 Several hosts: call ``jax.distributed.initialize()`` in every process before anything touches
 JAX (``nwb-lfads fit --distributed`` does); the mesh then takes ``train.devices`` devices of
@@ -19,6 +21,7 @@ every process, ordered by process.
 
 from __future__ import annotations
 
+import inspect
 from typing import NamedTuple
 
 import jax
@@ -26,6 +29,17 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..errors import ConfigError
+
+try:  # jax >= 0.6 exports shard_map at the top level; older releases kept it experimental
+    from jax import shard_map
+except ImportError:  # pragma: no cover
+    from jax.experimental.shard_map import shard_map
+
+# The per-device bodies run lax.scan loops over replicated weights with per-device carries,
+# which shard_map's replication typing rejects without annotations in every loop; the one
+# output (after a pmean) is replicated by construction, so the check is switched off.
+_params = inspect.signature(shard_map).parameters
+NO_REPLICATION_CHECK = {"check_vma": False} if "check_vma" in _params else {"check_rep": False}
 
 BATCH_AXIS = "batch"
 FORCE_CPU_DEVICES = "XLA_FLAGS=--xla_force_host_platform_device_count"

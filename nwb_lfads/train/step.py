@@ -9,7 +9,8 @@ One :class:`TrainingState` ``(params, opt_state, rng, step)`` and one jitted
 function (uploaded once; not baked into the program as constants), and every step draws its
 batch inside with ``jax.random``. The learning rate is an argument too, so decaying it never
 recompiles. Batches are split over a device mesh (:mod:`nwb_lfads.train.parallel`; one
-device is a 1-device mesh) and the gradients all-reduced by XLA.
+device is a 1-device mesh): each device differentiates its slice, and the gradients are
+averaged once per step (:func:`sharded_value_and_grad`).
 
 The optimizer works on one flat vector of all parameters (``ravel_pytree``): a handful of
 large element-wise kernels instead of a few per parameter array, which cuts XLA compile time
@@ -31,10 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
+from jax.sharding import PartitionSpec as P
 
+from ..model import noise
 from ..model.lfads import Batch, l2_penalty, readin_param_mask
 from .config import RunConfig
-from .parallel import Parallel, shard_batch
+from .parallel import BATCH_AXIS, NO_REPLICATION_CHECK, Parallel, shard_batch, shard_map
 from .schedules import kl_schedule, l2_schedule
 
 
@@ -111,13 +114,36 @@ def make_loss(model, cfg: RunConfig) -> Callable:
     return loss_fn
 
 
+def sharded_value_and_grad(grad_fn: Callable, parallel: Parallel) -> Callable:
+    """Data-parallel ``grad_fn(flat, key, batch, kl_w, l2_w) -> ((loss, metrics), grads)``:
+    each device differentiates the loss of its slice of ``batch`` [B/D, ...] (``shard_map``;
+    random draws numbered as in the whole batch, :func:`~nwb_lfads.model.noise.batch_shard`)
+    and one ``pmean`` averages losses and gradients over the devices, after the recurrences.
+
+    Why not leave the split to XLA's SPMD partitioner (a sharding constraint on the batch): it
+    all-reduces the weight-gradient sums inside the backward ``lax.scan`` loops at every time
+    bin (hundreds of rendezvous per step), which cost a third of the step on 2 CPU devices and
+    would be worse across GPUs. One device differentiates the whole batch directly."""
+    if parallel.n_devices == 1:
+        return grad_fn
+
+    def local(flat, key, batch, kl_w, l2_w):
+        with noise.batch_shard(BATCH_AXIS):
+            (loss, metrics), grads = grad_fn(flat, key, batch, kl_w, l2_w)
+        return jax.lax.pmean(((loss, metrics), grads), BATCH_AXIS)
+
+    return shard_map(local, mesh=parallel.mesh, in_specs=(P(), P(), P(BATCH_AXIS), P(), P()),
+                     out_specs=P(), **NO_REPLICATION_CHECK)
+
+
 def _make_step_gradient(model, cfg: RunConfig, unravel, *, batch_size: int, steps_per_epoch: int,
-                        batch_sharding) -> Callable:
+                        parallel: Parallel) -> Callable:
     """``step_gradient(state, data) -> (rng, (loss, metrics), grads)`` with ``state.params``
-    the flat vector: draw one batch of training trials, shard it over the mesh's batch axis
-    (:func:`~nwb_lfads.train.parallel.shard_batch`), and differentiate the loss."""
+    the flat vector: draw one batch of training trials and differentiate the loss, each device
+    on its slice of the batch (:func:`sharded_value_and_grad`)."""
     loss_fn = make_loss(model, cfg)
-    grad_fn = jax.value_and_grad(lambda flat, *a: loss_fn(unravel(flat), *a), has_aux=True)
+    grad_fn = sharded_value_and_grad(
+        jax.value_and_grad(lambda flat, *a: loss_fn(unravel(flat), *a), has_aux=True), parallel)
     kl_s = kl_schedule(cfg.train, steps_per_epoch)
     l2_s = l2_schedule(cfg.train, steps_per_epoch)
 
@@ -128,7 +154,7 @@ def _make_step_gradient(model, cfg: RunConfig, unravel, *, batch_size: int, step
             pick = jax.random.randint(k_batch, (batch_size,), 0, n_train)
         else:
             pick = jax.random.choice(k_batch, n_train, (batch_size,), replace=True, p=data.train_p)
-        batch = shard_batch(gather_batch(data, data.train_idx[pick]), batch_sharding)
+        batch = gather_batch(data, data.train_idx[pick])
         return rng, *grad_fn(state.params, k_model, batch, kl_s(state.step), l2_s(state.step))
     return step_gradient
 
@@ -144,7 +170,7 @@ def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, 
     runs the same program."""
     _, unravel = ravel_pytree(params_template)
     step_gradient = _make_step_gradient(model, cfg, unravel, batch_size=batch_size,
-                                        steps_per_epoch=steps_per_epoch, batch_sharding=parallel.batch)
+                                        steps_per_epoch=steps_per_epoch, parallel=parallel)
     mask = trainable_mask(cfg, params_template)
 
     def one_step(state: TrainingState, data: DeviceData, lr):
@@ -183,7 +209,7 @@ def make_gradient(model, cfg: RunConfig, params_template, *, batch_size: int, st
     sharding. For checking and diagnostics; training never calls it."""
     _, unravel = ravel_pytree(params_template)
     step_gradient = _make_step_gradient(model, cfg, unravel, batch_size=batch_size,
-                                        steps_per_epoch=steps_per_epoch, batch_sharding=parallel.batch)
+                                        steps_per_epoch=steps_per_epoch, parallel=parallel)
     rep = parallel.replicated
 
     @partial(jax.jit, in_shardings=(rep, rep), out_shardings=(rep, rep))
