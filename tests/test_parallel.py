@@ -43,6 +43,34 @@ def _max_diff(a, b) -> float:
                zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)) if np.size(x))
 
 
+def while_depths(hlo: str) -> tuple[int, int]:
+    """(deepest while-loop nesting of the compiled program, deepest nesting of any of its
+    all-reduces), from optimized HLO text: 0 = outside every loop."""
+    import re
+
+    comps, name = {}, None
+    for line in hlo.splitlines():
+        head = re.match(r"(?:ENTRY )?%?([\w.\-]+) \(.*\{$", line)
+        if head and not line.startswith(" "):
+            name = head.group(1)
+            comps[name] = {"entry": line.startswith("ENTRY"), "calls": [], "all_reduce": False}
+        elif name:
+            comps[name]["all_reduce"] |= " all-reduce(" in line or " all-reduce-start(" in line
+            for kind, callee in re.findall(r"(body|condition|calls|to_apply)=%([\w.\-]+)", line):
+                comps[name]["calls"].append((callee, kind == "body"))
+            for group in re.findall(r"branch_computations=\{([^}]*)\}", line):
+                comps[name]["calls"] += [(c.strip().lstrip("%"), False) for c in group.split(",")]
+    depth_loops = depth_reduce = 0
+    stack = [(n, 0) for n, c in comps.items() if c["entry"]]
+    while stack:
+        n, d = stack.pop()
+        depth_loops = max(depth_loops, d)
+        if comps[n]["all_reduce"]:
+            depth_reduce = max(depth_reduce, d)
+        stack += [(callee, d + is_body) for callee, is_body in comps[n]["calls"] if callee in comps]
+    return depth_loops, depth_reduce
+
+
 def _child() -> dict:
     """Run with 2 CPU devices: devices=1 vs devices=2 on the same data, params and RNG."""
     import jax
@@ -84,6 +112,7 @@ def _child() -> dict:
     out["hlo2_half_batch"] = f"f32[{B // 2},{T},{N}]" in hlo2
     out["hlo2_all_reduce"] = "all-reduce" in hlo2
     out["hlo1_all_reduce"] = "all-reduce" in hlo1
+    out["hlo2_while_depths"] = while_depths(hlo2)
     leaf = jax.tree_util.tree_leaves(two.state.params)[0]
     out["params_devices"] = len(leaf.sharding.device_set)
     out["params_replicated"] = bool(leaf.sharding.is_fully_replicated)
@@ -124,6 +153,10 @@ def test_two_devices_split_the_batch(two_devices):
     r = two_devices
     assert r["hlo2_half_batch"] and r["hlo2_all_reduce"]
     assert not r["hlo1_all_reduce"]
+    # the gradients are averaged once per step, not inside the model's loops over time bins
+    # (XLA's partitioner put an all-reduce at every bin of the backward scans)
+    loops, reduce = r["hlo2_while_depths"]
+    assert 0 < reduce < loops, r["hlo2_while_depths"]
     assert r["params_devices"] == 2 and r["params_replicated"]
     assert r["eval_half_batch"]
 
