@@ -38,8 +38,8 @@ except ImportError:  # pragma: no cover
 # The per-device bodies run lax.scan loops over replicated weights with per-device carries,
 # which shard_map's replication typing rejects without annotations in every loop; the one
 # output (after a pmean) is replicated by construction, so the check is switched off.
-_params = inspect.signature(shard_map).parameters
-NO_REPLICATION_CHECK = {"check_vma": False} if "check_vma" in _params else {"check_rep": False}
+NO_REPLICATION_CHECK = ({"check_vma": False} if "check_vma" in inspect.signature(shard_map).parameters
+                        else {"check_rep": False})
 
 BATCH_AXIS = "batch"
 FORCE_CPU_DEVICES = "XLA_FLAGS=--xla_force_host_platform_device_count"
