@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-
 from ._version import __version__
 from .errors import ConfigError, RunDirError
 from .train.config import RunConfig
