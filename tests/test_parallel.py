@@ -210,6 +210,8 @@ def test_automatic_devices_take_every_cpu_device_that_divides_the_batch():
 
 
 def test_split_host_sets_the_flag_only_before_jax_and_never_over_the_user(monkeypatch):
+    import jax  # noqa: F401  (the first check needs JAX imported, also when this test runs alone)
+
     from nwb_lfads.train import host_devices as hd
 
     monkeypatch.delenv("XLA_FLAGS", raising=False)
