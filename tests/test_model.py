@@ -15,7 +15,7 @@ from nwb_lfads.model.generator import Generator
 from nwb_lfads.model.controller import Controller
 from nwb_lfads.model.gru import GRUWeights, UPDATE_BIAS, gru_split, pad_gates
 from nwb_lfads.model.lfads import Batch, l2_penalty, make_lfads, readin_size
-from nwb_lfads.model.likelihoods import get_likelihood, masked_nll, poisson_nll
+from nwb_lfads.model.likelihoods import get_likelihood, log_factorial, masked_nll, poisson_nll
 from nwb_lfads.model.priors import ar1_log_density, gaussian_kl, gaussian_log_density
 from nwb_lfads.model.readin import ReadIn, ReadInit, ReadOut, apply_read_init
 from nwb_lfads.errors import ConfigError
@@ -59,16 +59,16 @@ def test_encoders_shapes_under_jit(ci_dim):
     ic, ci = jax.jit(f.apply)(params, None, x)
     assert ic.shape == (B, 16)
     if ci_dim:
-        assert ci.shape == (B, T, 12)
+        assert ci.shape == (T, B, 12)   # time-major
     else:
         assert ci is None
 
 
 def test_lag_encodings_shift_forward_later_backward_earlier():
-    fwd = jnp.arange(5.0)[None, :, None]
+    fwd = jnp.arange(5.0)[:, None, None]          # [T, B, C], time-major
     out = lag_encodings(fwd, fwd, 2)
-    np.testing.assert_array_equal(np.asarray(out[0, :, 0]), [0, 0, 0, 1, 2])
-    np.testing.assert_array_equal(np.asarray(out[0, :, 1]), [2, 3, 4, 0, 0])
+    np.testing.assert_array_equal(np.asarray(out[:, 0, 0]), [0, 0, 0, 1, 2])
+    np.testing.assert_array_equal(np.asarray(out[:, 0, 1]), [2, 3, 4, 0, 0])
 
 
 @pytest.mark.parametrize("co_dim", [0, 3])
@@ -81,10 +81,10 @@ def test_decoder_shapes_and_clip(co_dim):
             return decode(gp, g0, T, 0.5, con=cp, ci_enc=ci, co_eps=eps), gp.w_fac
         return decode(gp, g0, T, 0.5), gp.w_fac
     f = hk.transform(fn)
-    g0, ci, eps = jnp.ones((B, 12)) * 3, jnp.ones((B, T, 6)), jnp.ones((B, T, max(co_dim, 1)))[..., :co_dim]
+    g0, ci, eps = jnp.ones((B, 12)) * 3, jnp.ones((T, B, 6)), jnp.ones((B, T, max(co_dim, 1)))[..., :co_dim]
     out, w_fac = jax.jit(f.apply)(jax.jit(f.init)(jax.random.key(0), g0, ci, eps), None, g0, ci, eps)
     np.testing.assert_allclose(jnp.linalg.norm(w_fac, axis=0), 1.0, rtol=1e-5)  # unit-norm factor rows
-    assert out.gen_states.shape == (B, T, 12)
+    assert out.gen_states.shape == (T, B, 12)   # time-major
     assert float(jnp.max(jnp.abs(out.gen_states))) <= 0.5 + 1e-6
     if co_dim:
         assert out.u.shape == out.co_mean.shape == out.co_var.shape == (B, T, co_dim)
@@ -156,6 +156,18 @@ def test_ar1_log_density_matches_multivariate_normal():
             x = u[b, :, d]
             expected[b] += -0.5 * (Tn * np.log(2 * np.pi) + logdet + x @ np.linalg.solve(cov, x))
     np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_log_factorial_matches_lgamma_in_and_beyond_its_table():
+    import math
+    k = np.array([0, 1, 2, 3, 7, 50, 500, 1022, 1023, 1024, 1025, 1500, 40_000], np.float32)
+    got = np.asarray(log_factorial(jnp.asarray(k)))
+    want = np.array([math.lgamma(v + 1.0) for v in k.astype(float)])
+    np.testing.assert_allclose(got, want, rtol=2e-7, atol=1e-6)
+    x = jnp.asarray(np.random.default_rng(0).poisson(3.0, (4, 9)).astype(np.float32))
+    np.testing.assert_allclose(np.asarray(poisson_nll(0.3, x)),
+                               np.exp(0.3) - np.asarray(x) * 0.3 + np.asarray(jax.scipy.special.gammaln(x + 1.0)),
+                               rtol=1e-6)
 
 
 def test_masked_nll_ignores_masked_elements_exactly():
@@ -267,8 +279,9 @@ def test_control_loop_custom_gradient_matches_autodiff(clip):
 
     def r(*shape, scale=0.5):
         return jnp.asarray(rng.normal(size=shape) * scale, jnp.float32)
-    params = (r(G + K, 4 * K), r(K, 2 * U), r(2 * U), r(U + G, 4 * G), r(4 * G))
-    g0, ci, eps = r(Bn, G, scale=2.0), r(Tn, Bn, 4 * K), r(Tn, Bn, U, scale=1.0)
+    I2 = 3
+    params = (r(I2 + G + K, 4 * K), r(4 * K), r(K, 2 * U), r(2 * U), r(U + G, 4 * G), r(4 * G))
+    g0, ci, eps = r(Bn, G, scale=2.0), r(Tn, Bn, I2), r(Tn, Bn, U, scale=1.0)
     keep = jnp.asarray(rng.uniform(0.5, 1.5, (Tn, Bn, G)), jnp.float32)
     cots = [r(Tn, Bn, G), r(Tn, Bn, U), r(Tn, Bn, U), r(Tn, Bn, U)]
 

@@ -74,6 +74,7 @@ def while_depths(hlo: str) -> tuple[int, int]:
 def _child() -> dict:
     """Run with 2 CPU devices: devices=1 vs devices=2 on the same data, params and RNG."""
     import jax
+    import jax.numpy as jnp
 
     from nwb_lfads.train.trainer import Trainer
 
@@ -118,6 +119,24 @@ def _child() -> dict:
     out["params_replicated"] = bool(leaf.sharding.is_fully_replicated)
     valid_args = (two.state.params, two.device, two._put(two._valid_chunks), two._put(jax.random.key(0)))
     out["eval_half_batch"] = f"f32[{B // 2},{T},{N}]" in two._evaluate.lower(*valid_args).compile().as_text()
+    # (d) random draws split along their trial axis (first or not) are the whole batch's draws
+    from jax.sharding import PartitionSpec as P
+
+    from nwb_lfads.model import noise
+    from nwb_lfads.train.parallel import BATCH_AXIS, NO_REPLICATION_CHECK, shard_map
+
+    seed = np.uint32(7)
+    for draw in (noise.random_bits, lambda s, shape, batch_axis: noise.keep_mask(s, 0.3, shape, batch_axis)):
+        for axis, shape in ((0, (B, T, 3)), (1, (T, B, 3)), (1, (T, B))):
+            def local(dummy, axis=axis, draw=draw):
+                with noise.batch_shard(BATCH_AXIS):
+                    return draw(seed, dummy.shape, batch_axis=axis)
+            spec = P(*([None] * axis + [BATCH_AXIS]))
+            split = shard_map(local, mesh=two.parallel.mesh, in_specs=(spec,), out_specs=spec,
+                              **NO_REPLICATION_CHECK)
+            whole = np.asarray(draw(seed, shape, batch_axis=axis))
+            out.setdefault("noise_split_equal", []).append(
+                bool(np.array_equal(np.asarray(jax.jit(split)(jnp.zeros(shape))), whole)))
     return out
 
 
@@ -159,6 +178,8 @@ def test_two_devices_split_the_batch(two_devices):
     assert reduce < loops, r["hlo2_while_depths"]
     assert r["params_devices"] == 2 and r["params_replicated"]
     assert r["eval_half_batch"]
+    # dropout masks and noise drawn per device are the whole batch's, trial axis first or not
+    assert r["noise_split_equal"] == [True] * 6
 
 
 # ----------------------------------------------------------------------------- errors (in process)

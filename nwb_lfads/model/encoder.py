@@ -4,7 +4,8 @@ Shape glossary: B trials, T bins, I encoder inputs (read-in size or units), E ``
 (per direction), C ``ci_enc_dim`` (per direction), K cells (2 or 4), H = max(E, C).
 
 The IC encoder (forward and backward GRU over the whole trial) summarises a trial into its
-final states [B, 2E]; the controller-input (CI) encoder gives per-bin encodings [B, T, 2C],
+final states [B, 2E]; the controller-input (CI) encoder gives per-bin encodings [T, B, 2C]
+(time-major, as the controller loop reads them),
 the forward direction lagged by ``ci_lag`` bins and the backward direction led by it, so the
 controller at bin t never sees the spikes of bin t itself (as in TF LFADS).
 
@@ -26,13 +27,13 @@ from .rnn import gru_layer
 
 
 def lag_encodings(fwd, bwd, lag: int):
-    """Shift forward encodings [B, T, C] later by ``lag`` bins and backward ones earlier,
-    zero-filling; returns [B, T, 2C]."""
+    """Shift forward encodings [T, B, C] (time-major) later by ``lag`` bins and backward ones
+    earlier, zero-filling; returns [T, B, 2C]."""
     if lag > 0:
-        T = fwd.shape[1]
+        T = fwd.shape[0]
         lag = min(lag, T)
-        fwd = jnp.pad(fwd, ((0, 0), (lag, 0), (0, 0)))[:, :T]
-        bwd = jnp.pad(bwd, ((0, 0), (0, lag), (0, 0)))[:, lag:]
+        fwd = jnp.pad(fwd, ((lag, 0), (0, 0), (0, 0)))[:T]
+        bwd = jnp.pad(bwd, ((0, lag), (0, 0), (0, 0)))[lag:]
     return jnp.concatenate([fwd, bwd], axis=-1)
 
 
@@ -41,8 +42,8 @@ class Encoders(hk.Module):
 
     Call with ``x`` float32 [B, T, I] (already dropped out) and, when training, two uint32
     dropout seeds (:mod:`.noise`); ``need_dx``: whether ``x`` depends on parameters (a
-    read-in) so its gradient is needed. Returns ``(ic_enc [B, 2E], ci_enc [B, T, 2C] or
-    None)``, both with dropout applied when ``seeds`` is given.
+    read-in) so its gradient is needed. Returns ``(ic_enc [B, 2E], ci_enc [T, B, 2C]
+    (time-major) or None)``, both with dropout applied when ``seeds`` is given.
     """
 
     def __init__(self, ic_enc_dim: int, ci_enc_dim: int, ci_lag: int, dropout_rate: float,
@@ -68,12 +69,10 @@ class Encoders(hk.Module):
         hs = gru_layer(streams, w_i, w_h, b, need_dx)                               # [T, K, B, H]
         ic_enc = jnp.concatenate([hs[-1, 0, :, :E], hs[-1, K // 2, :, :E]], axis=-1)
         ci_enc = None
-        if K == 4:
-            fwd = jnp.transpose(hs[:, 1, :, :C], (1, 0, 2))                 # [B, T, C]
-            bwd = jnp.transpose(jnp.flip(hs[:, 3, :, :C], axis=0), (1, 0, 2))
-            ci_enc = lag_encodings(fwd, bwd, self.ci_lag)
+        if K == 4:   # time-major, like the loops that produce and consume it (no transposes)
+            ci_enc = lag_encodings(hs[:, 1, :, :C], jnp.flip(hs[:, 3, :, :C], axis=0), self.ci_lag)
         if seeds is not None and self.dropout_rate > 0:
             ic_enc = noise.dropout(seeds[0], self.dropout_rate, ic_enc)
             if ci_enc is not None:
-                ci_enc = noise.dropout(seeds[1], self.dropout_rate, ci_enc)
+                ci_enc = noise.dropout(seeds[1], self.dropout_rate, ci_enc, batch_axis=1)
         return ic_enc, ci_enc

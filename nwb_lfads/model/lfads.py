@@ -134,7 +134,7 @@ class LFADS(hk.Module):
         g0 = generator.initial_state(ic_sample, cfg.cell_clip)
         gen_keep = None
         if is_training and cfg.dropout_rate > 0:
-            gen_keep = noise.dropout_scale(seeds[5], cfg.dropout_rate, (B, T, cfg.gen_dim))
+            gen_keep = noise.dropout_scale(seeds[5], cfg.dropout_rate, (T, B, cfg.gen_dim), batch_axis=1)
         if U > 0:
             cp = Controller(cfg.con_dim, U)(ci_enc.shape[-1], cfg.fac_dim)
             eps = noise.normal(seeds[6], (B, T, U)) if sample else jnp.zeros((B, T, U), jnp.float32)
@@ -149,7 +149,7 @@ class LFADS(hk.Module):
             co_mean = co_var = u = jnp.zeros((B, T, 0), jnp.float32)
             kl_co = jnp.zeros((B,), jnp.float32)
 
-        factors = dec.gen_states @ gp.w_fac
+        factors = jnp.swapaxes(dec.gen_states @ gp.w_fac, 0, 1)                 # [B, T, F]
         log_rates = ReadOut(self.unit_mask, cfg.fac_dim, self.readin_init)(factors, batch.session)
         recon = masked_nll(self.lik, log_rates, spikes, weight)
         recon_sv = (masked_nll(self.lik, log_rates, spikes, sv_weight) if sv_weight is not None

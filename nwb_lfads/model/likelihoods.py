@@ -15,7 +15,7 @@ import math
 from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
-from jax.scipy.special import gammaln
+import numpy as np
 
 from ..errors import ConfigError
 
@@ -25,9 +25,27 @@ class Likelihood(NamedTuple):
     mean: Callable  # out [..] -> expected value per bin (counts per bin for Poisson)
 
 
+_N_TABLE = 1024
+_LOG_FACTORIAL = np.array([math.lgamma(k + 1.0) for k in range(_N_TABLE)], np.float32)
+
+
+def log_factorial(x):
+    """``log(x!)`` element-wise for counts ``x`` (float32 holding whole numbers >= 0): a table
+    below 1024, Stirling's series with its 1/(12 n) term above (relative error < 1e-12 there,
+    below float32 rounding).
+
+    Why not ``gammaln(x + 1)``: XLA evaluates its reflection branch (a sine) and its
+    rational approximation for every element of every batch, ~7 ms of a 260 ms training step
+    on CPU, for a term that does not depend on the parameters."""
+    k = jnp.clip(x, 0, _N_TABLE - 1).astype(jnp.int32)
+    n = jnp.maximum(x, float(_N_TABLE)) + 1.0
+    stirling = (n - 0.5) * jnp.log(n) - n + 0.5 * math.log(2.0 * math.pi) + 1.0 / (12.0 * n)
+    return jnp.where(x < _N_TABLE, jnp.asarray(_LOG_FACTORIAL)[k], stirling)
+
+
 def poisson_nll(log_rate, x):
     """-log Poisson(x; exp(log_rate)), element-wise (x: counts as float32)."""
-    return jnp.exp(log_rate) - x * log_rate + gammaln(x + 1.0)
+    return jnp.exp(log_rate) - x * log_rate + log_factorial(x)
 
 
 def gaussian_nll(mean, x):

@@ -26,8 +26,8 @@ def batch_shard(axis_name: str):
     """While tracing the per-device body of a ``shard_map`` whose arrays [B/D, ...] are the
     D-th parts of a batch [B, ...] split along ``axis_name``: number every random draw by its
     position in the whole batch (device i adds i x its slice's size), so each device draws
-    exactly the numbers that one device would draw for its trials. Every draw of the model
-    has the trial axis first, which is what makes the offsets right."""
+    exactly the numbers that one device would draw for its trials. Every draw names its trial
+    axis (``batch_axis``, 0 unless said otherwise), which is what makes the offsets right."""
     _SHARD_AXIS.append(axis_name)
     try:
         yield
@@ -51,45 +51,86 @@ def seeds_from_key(key, n: int):
     return fmix32(base + (jnp.arange(n, dtype=jnp.uint32) + np.uint32(1)) * _GOLDEN)
 
 
-def random_bits(seed, shape):
-    """uint32 hash bits of ``shape`` for a uint32 scalar ``seed`` (numbered by position in
-    the whole batch inside :func:`batch_shard`)."""
+def _positions(shape, batch_axis: int):
+    """uint32 [shape]: each element's row-major position in the whole batch. Outside
+    :func:`batch_shard` that is its position in ``shape``; inside, ``shape`` is device d's
+    slice along ``batch_axis`` of a batch D times larger, and the positions are the ones its
+    elements have in that batch."""
     n = int(np.prod(shape)) if len(shape) else 1
-    idx = jax.lax.iota(jnp.uint32, n).reshape(shape)
-    if _SHARD_AXIS and len(shape):
-        idx = idx + jax.lax.axis_index(_SHARD_AXIS[-1]).astype(jnp.uint32) * np.uint32(n)
+    if not (_SHARD_AXIS and len(shape)):
+        return jax.lax.iota(jnp.uint32, n).reshape(shape)
+    axis = _SHARD_AXIS[-1]
+    outer = int(np.prod(shape[:batch_axis]))
+    inner = n // outer                                            # batch axis and the axes after it
+    n_dev = jax.lax.psum(np.uint32(1), axis)
+    dev = jax.lax.axis_index(axis).astype(jnp.uint32)
+    o = jax.lax.broadcasted_iota(jnp.uint32, (outer, inner), 0)
+    i = jax.lax.broadcasted_iota(jnp.uint32, (outer, inner), 1)
+    return ((o * n_dev + dev) * np.uint32(inner) + i).reshape(shape)
+
+
+def random_bits(seed, shape, batch_axis: int = 0):
+    """uint32 hash bits of ``shape`` for a uint32 scalar ``seed``, a pure function of each
+    element's position (in the whole batch inside :func:`batch_shard`; ``batch_axis`` names
+    the trial axis)."""
+    idx = _positions(tuple(shape), batch_axis)
     return fmix32(fmix32(idx * _GOLDEN ^ seed) + seed)
 
 
-def uniform(seed, shape):
+def uniform(seed, shape, batch_axis: int = 0):
     """float32 uniforms in (0, 1) of ``shape`` (24-bit resolution, never exactly 0 or 1)."""
-    bits = random_bits(seed, shape) >> np.uint32(8)
+    bits = random_bits(seed, shape, batch_axis) >> np.uint32(8)
     return (bits.astype(jnp.float32) + 0.5) * np.float32(1.0 / (1 << 24))
 
 
-def normal(seed, shape):
+def normal(seed, shape, batch_axis: int = 0):
     """Standard normal float32 samples of ``shape`` (Box-Muller on two hash streams)."""
-    u1 = uniform(seed, shape)
-    u2 = uniform(fmix32(seed ^ np.uint32(0x5BD1E995)), shape)
+    u1 = uniform(seed, shape, batch_axis)
+    u2 = uniform(fmix32(seed ^ np.uint32(0x5BD1E995)), shape, batch_axis)
     return jnp.sqrt(-2.0 * jnp.log(u1)) * jnp.cos(np.float32(2.0 * np.pi) * u2)
 
 
-def keep_mask(seed, rate: float, shape):
-    """bool mask of ``shape``, True with probability ``1 - rate``."""
+def keep_mask(seed, rate: float, shape, batch_axis: int = 0):
+    """bool mask of ``shape``, True with probability ``1 - rate`` (the same mask as
+    ``random_bits(seed, shape, batch_axis) >= rate * 2**32``).
+
+    The mask is drawn row by row (first axis) inside a loop, so XLA stores it once and every
+    user reads the stored mask. Why: XLA fuses an element-wise producer into each of its
+    consumers, so a mask used by the forward and the backward pass was hashed twice, and the
+    backward copy landed in the kernel that assembles the encoders' gradient from several
+    pieces, which XLA does not vectorise (~25 ms of a 260 ms training step on CPU). A loop's
+    result cannot be fused into its users (an optimisation barrier would not do: XLA drops
+    it before fusion; a loop that only copies is removed by JAX)."""
     threshold = np.uint32(min(int(rate * 2.0 ** 32), 2 ** 32 - 1))
-    return random_bits(seed, shape) >= threshold
+    shape = tuple(shape)
+    if len(shape) < 2:
+        return random_bits(seed, shape, batch_axis) >= threshold
+    # position of element (t, rest) = t * row_stride + base[rest] (see _positions)
+    if batch_axis == 0:
+        row_stride = int(np.prod(shape[1:]))
+        base = _positions(shape, 0)[0]
+    else:
+        base = _positions(shape[1:], batch_axis - 1)
+        n_dev = jax.lax.psum(np.uint32(1), _SHARD_AXIS[-1]) if _SHARD_AXIS else np.uint32(1)
+        row_stride = n_dev * np.uint32(int(np.prod(shape[1:])))
+
+    def row(_, t):
+        idx = t * row_stride + base
+        return None, fmix32(fmix32(idx * _GOLDEN ^ seed) + seed) >= threshold
+    return jax.lax.scan(row, None, jnp.arange(shape[0], dtype=jnp.uint32))[1]
 
 
-def dropout(seed, rate: float, x):
+def dropout(seed, rate: float, x, batch_axis: int = 0):
     """Inverted dropout of ``x``: zero with probability ``rate``, scale the rest by 1/(1-rate)."""
     if rate <= 0:
         return x
-    return jnp.where(keep_mask(seed, rate, x.shape), x / (1.0 - rate), 0.0)
+    return jnp.where(keep_mask(seed, rate, x.shape, batch_axis), x / (1.0 - rate), 0.0)
 
 
-def dropout_scale(seed, rate: float, shape):
+def dropout_scale(seed, rate: float, shape, batch_axis: int = 0):
     """float32 [shape] of 0 or 1/(1-rate): a dropout mask to multiply with."""
-    return jnp.where(keep_mask(seed, rate, shape), np.float32(1.0 / (1.0 - rate)), np.float32(0.0))
+    return jnp.where(keep_mask(seed, rate, shape, batch_axis), np.float32(1.0 / (1.0 - rate)),
+                     np.float32(0.0))
 
 
 def normal_init(stddev: float, truncate: float = 2.0):
