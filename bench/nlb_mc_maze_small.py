@@ -55,6 +55,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--source", default=str(SOURCE))
     p.add_argument("--out", default=None, help="folder to keep (default: a temporary one)")
+    p.add_argument("--set", action="append", default=[], help="config override KEY=VALUE (after the recipe's)")
     args = p.parse_args(argv)
 
     from nwb_lfads.evaluate import evaluate
@@ -68,7 +69,7 @@ def main(argv=None):
     fit([path], root / "run", progress=False, plots=False,
         overrides=["data.align_to=move_onset_time", "data.window=[-0.25, 0.45]", "data.bin_size=0.005",
                    "data.heldout_units=heldout", "data.eval_trials=split=val", f"train.max_minutes={args.minutes}",
-                   f"train.seed={args.seed}"])
+                   f"train.seed={args.seed}", *args.set])
     wall = time.perf_counter() - start
     history = read_metrics(root / "run")
     session = evaluate(root / "run", write=True)["sessions"][0]
@@ -78,7 +79,7 @@ def main(argv=None):
         "eval_trials": session["n_eval_trials"], "bin_size_s": 0.005,
         "train_minutes": round(history[-1]["elapsed_s"] / 60, 2), "steps": int(history[-1]["step"]),
         "best_epoch": int(history[-1]["best_epoch"]), "fit_wall_s": round(wall, 1), "cpu_count": os.cpu_count(),
-        "load_avg_start": round(load_start, 2), "load_avg_end": round(os.getloadavg()[0], 2),
+        "load_avg_start": round(load_start, 2), "load_avg_end": round(os.getloadavg()[0], 2), "overrides": args.set,
         **{k: (round(m[k], 4) if k in m else None) for k in ("co_bps", "co_bps_smoothing", "bps_heldin", "bps")}},
         indent=1))
 
