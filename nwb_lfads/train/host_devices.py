@@ -3,8 +3,8 @@
 XLA's CPU backend runs the many small matmuls of an LFADS step with its own thread pool, and
 on a few cores that pool keeps them less busy than independent work would: measured on the
 2-core CI machine (``bench/train_throughput.py``, 2026-11-26, idle machine), the full model at
-batch 256 trained 557 trials/s as one CPU device and 980 trials/s as two devices each taking
-half of every batch (``bench/results/train_throughput_cpu2_2026-11-26.jsonl``);
+batch 256 trained 481 trials/s as one CPU device and 832-865 trials/s as two devices each
+taking half of every batch (``bench/results/train_throughput_cpu2_2026-11-26_s4.jsonl``);
 ``train.devices`` 0 = automatic, :mod:`.parallel`.
 
 The split must be requested before JAX starts its CPU backend (``XLA_FLAGS``), so the command
