@@ -230,6 +230,12 @@ def test_noise_statistics_and_determinism():
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
     keep = np.asarray(noise.keep_mask(seeds[2], 0.3, (100_000,)))
     assert abs(keep.mean() - 0.7) < 0.01
+    # masks of 2-D+ shapes are drawn row by row in a loop: the same bits, trial axis first or not
+    threshold = np.uint32(int(0.3 * 2 ** 32))
+    for shape, axis in (((40, 25, 10), 0), ((40, 25, 10), 1), ((40, 25), 1)):
+        rows = np.asarray(noise.keep_mask(seeds[2], 0.3, shape, axis))
+        np.testing.assert_array_equal(rows, np.asarray(noise.random_bits(seeds[2], shape, axis)) >= threshold)
+        assert abs(rows.mean() - 0.7) < 4 * np.sqrt(0.21 / rows.size)   # 4 standard errors
     np.testing.assert_array_equal(np.asarray(noise.normal(seeds[1], (50,))), z[:50])  # a pure function of seed, index
     assert not np.array_equal(np.asarray(noise.normal(seeds[0], (50,))), np.asarray(noise.normal(seeds[1], (50,))))
     x = jnp.ones((1000,))
