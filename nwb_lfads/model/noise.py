@@ -73,7 +73,11 @@ def random_bits(seed, shape, batch_axis: int = 0):
     """uint32 hash bits of ``shape`` for a uint32 scalar ``seed``, a pure function of each
     element's position (in the whole batch inside :func:`batch_shard`; ``batch_axis`` names
     the trial axis)."""
-    idx = _positions(tuple(shape), batch_axis)
+    return _hash(_positions(tuple(shape), batch_axis), seed)
+
+
+def _hash(idx, seed):
+    """uint32 bits of positions ``idx`` (uint32, any shape) under ``seed``."""
     return fmix32(fmix32(idx * _GOLDEN ^ seed) + seed)
 
 
@@ -115,8 +119,7 @@ def keep_mask(seed, rate: float, shape, batch_axis: int = 0):
         row_stride = n_dev * np.uint32(int(np.prod(shape[1:])))
 
     def row(_, t):
-        idx = t * row_stride + base
-        return None, fmix32(fmix32(idx * _GOLDEN ^ seed) + seed) >= threshold
+        return None, _hash(t * row_stride + base, seed) >= threshold
     return jax.lax.scan(row, None, jnp.arange(shape[0], dtype=jnp.uint32))[1]
 
 
