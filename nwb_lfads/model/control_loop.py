@@ -16,8 +16,9 @@ bins in reverse, recomputes each step from the saved states, and accumulates the
 gradients in its carry, so no per-step intermediate is ever stored. The CI encodings enter
 the controller's matmul inside the loop (one [B, I2 + G + K] x [I2 + G + K, 4K] product per
 bin): projecting them for all bins before the loop took three large matmuls outside it (the
-projection, its input gradient, its weight gradient) plus a transpose, 25 ms of a 260 ms
-training step on CPU, against about 10 ms inside.
+projection, its input gradient, its weight gradient) plus a transpose, ~25 ms per profiled
+training step on 2 CPU devices; inside, the products join a matmul the loop runs anyway
+(DESIGN_NOTES.md, "The training step on CPU").
 """
 
 from __future__ import annotations

@@ -35,8 +35,9 @@ def log_factorial(x):
     below float32 rounding).
 
     Why not ``gammaln(x + 1)``: XLA evaluates its reflection branch (a sine) and its
-    rational approximation for every element of every batch, ~7 ms of a 260 ms training step
-    on CPU, for a term that does not depend on the parameters."""
+    rational approximation for every element of every batch, ~7 ms per step of the profiled
+    training step on 2 CPU devices (DESIGN_NOTES.md, "The training step on CPU"), for a term
+    that does not depend on the parameters."""
     k = jnp.clip(x, 0, _N_TABLE - 1).astype(jnp.int32)
     n = jnp.maximum(x, float(_N_TABLE)) + 1.0
     stirling = (n - 0.5) * jnp.log(n) - n + 0.5 * math.log(2.0 * math.pi) + 1.0 / (12.0 * n)

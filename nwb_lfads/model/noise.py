@@ -69,16 +69,16 @@ def _positions(shape, batch_axis: int):
     return ((o * n_dev + dev) * np.uint32(inner) + i).reshape(shape)
 
 
+def _hash(idx, seed):
+    """uint32 bits of positions ``idx`` (uint32, any shape) under ``seed``."""
+    return fmix32(fmix32(idx * _GOLDEN ^ seed) + seed)
+
+
 def random_bits(seed, shape, batch_axis: int = 0):
     """uint32 hash bits of ``shape`` for a uint32 scalar ``seed``, a pure function of each
     element's position (in the whole batch inside :func:`batch_shard`; ``batch_axis`` names
     the trial axis)."""
     return _hash(_positions(tuple(shape), batch_axis), seed)
-
-
-def _hash(idx, seed):
-    """uint32 bits of positions ``idx`` (uint32, any shape) under ``seed``."""
-    return fmix32(fmix32(idx * _GOLDEN ^ seed) + seed)
 
 
 def uniform(seed, shape, batch_axis: int = 0):
@@ -102,7 +102,8 @@ def keep_mask(seed, rate: float, shape, batch_axis: int = 0):
     user reads the stored mask. Why: XLA fuses an element-wise producer into each of its
     consumers, so a mask used by the forward and the backward pass was hashed twice, and the
     backward copy landed in the kernel that assembles the encoders' gradient from several
-    pieces, which XLA does not vectorise (~25 ms of a 260 ms training step on CPU). A loop's
+    pieces, which XLA does not vectorise (~25 ms per profiled training
+    step on 2 CPU devices). A loop's
     result cannot be fused into its users (an optimisation barrier would not do: XLA drops
     it before fusion; a loop that only copies is removed by JAX)."""
     threshold = np.uint32(min(int(rate * 2.0 ** 32), 2 ** 32 - 1))
