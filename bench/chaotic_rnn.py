@@ -6,7 +6,8 @@ The official benchmark of ``nwb-lfads simulate`` (100 conditions x 10 trials, 50
 10 ms bins, 1 s trials) is fitted with the default configuration for ``--minutes`` of
 training time (validation and R^2 evaluations are not counted). Every ``--every`` seconds the
 posterior-mean rates of all trials (``--curve-samples`` samples) are compared with the true
-rates; the final figure uses the best parameters and ``train.n_samples`` samples.
+rates; the final figure uses the best parameters and ``train.n_samples`` samples, also split by
+time window (``r2_by_window``: 0-100, 100-300, 300-600, 600-1000 ms; each window's own R^2).
 
 R^2: per neuron, 1 - SSE/SST over all trials and bins (rates in Hz), averaged over neurons.
 """
@@ -18,6 +19,9 @@ import json
 import os
 import sys
 import time
+
+
+WINDOWS = ((0, 10), (10, 30), (30, 60), (60, 100))  # bins of the per-window R^2 (10 ms bins)
 
 
 def r2_per_neuron(pred, true) -> float:
@@ -65,15 +69,18 @@ def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples:
             next_eval += every
             rates = posterior_means(trainer.params, cfg, data, n_samples=curve_samples)[0]["rates"] / bin_size
             point = {"train_s": round(trainer.elapsed, 1), "epoch": trainer.epoch, "r2": round(r2_per_neuron(rates, true_hz), 4),
-                     "valid_recon": round(row["valid_recon"], 2)}
+                     "valid_recon": round(row["valid_recon"], 2), "valid_kl_ic": round(row["valid_kl_ic"], 2),
+                     "valid_kl_co": round(row["valid_kl_co"], 2), "lr": trainer.lr}
             curve.append(point)
             if log:
                 log(point)
     rates = posterior_means(trainer.best_params, cfg, data)[0]["rates"] / bin_size
+    windows = {f"{a * 10}-{b * 10}ms": round(r2_per_neuron(rates[:, a:b], true_hz[:, a:b]), 4)
+               for a, b in WINDOWS if b <= true_hz.shape[1]}
     last = posterior_means(trainer.params, cfg, data)[0]["rates"] / bin_size
     pushed = posterior_means(trainer.best_params, cfg, data, push_mean=True)[0]["rates"] / bin_size
     return {"r2": round(r2_per_neuron(rates, true_hz), 4), "r2_last_params": round(r2_per_neuron(last, true_hz), 4),
-            "r2_push_mean": round(r2_per_neuron(pushed, true_hz), 4),
+            "r2_push_mean": round(r2_per_neuron(pushed, true_hz), 4), "r2_by_window": windows,
             "train_s": round(trainer.elapsed, 1), "epochs": trainer.epoch, "steps": int(trainer.state.step),
             "best_epoch": trainer.best_epoch, "stop_reason": trainer.stop_reason, "setup_s": round(setup_s, 1),
             "curve": curve}
