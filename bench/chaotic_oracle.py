@@ -59,7 +59,9 @@ def main(argv=None) -> dict:
     floor = args.floor_hz * s.bin_size
 
     def rates_hz(x0):
-        """x0 [M, N] -> benchmark rates [M, T, N] (Hz) of the trajectories from x0."""
+        """x0 [M, N] -> benchmark rates [M, T, N] (Hz) of the trajectories from x0: the
+        synthetic module's ``run_chaotic_rnn`` and ``benchmark_rates`` (NumPy, float64) in JAX,
+        to differentiate; checked against the session's rates below."""
         def step(x, _):
             return x + step_frac * (-x + jnp.tanh(x) @ w.T), x
         _, xs = jax.lax.scan(step, x0, None, length=T)
@@ -91,6 +93,8 @@ def main(argv=None) -> dict:
                 {f"{a * 10}-{b * 10}ms": round(r2_per_neuron(pred[:, a:b], true[:, a:b]), 4) for a, b in WINDOWS})
 
     t0 = time.perf_counter()
+    if np.abs(np.asarray(rates_hz(jnp.asarray(x0_true, jnp.float32)))[cid] - true).max() > 0.05:
+        raise SystemExit("chaotic_oracle: the JAX rate function departs from the benchmark's")
     spikes = jnp.asarray(s.spikes, jnp.float32)
     out = {"seed": args.seed, "restarts": args.restarts, "steps": args.steps, "floor_hz": args.floor_hz}
     x, _ = fit(jnp.asarray(x0_true[cid], jnp.float32), spikes)
