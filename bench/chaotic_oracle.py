@@ -41,7 +41,7 @@ def main(argv=None) -> dict:
     import numpy as np
     import optax
 
-    from chaotic_rnn import WINDOWS, r2_per_neuron
+    from chaotic_rnn import r2_by_window, r2_per_neuron
     from nwb_lfads.synthetic import benchmark_rates, chaotic_rnn_weights, generate_sessions, run_chaotic_rnn
 
     (s,) = generate_sessions("chaotic", sessions=1, seed=args.seed)
@@ -90,7 +90,7 @@ def main(argv=None) -> dict:
     def score(x0):
         pred = np.asarray(rates_hz(x0))
         return (round(r2_per_neuron(pred, true), 4),
-                {f"{a * 10}-{b * 10}ms": round(r2_per_neuron(pred[:, a:b], true[:, a:b]), 4) for a, b in WINDOWS})
+                r2_by_window(pred, true, s.bin_size))
 
     t0 = time.perf_counter()
     if np.abs(np.asarray(rates_hz(jnp.asarray(x0_true, jnp.float32)))[cid] - true).max() > 0.05:

@@ -21,7 +21,7 @@ import sys
 import time
 
 
-WINDOWS = ((0, 10), (10, 30), (30, 60), (60, 100))  # bins of the per-window R^2 (10 ms bins)
+WINDOWS_S = ((0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.0))  # seconds from trial start
 
 
 def r2_per_neuron(pred, true) -> float:
@@ -32,6 +32,17 @@ def r2_per_neuron(pred, true) -> float:
     sse = np.sum((pred - true) ** 2, axis=0)
     sst = np.sum((true - true.mean(axis=0)) ** 2, axis=0)
     return float(np.mean(1.0 - sse / sst))
+
+
+def r2_by_window(pred, true, bin_size: float) -> dict:
+    """``r2_per_neuron`` within each window of ``WINDOWS_S`` that fits the trials; arrays
+    [K, T, N], ``bin_size`` in seconds. Keys like ``"0-100ms"``."""
+    out = {}
+    for lo, hi in WINDOWS_S:
+        a, b = round(lo / bin_size), round(hi / bin_size)
+        if b <= true.shape[1]:
+            out[f"{lo * 1e3:g}-{hi * 1e3:g}ms"] = round(r2_per_neuron(pred[:, a:b], true[:, a:b]), 4)
+    return out
 
 
 def benchmark_data(seed: int = 0, n_conditions: int = 100, trials_per_condition: int = 10, n_units=None):
@@ -75,8 +86,7 @@ def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples:
             if log:
                 log(point)
     rates = posterior_means(trainer.best_params, cfg, data)[0]["rates"] / bin_size
-    windows = {f"{a * 10}-{b * 10}ms": round(r2_per_neuron(rates[:, a:b], true_hz[:, a:b]), 4)
-               for a, b in WINDOWS if b <= true_hz.shape[1]}
+    windows = r2_by_window(rates, true_hz, bin_size)
     last = posterior_means(trainer.params, cfg, data)[0]["rates"] / bin_size
     pushed = posterior_means(trainer.best_params, cfg, data, push_mean=True)[0]["rates"] / bin_size
     return {"r2": round(r2_per_neuron(rates, true_hz), 4), "r2_last_params": round(r2_per_neuron(last, true_hz), 4),

@@ -102,10 +102,9 @@ def keep_mask(seed, rate: float, shape, batch_axis: int = 0):
     user reads the stored mask. Why: XLA fuses an element-wise producer into each of its
     consumers, so a mask used by the forward and the backward pass was hashed twice, and the
     backward copy landed in the kernel that assembles the encoders' gradient from several
-    pieces, which XLA does not vectorise (~25 ms per profiled training
-    step on 2 CPU devices). A loop's
-    result cannot be fused into its users (an optimisation barrier would not do: XLA drops
-    it before fusion; a loop that only copies is removed by JAX)."""
+    pieces, which XLA does not vectorise (~25 ms per profiled training step on 2 CPU
+    devices). A loop's result cannot be fused into its users (an optimisation barrier would
+    not do: XLA drops it before fusion; a loop that only copies is removed by JAX)."""
     threshold = np.uint32(min(int(rate * 2.0 ** 32), 2 ** 32 - 1))
     shape = tuple(shape)
     if len(shape) < 2:
