@@ -6,7 +6,12 @@
 ``trials_per_s`` counts trials through complete optimizer steps (forward, backward, Adam)
 after compilation, on synthetic Poisson data; ``compile_s`` is the wall time of the first
 compiled call (trace + XLA compile + one run), ``peak_rss_mb`` the process's peak resident
-memory. Runs on the default JAX device unless ``--device cpu|gpu`` is given.
+memory. ``trials_per_s_fastest_call`` is the rate of the fastest timed call (the machine's
+speed drifts; compare like with like). ``page_faults_per_step`` and ``kernel_cpu_share`` (system
+time over all CPU time of the timed calls) show the cost of fresh memory: on CPU, XLA allocates
+each call's temporary buffer anew and the kernel zero-fills its pages on first touch
+(DESIGN_NOTES.md, "The training step on CPU"). Runs on the default JAX device unless
+``--device cpu|gpu`` is given.
 """
 
 from __future__ import annotations
@@ -70,18 +75,26 @@ def main(argv=None) -> dict:
     state, m = trainer._update(trainer.state, trainer.device, lr)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t0
-    calls, t0 = 0, time.perf_counter()
+    calls, call_s = 0, []
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     while True:
+        t_call = time.perf_counter()
         state, m = trainer._update(state, trainer.device, lr)
         calls += 1
         jax.block_until_ready(state)
+        call_s.append(time.perf_counter() - t_call)
         elapsed = time.perf_counter() - t0
         if elapsed >= args.min_seconds and calls >= 2:
             break
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     steps = calls * trainer.steps_per_call
+    cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     result = {
         "trials_per_s": round(steps * trainer.batch_size / elapsed, 1),
+        "trials_per_s_fastest_call": round(trainer.steps_per_call * trainer.batch_size / min(call_s), 1),
         "step_ms": round(1000 * elapsed / steps, 2),
+        "page_faults_per_step": round((r1.ru_minflt - r0.ru_minflt) / steps),
+        "kernel_cpu_share": round((r1.ru_stime - r0.ru_stime) / cpu_s, 3) if cpu_s > 0 else None,
         "compile_s": round(compile_s, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "steps": steps, "steps_per_call": trainer.steps_per_call,

@@ -97,7 +97,9 @@ class TrainConfig:
     the host into one device per core, :mod:`nwb_lfads.train.host_devices`), on GPU one device.
 
     ``lr_init = 0.01`` is TF LFADS's default (``learning_rate_init``), decayed by ``lr_decay``
-    after ``lr_patience`` epochs without a better validation loss, as there.
+    after ``lr_patience`` epochs without a better smoothed validation loss. TF LFADS uses the
+    same factor and count (0.95, 6) with another test: it decays when an epoch's training cost
+    exceeds each of the previous six.
     """
 
     batch_size: int = 128
