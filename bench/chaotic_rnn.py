@@ -7,7 +7,9 @@ The official benchmark of ``nwb-lfads simulate`` (100 conditions x 10 trials, 50
 training time (validation and R^2 evaluations are not counted). Every ``--every`` seconds the
 posterior-mean rates of all trials (``--curve-samples`` samples) are compared with the true
 rates; the final figure uses the best parameters and ``train.n_samples`` samples, also split by
-time window (``r2_by_window``: 0-100, 100-300, 300-600, 600-1000 ms; each window's own R^2).
+time window (``r2_by_window``: 0-100, 100-300, 300-600, 600-1000 ms; each window's own R^2),
+and on 100 new conditions x 10 trials of the same network that training never saw
+(``r2_novel_conditions``).
 
 R^2: per neuron, 1 - SSE/SST over all trials and bins (rates in Hz), averaged over neurons.
 """
@@ -45,15 +47,18 @@ def r2_by_window(pred, true, bin_size: float) -> dict:
     return out
 
 
-def benchmark_data(seed: int = 0, n_conditions: int = 100, trials_per_condition: int = 10, n_units=None):
-    """(xarray session, true rates in Hz [K, T, N]) of the chaotic-RNN benchmark."""
+def benchmark_data(seed: int = 0, n_conditions: int = 100, trials_per_condition: int = 10, n_units=None,
+                   condition_seed=None):
+    """(xarray session, true rates in Hz [K, T, N]) of the chaotic-RNN benchmark; with
+    ``condition_seed``, new conditions (initial states, spikes) of the same network."""
     import numpy as np
     import xarray as xr
 
     from nwb_lfads.synthetic import generate_sessions
 
     (s,) = generate_sessions("chaotic", sessions=1, seed=seed, n_conditions=n_conditions,
-                             trials_per_condition=trials_per_condition, n_units=n_units)
+                             trials_per_condition=trials_per_condition, n_units=n_units,
+                             condition_seed=condition_seed)
     K, T, N = s.spikes.shape
     ds = xr.Dataset({"spikes": (("trial", "time", "unit"), s.spikes.astype(np.int32))},
                     coords={"trial": np.arange(K), "time": (np.arange(T) + 0.5) * s.bin_size,
@@ -62,8 +67,13 @@ def benchmark_data(seed: int = 0, n_conditions: int = 100, trials_per_condition:
     return ds, s.rates_hz
 
 
-def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples: int, log=None) -> dict:
-    """Train for ``minutes`` of training time; R^2 against ``true_hz`` over time."""
+def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples: int, log=None,
+                  novel=None) -> dict:
+    """Train for ``minutes`` of training time; R^2 against ``true_hz`` over time.
+
+    ``novel``: optional (session, true rates) of new conditions of the same network, never
+    trained on; the best parameters' R^2 on them is ``r2_novel_conditions`` (what the model
+    learned of the dynamics, as opposed to the benchmark's 100 trajectories it has seen)."""
     from nwb_lfads.data import prepare_data
     from nwb_lfads.infer import posterior_means
     from nwb_lfads.train.trainer import Trainer
@@ -89,7 +99,13 @@ def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples:
     windows = r2_by_window(rates, true_hz, bin_size)
     last = posterior_means(trainer.params, cfg, data)[0]["rates"] / bin_size
     pushed = posterior_means(trainer.best_params, cfg, data, push_mean=True)[0]["rates"] / bin_size
-    return {"r2": round(r2_per_neuron(rates, true_hz), 4), "r2_last_params": round(r2_per_neuron(last, true_hz), 4),
+    extra = {}
+    if novel is not None:
+        novel_data = prepare_data([novel[0]], cfg.data)
+        novel_rates = posterior_means(trainer.best_params, cfg, novel_data)[0]["rates"] / bin_size
+        extra = {"r2_novel_conditions": round(r2_per_neuron(novel_rates, novel[1]), 4),
+                 "r2_novel_by_window": r2_by_window(novel_rates, novel[1], bin_size)}
+    return {**extra, "r2": round(r2_per_neuron(rates, true_hz), 4), "r2_last_params": round(r2_per_neuron(last, true_hz), 4),
             "r2_push_mean": round(r2_per_neuron(pushed, true_hz), 4), "r2_by_window": windows,
             "train_s": round(trainer.elapsed, 1), "epochs": trainer.epoch, "steps": int(trainer.state.step),
             "best_epoch": trainer.best_epoch, "stop_reason": trainer.stop_reason, "setup_s": round(setup_s, 1),
@@ -112,7 +128,8 @@ def main(argv=None) -> dict:
     cfg = RunConfig().with_overrides(args.set)
     ds, true_hz = benchmark_data(args.seed)
     out = fit_and_score(ds, true_hz, cfg, args.minutes, args.every, args.curve_samples,
-                        log=lambda pt: print(json.dumps(pt), file=sys.stderr, flush=True))
+                        log=lambda pt: print(json.dumps(pt), file=sys.stderr, flush=True),
+                        novel=benchmark_data(args.seed, condition_seed=1))
     import jax
     out.update({"overrides": args.set, "n_cpus": os.cpu_count(), "devices": len(jax.devices()),
                 "load_avg_1m": round(os.getloadavg()[0], 2)})

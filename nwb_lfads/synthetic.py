@@ -266,7 +266,8 @@ def _choose(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
 def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
                       n_conditions: int = 100, trials_per_condition=None, n_units=None,
                       heldout_fraction: float = 0.0, eval_fraction: float = 0.0,
-                      n_bins: int = 100, bin_size: float = 0.01) -> list[SyntheticSession]:
+                      n_bins: int = 100, bin_size: float = 0.01,
+                      condition_seed: int | None = None) -> list[SyntheticSession]:
     """Simulate ``sessions`` sessions that share one latent system and its conditions.
 
     With ``kind="chaotic"``, ``sessions=1`` and ``n_units`` None (or 50) this is the TF LFADS
@@ -285,6 +286,11 @@ def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
         heldout_fraction: fraction of each session's units marked held out.
         eval_fraction: fraction of each session's trials marked ``"val"`` (the rest ``"train"``).
         n_bins, bin_size: T bins of ``bin_size`` seconds per trial.
+        condition_seed: None, or new conditions of the same system: the latent system (the
+            chaotic RNN's weights) and each session's read-out stay those of ``seed``; the
+            initial states, trial order, splits, held-out units, spikes and trial times are drawn
+            from ``(seed, condition_seed)``. Scoring a model on such sessions tells dynamics it
+            learned from trajectories it memorised (``bench/chaotic_rnn.py``).
 
     Returns:
         one :class:`SyntheticSession` per session; trials of all conditions in random order.
@@ -311,15 +317,16 @@ def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
 
     latent_seq, *session_seqs = np.random.SeedSequence(seed).spawn(sessions + 1)
     lrng = np.random.default_rng(latent_seq)
+    crng = lrng if condition_seed is None else np.random.default_rng([seed, condition_seed])
     if kind == "chaotic":
         weights = chaotic_rnn_weights(lrng)
-        states = run_chaotic_rnn(weights, lrng.standard_normal((n_conditions, BENCHMARK_UNITS)), n_bins,
+        states = run_chaotic_rnn(weights, crng.standard_normal((n_conditions, BENCHMARK_UNITS)), n_bins,
                                  dt=bin_size)
         latents = np.tanh(states)
         system = (f"chaotic RNN (N={BENCHMARK_UNITS}, gamma=1.5, tau=25 ms, dt={bin_size * 1e3:g} ms), "
                   f"{n_conditions} conditions")
     else:
-        latents = lorenz_latents(lrng, n_conditions, n_bins)
+        latents = lorenz_latents(crng, n_conditions, n_bins)
         system = f"Lorenz attractor (sigma=10, rho=28, beta=8/3), {n_conditions} conditions"
 
     out = []
@@ -331,6 +338,8 @@ def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
         else:
             cond_rates = loglinear_readout(rng, latents, units[s])
             readout = f"{units[s]} units through a random log-linear read-out, rates in 1-40 Hz"
+        if condition_seed is not None:
+            rng = np.random.default_rng([seed, condition_seed, s + 1])
         condition_id = rng.permutation(np.repeat(np.arange(n_conditions), repeats[s]))
         rates = cond_rates[condition_id]
         n_trials = len(condition_id)

@@ -146,6 +146,26 @@ def test_seed_determines_everything():
     assert not np.array_equal(a.rates_hz, c.rates_hz)
 
 
+def test_condition_seed_keeps_the_network_and_draws_new_conditions():
+    a = generate_sessions(**BENCH)[0]
+    b, b2 = (generate_sessions(**BENCH, condition_seed=1)[0] for _ in range(2))
+    np.testing.assert_array_equal(b.spikes, b2.spikes)
+    assert not np.allclose(a.latents[:, 0], b.latents[:, 0])  # new initial states
+    assert not np.array_equal(a.spikes, b.spikes)
+
+    def steps(s):  # one Euler step per bin: tanh(x_t) W^T = (x_{t+1} - 0.6 x_t) / 0.4
+        x = np.arctanh(s.latents)
+        return np.tanh(x[:, :-1]).reshape(-1, 50), ((x[:, 1:] - 0.6 * x[:, :-1]) / 0.4).reshape(-1, 50)
+
+    r, target = steps(a)
+    w_t = np.linalg.lstsq(r, target, rcond=None)[0]  # the network's weights, from seed 3's conditions
+    r, target = steps(b)
+    np.testing.assert_allclose(r @ w_t, target, atol=1e-5)  # the new conditions obey the same W
+    other = generate_sessions(**{**BENCH, "seed": 4})[0]
+    r, target = steps(other)
+    assert np.abs(r @ w_t - target).max() > 0.1  # another seed's network does not
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(kind="rossler"), "unknown kind 'rossler'"),
     (dict(sessions=2, n_units=[40, 50, 60]), "n_units has 3 values for 2 sessions"),
