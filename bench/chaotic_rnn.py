@@ -88,7 +88,7 @@ def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples:
         row = trainer.train_epoch()
         if trainer.elapsed >= next_eval:
             next_eval += every
-            rates = posterior_means(trainer.params, cfg, data, n_samples=curve_samples)[0]["rates"] / bin_size
+            rates = posterior_means(trainer.averaged_params, cfg, data, n_samples=curve_samples)[0]["rates"] / bin_size
             point = {"train_s": round(trainer.elapsed, 1), "epoch": trainer.epoch, "r2": round(r2_per_neuron(rates, true_hz), 4),
                      "valid_recon": round(row["valid_recon"], 2), "valid_kl_ic": round(row["valid_kl_ic"], 2),
                      "valid_kl_co": round(row["valid_kl_co"], 2), "lr": trainer.lr}
@@ -97,7 +97,7 @@ def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples:
                 log(point)
     rates = posterior_means(trainer.best_params, cfg, data)[0]["rates"] / bin_size
     windows = r2_by_window(rates, true_hz, bin_size)
-    last = posterior_means(trainer.params, cfg, data)[0]["rates"] / bin_size
+    last = posterior_means(trainer.averaged_params, cfg, data)[0]["rates"] / bin_size
     pushed = posterior_means(trainer.best_params, cfg, data, push_mean=True)[0]["rates"] / bin_size
     extra = {}
     if novel is not None:

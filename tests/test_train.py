@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from nwb_lfads.data import prepare_data
-from nwb_lfads.errors import RunDirError, TrainingDivergedError
+from nwb_lfads.errors import ConfigError, RunDirError, TrainingDivergedError
 from nwb_lfads.train.config import RunConfig
 from nwb_lfads.train.loop import train
 from nwb_lfads.train.schedules import ramp
@@ -83,9 +83,28 @@ def test_checkpoint_resume_gives_the_same_next_step(data, tmp_path):
     resumed.train_epoch()
     np.testing.assert_array_equal(_flat(resumed.params), _flat(straight.params))
     np.testing.assert_array_equal(_flat(resumed.state.opt_state), _flat(straight.state.opt_state))
+    np.testing.assert_array_equal(_flat(resumed.averaged_params), _flat(straight.averaged_params))
+    np.testing.assert_array_equal(_flat(resumed.best_params), _flat(straight.best_params))
     other = prepare_data([_session()], CFG.data.__class__(valid_fraction=0.25, split_seed=9))
     with pytest.raises(RunDirError, match="another train/validation split"):
         Trainer(other, CFG).restore(tmp_path / "ckpt")
+
+
+def test_parameter_average_is_what_validation_scores_and_best_keeps(data):
+    tr = Trainer(data, CFG.replace(train={"ema_decay": 0.5}))
+    average = _flat(tr.params)
+    for _ in range(2):
+        tr.train_epoch()
+        average = 0.5 * average + 0.5 * _flat(tr.params)
+        np.testing.assert_allclose(_flat(tr.averaged_params), average, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(_flat(tr.averaged_params), _flat(tr.params))
+    assert tr.evaluate() == tr.evaluate(tr.averaged_params) != tr.evaluate(tr.params)
+    np.testing.assert_array_equal(_flat(tr.best_params), _flat(tr.averaged_params))  # still ramping: latest
+    plain = Trainer(data, CFG.replace(train={"ema_decay": 0.0}))
+    plain.train_epoch()
+    np.testing.assert_array_equal(_flat(plain.averaged_params), _flat(plain.params))
+    with pytest.raises(ConfigError, match="ema_decay"):
+        Trainer(data, CFG.replace(train={"ema_decay": 1.0}))
 
 
 def test_nan_in_a_batch_is_skipped_without_corrupting_parameters(data):

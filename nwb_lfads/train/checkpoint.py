@@ -2,7 +2,8 @@
 
 ``RUN_DIR/checkpoint/`` holds
 
-- ``state.npz``: ``params:<module>:<name>`` arrays, ``opt:<i>`` optimizer-state leaves in
+- ``state.npz``: ``params:<module>:<name>`` arrays, ``average:<module>:<name>`` (the moving
+  average of the parameters, ``train.ema_decay``), ``opt:<i>`` optimizer-state leaves in
   tree order, ``rng`` (raw key data, uint32), ``step``, ``host:<name>`` scalars of the loop
   (epoch, learning rate, counters), ``split:train`` (bool [M], to check a resume uses the
   same split) and ``config_yaml``;
@@ -60,9 +61,14 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_state(ckpt_dir: Path, state, host: dict, train_mask: np.ndarray, cfg: RunConfig) -> None:
-    """Write ``state.npz`` (see the module docstring). ``state``: a TrainingState."""
+def save_state(ckpt_dir: Path, state, host: dict, train_mask: np.ndarray, cfg: RunConfig,
+               average=None) -> None:
+    """Write ``state.npz`` (see the module docstring). ``state``: a TrainingState;
+    ``average``: the parameters' moving average (params-shaped) or None."""
     arrays = flatten_params(jax.device_get(state.params))
+    if average is not None:
+        arrays.update({"average:" + k.split(":", 1)[1]: v
+                       for k, v in flatten_params(jax.device_get(average)).items()})
     for i, leaf in enumerate(jax.tree_util.tree_leaves(jax.device_get(state.opt_state))):
         arrays[f"opt:{i:05d}"] = np.asarray(leaf)
     arrays["rng"] = np.asarray(jax.random.key_data(state.rng))
@@ -100,6 +106,15 @@ def load_state(ckpt_dir: Path, template):
                            jax.numpy.asarray(arrays["step"], jax.numpy.int32))
     host = {k.split(":", 1)[1]: float(arrays[k]) for k in arrays if k.startswith("host:")}
     return state, host, arrays["split:train"]
+
+
+def load_average(ckpt_dir: Path) -> dict | None:
+    """The parameters' moving average stored in ``state.npz`` (numpy, params-shaped), or None
+    when the checkpoint has none (written before ``train.ema_decay`` existed)."""
+    with np.load(Path(ckpt_dir) / STATE, allow_pickle=False) as z:
+        average = unflatten_params({"params:" + k.split(":", 1)[1]: z[k] for k in z.files
+                                    if k.startswith("average:")})
+    return average or None
 
 
 def save_params(path: Path, params, **extra) -> None:

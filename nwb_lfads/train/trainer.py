@@ -9,8 +9,9 @@ An external scheduler (the loop in :mod:`nwb_lfads.train.loop`, or Ray Tune) dri
 
 Shape glossary: M trials, T bins, N units (padded), S sessions.
 
-Per epoch: ``calls_per_epoch`` compiled calls of ``steps_per_call`` optimizer steps, then a
-validation pass. Learning-rate decay on a plateau of the smoothed validation loss and early
+Per epoch: ``calls_per_epoch`` compiled calls of ``steps_per_call`` optimizer steps, an
+update of the parameters' moving average (``train.ema_decay``; :attr:`Trainer.averaged_params`),
+then a validation pass of that average. Learning-rate decay on a plateau of the smoothed validation loss and early
 stopping start counting once the KL and L2 ramps are complete. A call with a skipped
 (non-finite) step counts as failed; after ``nan_patience`` failed calls in a row the last good
 state is restored with half the learning rate (a warning says so), and after
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data import TrainingData
-from ..errors import RunDirError, SelectionError, TrainingDivergedError
+from ..errors import ConfigError, RunDirError, SelectionError, TrainingDivergedError
 from ..model.lfads import Batch, make_lfads
 from ..model.readin import ReadInit, apply_read_init
 from . import checkpoint as ckpt
@@ -41,6 +42,12 @@ from .step import (DeviceData, TrainingState, chunk_indices, init_opt_state, mak
 
 MAX_RESTORES = 3
 SMOOTHING = 0.7  # weight of the past in the smoothed validation loss
+
+
+@jax.jit
+def _moving_average(average, params, decay):
+    """``decay * average + (1 - decay) * params``, leaf by leaf (same shardings as the inputs)."""
+    return jax.tree_util.tree_map(lambda a, p: decay * a + (1.0 - decay) * p, average, params)
 MAX_AUTO_STEPS = 50  # steps per compiled call when steps_per_call = 0
 _COMPILED: dict = {}  # see Trainer._compiled
 _COMPILED_MAX = 8
@@ -71,7 +78,6 @@ def default_readin_init(data: TrainingData, likelihood: str, model_cfg=None) -> 
     how = getattr(model_cfg, "readin_init", "random")
     if how == "random":
         return ReadInit(readout_b=readout_b)
-    from ..errors import ConfigError
     if how != "pcr":
         raise ConfigError(f"model.readin_init={how!r}: expected random or pcr.")
     from ..model.lfads import readin_size
@@ -97,6 +103,8 @@ class Trainer:
     def __init__(self, data: TrainingData, cfg: RunConfig, *, readin_init: ReadInit | None = None):
         self.data, self.cfg = data, cfg
         t = cfg.train
+        if not 0.0 <= t.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay={t.ema_decay}: expected a value in [0, 1) (0 = no averaging).")
         train_idx = np.flatnonzero(data.train).astype(np.int32)
         if len(train_idx) == 0:
             raise SelectionError("no training trials: every trial is in the validation set; lower valid_fraction.")
@@ -118,7 +126,6 @@ class Trainer:
             per = np.bincount(data.session[train_idx], minlength=data.n_sessions)
             train_p = (1.0 / (data.n_sessions * per[data.session[train_idx]])).astype(np.float32)
         elif t.session_sampling not in ("proportional", "balanced"):
-            from ..errors import ConfigError
             raise ConfigError(f"train.session_sampling={t.session_sampling!r}: expected proportional or balanced.")
         # the whole data set on every device of the mesh (replicated); batches are split inside the step
         self.device = self._put(DeviceData(
@@ -149,7 +156,7 @@ class Trainer:
         self.plateau, self.bad_epochs, self.nan_calls, self.restores = 0, 0, 0, 0
         self.n_nonfinite_total = 0
         self.stop_reason: str | None = None
-        self.best_params = params
+        self.best_params = self.average = params
         self._last_good = self.state
 
     def _compiled(self, params):
@@ -206,6 +213,9 @@ class Trainer:
             n_ok_steps += ok
         self.n_nonfinite_total += skipped
         self.epoch += 1
+        decay = self.cfg.train.ema_decay
+        self.average = (_moving_average(self.average, self.state.params, self._put(np.float32(decay)))
+                        if decay > 0 else self.state.params)
         train = {f"train_{k}": (v / n_ok_steps if n_ok_steps else math.nan) for k, v in sums.items()}
         valid = self.evaluate()
         self._bookkeeping(valid["valid_monitor"] if self._n_valid else train.get("train_loss", math.nan))
@@ -217,7 +227,8 @@ class Trainer:
         return row
 
     def evaluate(self, params=None) -> dict:
-        """Validation metrics (no dropout, one posterior sample, a fixed key): ``valid_loss``
+        """Validation metrics of ``params`` (default: the parameters' moving average) with no
+        dropout, one posterior sample and a fixed key: ``valid_loss``
         (with the current KL/L2 weights), ``valid_recon``, ``valid_kl_ic``, ``valid_kl_co``,
         ``valid_monitor`` (recon + scaled KL at full weight), ``valid_recon_sv`` and
         ``valid_recon_<session_id>`` per session; NaN without validation trials."""
@@ -226,7 +237,7 @@ class Trainer:
             return {"valid_loss": math.nan, "valid_recon": math.nan, "valid_kl_ic": math.nan,
                     "valid_kl_co": math.nan, "valid_monitor": math.nan, "valid_recon_sv": math.nan,
                     **{f"valid_recon_{n}": math.nan for n in names}}
-        params = self.state.params if params is None else params
+        params = self.average if params is None else params
         key = jax.random.key(t.seed + 7919)
         out = jax.device_get(self._evaluate(self._put(params), self.device, self._put(self._valid_chunks),
                                             self._put(key)))
@@ -254,10 +265,10 @@ class Trainer:
             return
         self.smoothed = monitor if math.isnan(self.smoothed) else SMOOTHING * self.smoothed + (1 - SMOOTHING) * monitor
         if self.epoch < self._ramps_done:
-            self.best_params, self.best_epoch = self.state.params, self.epoch
+            self.best_params, self.best_epoch = self.average, self.epoch
             return
         if self.smoothed < self.best:
-            self.best, self.best_epoch, self.best_params = self.smoothed, self.epoch, self.state.params
+            self.best, self.best_epoch, self.best_params = self.smoothed, self.epoch, self.average
             self.plateau = self.bad_epochs = 0
             return
         self.plateau += 1
@@ -296,7 +307,7 @@ class Trainer:
         """Write the checkpoint folder ``path`` (state, best parameters, config, sessions)."""
         from pathlib import Path
         path = Path(path)
-        ckpt.save_state(path, self.state, self.host_state(), self.data.train, self.cfg)
+        ckpt.save_state(path, self.state, self.host_state(), self.data.train, self.cfg, average=self.average)
         ckpt.save_params(path / ckpt.BEST, self.best_params, epoch=self.best_epoch)
         ckpt.write_run_files(path, self.cfg, self.data.sessions)
 
@@ -308,6 +319,8 @@ class Trainer:
             raise RunDirError(f"{path}: the checkpoint was trained on another train/validation split; resume "
                               f"with the same sessions and data settings (split_seed, valid_fraction).")
         self.state = self._last_good = self._put(state)
+        average = ckpt.load_average(Path(path))
+        self.average = self._put(average) if average is not None else self.state.params
         ints = {"epoch", "best_epoch", "plateau", "bad_epochs", "nan_calls", "restores", "n_nonfinite_total"}
         for k, v in host.items():
             setattr(self, k, int(v) if k in ints else float(v))
@@ -317,4 +330,11 @@ class Trainer:
 
     @property
     def params(self):
+        """The optimizer's current parameters (not averaged)."""
         return self.state.params
+
+    @property
+    def averaged_params(self):
+        """The parameters' moving average after the last epoch (``train.ema_decay``; the
+        optimizer's parameters when it is 0): what :meth:`evaluate` scores by default."""
+        return self.average
