@@ -63,7 +63,8 @@ class ModelConfig:
     ``fac_dim = 50`` is TF LFADS's default (``factors_dim``). 20 factors (TF LFADS's
     chaotic-RNN example) are a linear bottleneck that caps the chaotic-RNN benchmark near
     R^2 0.81; with the learning rate of 0.01, 50 factors reach 0.819 at 10 CPU-minutes where
-    20 reached 0.761 (DESIGN_NOTES.md, "Chaotic-RNN recovery").
+    20 reached 0.761 (0.831 with the parameter average, ``TrainConfig.ema_decay``;
+    DESIGN_NOTES.md, "Chaotic-RNN recovery").
     """
 
     readin_dim: int = 0
@@ -105,7 +106,7 @@ class TrainConfig:
     parameters, ``avg = ema_decay * avg + (1 - ema_decay) * params`` (Polyak averaging, over
     about ``1 / (1 - ema_decay)`` epochs); the average is what validation scores, what the best
     checkpoint keeps and what inference uses. 0 = the optimizer's own parameters. The default
-    0.9 raised the chaotic-RNN benchmark at 5 CPU-minutes from 0.795 to 0.812
+    0.9 raised the chaotic-RNN benchmark from 0.819 to 0.831 at 10 CPU-minutes
     (DESIGN_NOTES.md, "Chaotic-RNN recovery").
     """
 
