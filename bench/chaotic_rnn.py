@@ -97,6 +97,7 @@ def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples:
                 log(point)
     rates = posterior_means(trainer.best_params, cfg, data)[0]["rates"] / bin_size
     windows = r2_by_window(rates, true_hz, bin_size)
+    # "last": the parameters after the last epoch (their moving average, train.ema_decay), not the best
     last = posterior_means(trainer.averaged_params, cfg, data)[0]["rates"] / bin_size
     pushed = posterior_means(trainer.best_params, cfg, data, push_mean=True)[0]["rates"] / bin_size
     extra = {}

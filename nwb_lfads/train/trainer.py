@@ -11,12 +11,12 @@ Shape glossary: M trials, T bins, N units (padded), S sessions.
 
 Per epoch: ``calls_per_epoch`` compiled calls of ``steps_per_call`` optimizer steps, an
 update of the parameters' moving average (``train.ema_decay``; :attr:`Trainer.averaged_params`),
-then a validation pass of that average. Learning-rate decay on a plateau of the smoothed validation loss and early
-stopping start counting once the KL and L2 ramps are complete. A call with a skipped
-(non-finite) step counts as failed; after ``nan_patience`` failed calls in a row the last good
-state is restored with half the learning rate (a warning says so), and after
-``MAX_RESTORES`` restores without a good call in between :class:`TrainingDivergedError` is
-raised.
+then a validation pass of that average. Learning-rate decay on a plateau of the smoothed
+validation loss and early stopping start counting once the KL and L2 ramps are complete. A
+call with a skipped (non-finite) step counts as failed; after ``nan_patience`` failed calls in
+a row the last good state is restored with half the learning rate (a warning says so), and
+after ``MAX_RESTORES`` restores without a good call in between :class:`TrainingDivergedError`
+is raised.
 """
 
 from __future__ import annotations
@@ -42,15 +42,15 @@ from .step import (DeviceData, TrainingState, chunk_indices, init_opt_state, mak
 
 MAX_RESTORES = 3
 SMOOTHING = 0.7  # weight of the past in the smoothed validation loss
+MAX_AUTO_STEPS = 50  # steps per compiled call when steps_per_call = 0
+_COMPILED: dict = {}  # see Trainer._compiled
+_COMPILED_MAX = 8
 
 
 @jax.jit
 def _moving_average(average, params, decay):
     """``decay * average + (1 - decay) * params``, leaf by leaf (same shardings as the inputs)."""
     return jax.tree_util.tree_map(lambda a, p: decay * a + (1.0 - decay) * p, average, params)
-MAX_AUTO_STEPS = 50  # steps per compiled call when steps_per_call = 0
-_COMPILED: dict = {}  # see Trainer._compiled
-_COMPILED_MAX = 8
 
 
 def _cached(key, build):
