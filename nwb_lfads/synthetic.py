@@ -287,7 +287,9 @@ def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
         eval_fraction: fraction of each session's trials marked ``"val"`` (the rest ``"train"``).
         n_bins, bin_size: T bins of ``bin_size`` seconds per trial.
         condition_seed: None, or new conditions of the same system: the latent system (the
-            chaotic RNN's weights) and each session's read-out stay those of ``seed``; the
+            chaotic RNN's weights) and each session's read-out directions and gains stay those
+            of ``seed`` (z-scorings, of the log-linear read-out and of the Lorenz latents, are
+            computed on the new conditions; the benchmark's identity read-out is exact); the
             initial states, trial order, splits, held-out units, spikes and trial times are drawn
             from ``(seed, condition_seed)``. Scoring a model on such sessions tells dynamics it
             learned from trajectories it memorised (``bench/chaotic_rnn.py``).
