@@ -301,3 +301,43 @@ def test_control_loop_custom_gradient_matches_autodiff(clip):
     want = jax.grad(auto, argnums=(0, 1, 2))(params, g0, ci)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_spike_jitter_moves_counts_at_most_width_bins_and_keeps_totals():
+    seed = noise.seeds_from_key(jax.random.key(3), 1)[0]
+    Bj, Tj, Nj, w = 400, 30, 5, 2
+    rng = np.random.default_rng(0)
+    where = rng.integers(0, Tj, (Bj, Nj))                      # one count per trial and unit
+    x = np.zeros((Bj, Tj, Nj), np.float32)
+    x[np.arange(Bj)[:, None], where, np.arange(Nj)[None, :]] = rng.integers(1, 4, (Bj, Nj))
+    y = np.asarray(jax.jit(noise.jitter_in_time, static_argnums=1)(seed, w, jnp.asarray(x)))
+    np.testing.assert_array_equal(y.sum(axis=1), x.sum(axis=1))                  # nothing lost or made
+    assert ((y > 0).sum(axis=1) == 1).all()                                        # the count moved whole
+    moved_to = y.argmax(axis=1)
+    offset = moved_to - where
+    assert np.abs(offset).max() <= w
+    inner = (where >= w) & (where < Tj - w)                                        # every offset allowed
+    freq = np.bincount(offset[inner] + w, minlength=2 * w + 1) / inner.sum()
+    np.testing.assert_allclose(freq, 1.0 / (2 * w + 1), atol=0.03)                 # uniform over -w..w
+    at_edge = where == 0
+    assert (offset[at_edge] >= 0).all() and (offset[at_edge] == 0).mean() > 0.3  # blocked moves stay
+    np.testing.assert_array_equal(np.asarray(noise.jitter_in_time(seed, 0, jnp.asarray(x))), x)
+    np.testing.assert_array_equal(np.asarray(noise.jitter_in_time(seed, w, jnp.asarray(x))), y)  # seeded
+
+
+def test_spike_jitter_applies_to_training_passes_only_and_is_checked():
+    from nwb_lfads.train.trainer import _check_jitter
+    batch = _batch()
+    plain = make_lfads(dataclasses.replace(TINY, dropout_rate=0.0), np.ones((1, N), bool))
+    jit = make_lfads(dataclasses.replace(TINY, dropout_rate=0.0, jitter_width=2), np.ones((1, N), bool))
+    params = plain.init(jax.random.key(0), batch, True)
+    rng = jax.random.key(1)
+    same = lambda a, b: np.allclose(np.asarray(a.recon), np.asarray(b.recon))
+    assert not same(plain.apply(params, rng, batch, True), jit.apply(params, rng, batch, True))
+    assert same(plain.apply(params, rng, batch, False), jit.apply(params, rng, batch, False))
+    _check_jitter(dataclasses.replace(TINY, jitter_width=9), 20)
+    for bad, field in ((dict(jitter_width=10), "1 to 9 bins"), (dict(jitter_width=-1), "1 to 9"),
+                       (dict(jitter_width=1, likelihood="gaussian"), "likelihood=poisson"),
+                       (dict(jitter_width=1, sv_rate=0.1), "sample validation")):
+        with pytest.raises(ConfigError, match=field):
+            _check_jitter(dataclasses.replace(TINY, **bad), 20)

@@ -101,6 +101,8 @@ class LFADS(hk.Module):
         S = self.unit_mask.shape[0]
         U = cfg.co_dim
         seeds = noise.seeds_from_key(hk.next_rng_key(), 8)
+        if is_training and cfg.jitter_width > 0:
+            spikes = noise.jitter_in_time(seeds[7], cfg.jitter_width, spikes)   # input and target
         x = jnp.where(batch.input_mask[:, None, :] > 0, spikes, 0.0)
         weight = jnp.broadcast_to(batch.loss_mask[:, None, :], spikes.shape)
         sv_weight = None

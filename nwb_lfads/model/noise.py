@@ -123,6 +123,38 @@ def keep_mask(seed, rate: float, shape, batch_axis: int = 0):
     return jax.lax.scan(row, None, jnp.arange(shape[0], dtype=jnp.uint32))[1]
 
 
+def jitter_in_time(seed, width: int, x):
+    """Temporal spike jitter (TF LFADS's ``temporal_spike_jitter_width``), a data augmentation.
+
+    Each (trial, bin, unit) count of ``x`` moves as a whole by an offset drawn uniformly from
+    ``-width .. width`` bins; a move that would leave the trial stays in its bin, so every
+    trial keeps its spike count. At the low counts of 10 ms bins (mostly 0 or 1) moving a bin's
+    count is moving its spikes.
+
+    Args:
+        seed: uint32 scalar.
+        width: largest shift in bins (0 = no jitter).
+        x: counts, float32 [B, T, N].
+
+    Returns:
+        jittered counts, float32 [B, T, N], the same total per trial and unit.
+    """
+    if width <= 0:
+        return x
+    B, T, N = x.shape
+    n = 2 * width + 1
+    shift = (random_bits(seed, x.shape) % np.uint32(n)).astype(jnp.int32) - width      # [B, T, N]
+    t = jax.lax.broadcasted_iota(jnp.int32, x.shape, 1)
+    shift = jnp.where((t + shift < 0) | (t + shift >= T), 0, shift)
+    out = jnp.where(shift == 0, x, 0.0)
+    for k in range(1, width + 1):
+        ahead = jnp.where(shift == k, x, 0.0)        # moves from bin t to t + k
+        behind = jnp.where(shift == -k, x, 0.0)      # moves from bin t to t - k
+        out = out + jnp.pad(ahead[:, :T - k], ((0, 0), (k, 0), (0, 0)))
+        out = out + jnp.pad(behind[:, k:], ((0, 0), (0, k), (0, 0)))
+    return out
+
+
 def dropout(seed, rate: float, x, batch_axis: int = 0):
     """Inverted dropout of ``x``: zero with probability ``rate``, scale the rest by 1/(1-rate)."""
     if rate <= 0:

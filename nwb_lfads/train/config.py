@@ -65,6 +65,12 @@ class ModelConfig:
     R^2 0.81; with the learning rate of 0.01, 50 factors reach 0.819 at 10 CPU-minutes where
     20 reached 0.761 (0.831 with the parameter average, ``TrainConfig.ema_decay``;
     DESIGN_NOTES.md, "Chaotic-RNN recovery").
+
+    ``jitter_width``: temporal spike jitter (TF LFADS's ``temporal_spike_jitter_width``), a data
+    augmentation against fitting the exact spike times: in training passes every bin's count
+    moves by a uniform random shift of up to this many bins, for the encoders' input and the
+    likelihood's target alike (:func:`nwb_lfads.model.noise.jitter_in_time`); validation and
+    inference see the recorded spikes. 0 = off. Poisson likelihood only, not with ``sv_rate``.
     """
 
     readin_dim: int = 0
@@ -84,6 +90,7 @@ class ModelConfig:
     dropout_rate: float = 0.05
     cd_rate: float = 0.0
     sv_rate: float = 0.0
+    jitter_width: int = 0
     likelihood: str = "poisson"
     readin_init: str = "random"
 

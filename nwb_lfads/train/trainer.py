@@ -97,6 +97,22 @@ def sample_validation_mask(data: TrainingData, rate: float, seed: int) -> np.nda
     return (rng.random(data.spikes.shape) < rate).astype(np.float32)
 
 
+def _check_jitter(m, n_bins: int) -> None:
+    """ConfigError unless ``model.jitter_width`` suits the model and the data."""
+    w = m.jitter_width
+    if w == 0:
+        return
+    if w < 0 or 2 * w >= n_bins:
+        raise ConfigError(f"model.jitter_width={w}: expected 0 (off) or a shift of 1 to {(n_bins - 1) // 2} "
+                          f"bins for these {n_bins}-bin trials.")
+    if m.likelihood != "poisson":
+        raise ConfigError(f"model.jitter_width={w} moves spike counts in time and needs "
+                          f"model.likelihood=poisson (found {m.likelihood!r}); set model.jitter_width=0.")
+    if m.sv_rate > 0:
+        raise ConfigError(f"model.jitter_width={w} with model.sv_rate={m.sv_rate}: jitter would move spikes "
+                          f"out of the bins held back for sample validation; set one of them to 0.")
+
+
 class Trainer:
     """See the module docstring. ``readin_init`` overrides the default read-in/out init."""
 
@@ -105,6 +121,7 @@ class Trainer:
         t = cfg.train
         if not 0.0 <= t.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay={t.ema_decay}: expected a value in [0, 1) (0 = no averaging).")
+        _check_jitter(cfg.model, data.spikes.shape[1])
         train_idx = np.flatnonzero(data.train).astype(np.int32)
         if len(train_idx) == 0:
             raise SelectionError("no training trials: every trial is in the validation set; lower valid_fraction.")
