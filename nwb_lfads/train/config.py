@@ -66,7 +66,7 @@ class ModelConfig:
     0.819 at 10 CPU-minutes where 20 reached 0.761 (0.831 with the parameter average,
     ``TrainConfig.ema_decay``). A generator of 200 instead of 100 units learns more per epoch
     and levels off higher (0.849 at 10 CPU-minutes with ``lr_init`` 0.02, against 0.846 for
-    150 units and 0.831 for 100; DESIGN_NOTES.md, "Chaotic-RNN recovery").
+    150 units and 0.831 for 100 at 0.01; DESIGN_NOTES.md, "Chaotic-RNN recovery").
 
     ``jitter_width``: temporal spike jitter (TF LFADS's ``temporal_spike_jitter_width``), a data
     augmentation against fitting the exact spike times: in training passes every bin's count
@@ -117,7 +117,7 @@ class TrainConfig:
     parameters, ``avg = ema_decay * avg + (1 - ema_decay) * params`` (Polyak averaging, over
     about ``1 / (1 - ema_decay)`` epochs); the average is what validation scores, what the best
     checkpoint keeps and what inference uses. 0 = the optimizer's own parameters. The default
-    0.9 raised the chaotic-RNN benchmark from 0.819 to 0.831 at 10 CPU-minutes
+    0.9 raised the chaotic-RNN benchmark from 0.819 to 0.831 at 10 CPU-minutes (generator 100)
     (DESIGN_NOTES.md, "Chaotic-RNN recovery").
     """
 
