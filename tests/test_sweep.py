@@ -109,7 +109,7 @@ def test_missing_or_empty_search_space(tmp_path):
 def test_clip_keeps_perturbations_in_range():
     space = sp.default_search_space()
     clipped = space.clip({"train.lr_init": 1.0, "model.dropout_rate": -0.2, "train.kl_co_scale": 0.5, "other": 7})
-    assert clipped == {"train.lr_init": 1e-2, "model.dropout_rate": 0.0, "train.kl_co_scale": 0.5, "other": 7}
+    assert clipped == {"train.lr_init": 3e-2, "model.dropout_rate": 0.0, "train.kl_co_scale": 0.5, "other": 7}
 
 
 # ------------------------------------------------------------------ member pieces

@@ -101,7 +101,9 @@ class PBTSchedule:
 
 # The AutoLFADS hyperparameters, with ranges in this package's units: reconstruction and KL
 # are nats per trial, L2 is scale * 0.5 * mean(w^2) of the recurrent kernels (as TF LFADS),
-# so the config defaults (KL weights 1, l2_gen_scale 2000, lr 4e-3) lie inside the ranges.
+# so the config defaults (KL weights 1, l2_gen_scale 2000, lr 0.02) lie inside the ranges. The
+# learning rate's bound is 3e-2 (the default 0.02 must be reachable); members start in
+# AutoLFADS's initial range.
 DEFAULT_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("model.dropout_rate", 0.0, 0.6, "linear", (0.0, 0.6)),
     Hyperparameter("model.cd_rate", 0.01, 0.7, "linear", (0.01, 0.7)),
@@ -109,7 +111,7 @@ DEFAULT_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("train.kl_co_scale", 1e-3, 10.0, "log", (1e-2, 1.0)),
     Hyperparameter("train.l2_gen_scale", 1.0, 1e4, "log", (1e2, 2e3)),
     Hyperparameter("train.l2_con_scale", 1.0, 1e4, "log", (1e1, 1e3)),
-    Hyperparameter("train.lr_init", 1e-5, 1e-2, "log", (1e-3, 5e-3)),
+    Hyperparameter("train.lr_init", 1e-5, 3e-2, "log", (1e-3, 5e-3)),
 )
 KNOWN = tuple(h.name for h in DEFAULT_HYPERPARAMETERS)
 RATES = ("model.dropout_rate", "model.cd_rate")  # probabilities: range inside [0, 1)
