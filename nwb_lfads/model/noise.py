@@ -141,7 +141,7 @@ def jitter_in_time(seed, width: int, x):
     """
     if width <= 0:
         return x
-    B, T, N = x.shape
+    T = x.shape[1]
     n = 2 * width + 1
     shift = (random_bits(seed, x.shape) % np.uint32(n)).astype(jnp.int32) - width      # [B, T, N]
     t = jax.lax.broadcasted_iota(jnp.int32, x.shape, 1)
