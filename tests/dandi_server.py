@@ -23,8 +23,10 @@ go to ``FakeArchive.errors``)::
 
 Faults for error tests: ``FakeArchive.fail(route_kind, mode, times)`` with route kinds
 ``"blob"`` or ``"api"`` and modes ``"503"`` (with ``Retry-After: 0``, as S3 and the archive
-send when throttling) or ``"truncate"`` (blob only: full ``Content-Length``, half the bytes,
-then the connection drops).
+send when throttling), ``"truncate"`` (blob only: full ``Content-Length``, half the bytes,
+then the connection drops) or ``"stall"`` (no answer until ``FakeArchive.release_stalls()``, at
+most 120 s, then the connection drops: a client without a read timeout waits that long).
+``after=n`` lets ``n`` requests of that kind through first.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ class FakeArchive:
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path+query, Range header)
         self.unknown: list[str] = []  # requests to routes this fake does not implement
         self.errors: list[str] = []  # exceptions raised while handling a request
-        self._faults: dict[str, list[str]] = {"blob": [], "api": []}
+        self._faults: dict[str, list[str | None]] = {"blob": [], "api": []}
+        self._unstall = threading.Event()
         self._lock = threading.Lock()
 
     # ---- building the archive -------------------------------------------------------------
@@ -119,14 +122,26 @@ class FakeArchive:
             ds.versions["draft"] = ds.versions.pop("draft")
         return ver
 
-    def fail(self, kind: str, mode: str, times: int = 1) -> None:
-        """Make the next ``times`` requests of ``kind`` ("blob"/"api") fail with ``mode``."""
+    def fail(self, kind: str, mode: str, times: int = 1, after: int = 0) -> None:
+        """Make ``times`` requests of ``kind`` ("blob"/"api") fail with ``mode``, after ``after`` good ones
+        (counted from the end of the faults already queued)."""
         with self._lock:
-            self._faults[kind].extend([mode] * times)
+            self._faults[kind].extend([None] * after + [mode] * times)
 
     def _take_fault(self, kind: str) -> str | None:
         with self._lock:
             return self._faults[kind].pop(0) if self._faults[kind] else None
+
+    def release_stalls(self) -> None:
+        """End the stalls in progress (their connections drop) and clear the faults still queued."""
+        with self._lock:
+            self._faults = {"blob": [], "api": []}
+            self._unstall.set()
+            self._unstall = threading.Event()
+
+    def _stall(self, handler: "BaseHTTPRequestHandler") -> None:
+        self._unstall.wait(120)
+        handler.close_connection = True
 
     def blob_requests(self) -> list[tuple[str, str, str | None]]:
         return [r for r in self.requests if r[1].startswith("/blobs/")]
@@ -235,7 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
             arc.requests.append((self.command, self.path, self.headers.get("Range")))
         if path.startswith("/blobs/"):
             return self._blob(path[len("/blobs/"):])
-        if path.startswith("/api/") and arc._take_fault("api"):
+        fault = arc._take_fault("api") if path.startswith("/api/") else None
+        if fault == "stall":
+            return arc._stall(self)
+        if fault:
             return self._send(503, b"try later", "text/plain", {"Retry-After": "0"})
         if path in ("/server-info", "/api/info/"):
             return self._json(arc.info_doc())
@@ -305,6 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = arc._take_fault("blob") if self.command == "GET" else None
         if fault == "503":
             return self._send(503, b"<Error><Code>SlowDown</Code></Error>", "application/xml", {"Retry-After": "0"})
+        if fault == "stall":
+            return arc._stall(self)
         data = asset.file.read_bytes()
         status, headers = 200, {"Accept-Ranges": "bytes", "ETag": f'"{asset.etag}"'}
         rng = self.headers.get("Range")

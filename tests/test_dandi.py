@@ -260,7 +260,7 @@ def test_open_nwb_streams_one_asset_with_range_requests(archive, tmp_path):
         assert len(nwbfile.units) == 107
         assert nwbfile.trials is not None and len(nwbfile.trials) == 100
     blob = archive.blob_requests()
-    assert blob[0][2] is None  # remfile's length probe (read no further than the headers)
+    assert blob[0][2] == "bytes=0-0"  # the probe: one byte, whose Content-Range gives the size
     covered = set()
     for start, stop in _ranges(blob[1:]):
         covered.update(range(start // 4096, stop // 4096 + 1))
@@ -269,7 +269,33 @@ def test_open_nwb_streams_one_asset_with_range_requests(archive, tmp_path):
     archive.requests.clear()
     with open_nwb(expand_sources(["dandi:000140"])[0]) as nwbfile:  # a DandiAsset; blocks now cached
         assert len(nwbfile.units) == 107
-    assert [r for r in archive.blob_requests() if r[2] is not None] == []
+    assert [r[2] for r in archive.blob_requests()] == ["bytes=0-0"]  # only the probe
+
+
+@pytest.mark.timeout(60)  # a client without read timeouts would wait for the stalls (120 s)
+def test_stalled_requests_time_out_and_are_retried(archive, monkeypatch):
+    monkeypatch.setenv("NWB_LFADS_NETWORK_TIMEOUT", "0.5")
+    archive.requests.clear()
+    archive.fail("api", "stall")  # the first API request of the listing
+    archive.fail("blob", "stall")  # the probe
+    archive.fail("blob", "stall", after=1)  # the first range read
+    try:
+        asset = expand_sources(["dandi:000140"])[0]
+        with open_nwb(asset) as nwbfile:
+            assert len(nwbfile.units) == 107
+    finally:
+        archive.release_stalls()
+    api = [r[1] for r in archive.requests if r[1].startswith("/api/")]
+    assert len(api) >= 2 and api[0] == api[1]  # asked again after the stall
+    ranges = [r[2] for r in archive.blob_requests()]
+    assert ranges[:2] == ["bytes=0-0", "bytes=0-0"]  # the probe stalled and was asked again
+    assert len(ranges) >= 4 and ranges[2] == ranges[3]  # so was the first range read (by remfile)
+
+
+def test_a_bad_network_timeout_setting_is_named(monkeypatch):
+    monkeypatch.setenv("NWB_LFADS_NETWORK_TIMEOUT", "soon")
+    _assert_user_error(_invoke("inspect", "dandi:000140/sub-Jenkins/*.nwb"),
+                       r"NWB_LFADS_NETWORK_TIMEOUT='soon' is not a positive number of seconds")
 
 
 def test_open_nwb_needs_exactly_one_asset():

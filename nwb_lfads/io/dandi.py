@@ -203,6 +203,10 @@ def _remote_assets(spec: str, version: str | None = None) -> _Resolved:
     instance, parsed, asset_id = _target(spec, version)
     where = instance.api
     with _archive_errors(spec, where), DandiAPIClient(dandi_instance=instance) as client:
+        session = _timeout_session(stall_is_connection_error=True)
+        session.headers.update(client.session.headers)
+        client.session.close()
+        client.session = session
         if os.environ.get(client.api_key_env_var):
             client.dandi_authenticate()
         glob, ds = None, None
@@ -404,6 +408,83 @@ def fetch_assets(assets: list[DandiAsset], cache_dir=None, *, progress: bool = T
 
 
 # ---- streaming --------------------------------------------------------------------------------
+#: (connect, read) seconds for every request to the archive and its blob store, unless
+#: ``$NWB_LFADS_NETWORK_TIMEOUT`` (seconds, both) says otherwise: a stalled connection fails and
+#: is retried instead of blocking forever (remfile retries each range read up to 8 times; the
+#: dandi client's own retries cover connection errors, which a stalled read is reported as)
+NETWORK_TIMEOUT_S = (10.0, 60.0)
+TIMEOUT_ENV = "NWB_LFADS_NETWORK_TIMEOUT"
+
+
+def network_timeout() -> tuple[float, float]:
+    """(connect, read) timeout in seconds: ``$NWB_LFADS_NETWORK_TIMEOUT`` or :data:`NETWORK_TIMEOUT_S`."""
+    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not value:
+        return NETWORK_TIMEOUT_S
+    try:
+        seconds = float(value)
+        if not seconds > 0:
+            raise ValueError
+    except ValueError:
+        raise DandiError(f"{TIMEOUT_ENV}={value!r} is not a positive number of seconds; "
+                         f"unset it for the default {NETWORK_TIMEOUT_S[1]:g} s.") from None
+    return (seconds, seconds)
+
+
+def _timeout_session(stall_is_connection_error: bool = False):
+    """A ``requests.Session`` whose requests default to :func:`network_timeout`.
+
+    With ``stall_is_connection_error``, a read timeout is raised as ``requests.ConnectionError``
+    (which the dandi client retries; it does not retry ``ReadTimeout``).
+    """
+    import requests
+
+    timeout_s = network_timeout()
+
+    class _Session(requests.Session):
+        def request(self, method, url, *args, timeout=None, **kwargs):
+            try:
+                return super().request(method, url, *args, timeout=timeout or timeout_s, **kwargs)
+            except requests.ReadTimeout as exc:
+                if not stall_is_connection_error:
+                    raise
+                raise requests.ConnectionError(f"no answer within {timeout_s[1]:g} s ({exc})") from exc
+
+    return _Session()
+
+
+def _probe_blob(asset: DandiAsset, tries: int = 4) -> None:
+    """Check that ``asset``'s blob answers range requests and has the size the archive lists.
+
+    One ``Range: bytes=0-0`` GET (one byte travels; remfile's own probe is a GET of the whole
+    blob, aborted after the headers), with :func:`network_timeout`; connection errors, timeouts,
+    429 and 5xx answers are retried ``tries`` times in all with a short backoff; other 4xx
+    answers are final. Raises ``RuntimeError`` naming the status or the size mismatch.
+    """
+    import time
+
+    import requests
+
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(0.2 * 2 ** (attempt - 1))
+        try:
+            with requests.get(asset.content_url, headers={"Range": "bytes=0-0"}, stream=True,
+                              timeout=network_timeout()) as resp:
+                status, reason, headers = resp.status_code, resp.reason, resp.headers
+        except requests.RequestException:
+            if attempt == tries - 1:
+                raise
+            continue
+        if status in (200, 206):
+            crange = headers.get("Content-Range", "")
+            size = int(crange.rsplit("/", 1)[1]) if status == 206 and "/" in crange \
+                else int(headers.get("Content-Length", -1))
+            if size != asset.size:
+                raise RuntimeError(f"the blob has {size} bytes, the archive lists {asset.size}")
+            return
+        if (400 <= status < 500 and status != 429) or attempt == tries - 1:
+            raise RuntimeError(f"HTTP {status} {reason}")
 @contextlib.contextmanager
 def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator["pynwb.NWBFile"]:  # noqa: F821
     """Open a DANDI asset read-only without downloading it: HTTP range reads through ``remfile``.
@@ -418,11 +499,19 @@ def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator["pynwb.NWBFile"]: 
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     blocks = root / ".remfile-blocks"
     try:
-        rfile = remfile.File(asset.content_url, disk_cache=remfile.DiskCache(str(blocks)))
-    except Exception as exc:  # remfile raises bare Exceptions (after its own retries for 5xx)
+        _probe_blob(asset)
+    except DandiError:
+        raise
+    except Exception as exc:
         raise DandiError(f"{asset}: cannot stream {asset.content_url} ({type(exc).__name__}: {_reason(exc)}); "
                          f"nothing was opened. Check the network connection; embargoed assets cannot be "
                          f"streamed: download them ('nwb-lfads download', with <INSTANCE>_API_KEY set).") from None
+    # the size is known (from the archive and the probe), so remfile makes no length request of its own;
+    # its range reads go through a session whose every request has a timeout (remfile retries on it)
+    rfile = remfile.File(asset.content_url, disk_cache=remfile.DiskCache(str(blocks)), _size=asset.size)
+    if getattr(rfile, "session", None) is not None:
+        rfile.session.close()
+    rfile.session = _timeout_session()
     try:
         h5 = h5py.File(rfile, "r")
         io = pynwb.NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
