@@ -68,12 +68,14 @@ def benchmark_data(seed: int = 0, n_conditions: int = 100, trials_per_condition:
 
 
 def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples: int, log=None,
-                  novel=None) -> dict:
+                  novel=None, also_samples=()) -> dict:
     """Train for ``minutes`` of training time; R^2 against ``true_hz`` over time.
 
     ``novel``: optional (session, true rates) of new conditions of the same network, never
     trained on; the best parameters' R^2 on them is ``r2_novel_conditions`` (what the model
-    learned of the dynamics, as opposed to the benchmark's 100 trajectories it has seen)."""
+    learned of the dynamics, as opposed to the benchmark's 100 trajectories it has seen).
+    ``also_samples``: posterior sample counts at which the best parameters are also scored
+    (``r2_by_samples``; the headline ``r2`` uses ``train.n_samples``)."""
     from nwb_lfads.data import prepare_data
     from nwb_lfads.infer import posterior_means
     from nwb_lfads.train.trainer import Trainer
@@ -101,6 +103,10 @@ def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples:
     last = posterior_means(trainer.averaged_params, cfg, data)[0]["rates"] / bin_size
     pushed = posterior_means(trainer.best_params, cfg, data, push_mean=True)[0]["rates"] / bin_size
     extra = {}
+    if also_samples:
+        extra["r2_by_samples"] = {
+            str(n): round(r2_per_neuron(posterior_means(trainer.best_params, cfg, data, n_samples=n)[0]["rates"]
+                                        / bin_size, true_hz), 4) for n in also_samples}
     if novel is not None:
         novel_data = prepare_data([novel[0]], cfg.data)
         novel_rates = posterior_means(trainer.best_params, cfg, novel_data)[0]["rates"] / bin_size
@@ -120,6 +126,8 @@ def main(argv=None) -> dict:
     p.add_argument("--curve-samples", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
+    p.add_argument("--also-samples", type=int, nargs="*", default=[],
+                   help="posterior sample counts at which the best parameters are also scored")
     args = p.parse_args(argv)
 
     from nwb_lfads.train.host_devices import split_host
@@ -130,7 +138,7 @@ def main(argv=None) -> dict:
     ds, true_hz = benchmark_data(args.seed)
     out = fit_and_score(ds, true_hz, cfg, args.minutes, args.every, args.curve_samples,
                         log=lambda pt: print(json.dumps(pt), file=sys.stderr, flush=True),
-                        novel=benchmark_data(args.seed, condition_seed=1))
+                        novel=benchmark_data(args.seed, condition_seed=1), also_samples=args.also_samples)
     import jax
     out.update({"overrides": args.set, "n_cpus": os.cpu_count(), "devices": len(jax.devices()),
                 "load_avg_1m": round(os.getloadavg()[0], 2)})
