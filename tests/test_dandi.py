@@ -312,6 +312,14 @@ def test_streaming_a_missing_blob_is_a_clear_error():
             pass
 
 
+def test_streaming_a_blob_of_another_size_is_a_clear_error():
+    asset = expand_sources(["dandi:000140"])[0]
+    wrong = DandiAsset(**{**asset.__dict__, "size": asset.size + 1})
+    with pytest.raises(DandiError, match=rf"the blob has {asset.size} bytes, the archive lists {asset.size + 1}"):
+        with open_nwb(wrong):
+            pass
+
+
 def test_inspect_and_read_session_stream_a_dandi_asset(mc_maze_small):
     read = pytest.importorskip("nwb_lfads.io.read")
     spec = "dandi:000140/sub-Jenkins/*.nwb"

@@ -485,6 +485,8 @@ def _probe_blob(asset: DandiAsset, tries: int = 4) -> None:
             return
         if (400 <= status < 500 and status != 429) or attempt == tries - 1:
             raise RuntimeError(f"HTTP {status} {reason}")
+
+
 @contextlib.contextmanager
 def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator["pynwb.NWBFile"]:  # noqa: F821
     """Open a DANDI asset read-only without downloading it: HTTP range reads through ``remfile``.
