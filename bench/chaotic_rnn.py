@@ -110,8 +110,8 @@ def fit_and_score(ds, true_hz, cfg, minutes: float, every: float, curve_samples:
     if novel is not None:
         novel_data = prepare_data([novel[0]], cfg.data)
         novel_rates = posterior_means(trainer.best_params, cfg, novel_data)[0]["rates"] / bin_size
-        extra = {"r2_novel_conditions": round(r2_per_neuron(novel_rates, novel[1]), 4),
-                 "r2_novel_by_window": r2_by_window(novel_rates, novel[1], bin_size)}
+        extra.update({"r2_novel_conditions": round(r2_per_neuron(novel_rates, novel[1]), 4),
+                      "r2_novel_by_window": r2_by_window(novel_rates, novel[1], bin_size)})
     return {**extra, "r2": round(r2_per_neuron(rates, true_hz), 4), "r2_last_params": round(r2_per_neuron(last, true_hz), 4),
             "r2_push_mean": round(r2_per_neuron(pushed, true_hz), 4), "r2_by_window": windows,
             "train_s": round(trainer.elapsed, 1), "epochs": trainer.epoch, "steps": int(trainer.state.step),
