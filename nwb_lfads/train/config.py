@@ -79,7 +79,7 @@ class ModelConfig:
     ic_enc_dim: int = 64
     ci_enc_dim: int = 64
     ic_dim: int = 64
-    gen_dim: int = 200
+    gen_dim: int = 150
     con_dim: int = 64
     co_dim: int = 4
     fac_dim: int = 50
@@ -145,7 +145,7 @@ class TrainConfig:
     seed: int = 0
     nan_patience: int = 5
     n_samples: int = 50
-    ema_decay: float = 0.9
+    ema_decay: float = 0.95
     session_sampling: str = "proportional"
     train_readin: bool = True
 
