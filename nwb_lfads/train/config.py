@@ -60,13 +60,15 @@ class ModelConfig:
     start of the read-in and read-out (:func:`nwb_lfads.stitching.readin_init_from_data`; needs
     a read-in: several sessions or ``readin_dim > 0``).
 
-    ``fac_dim = 50`` and ``gen_dim = 200`` are TF LFADS's defaults (``factors_dim``,
-    ``gen_dim``). 20 factors (TF LFADS's chaotic-RNN example) are a linear bottleneck that caps
-    the chaotic-RNN benchmark near R^2 0.81; with the learning rate of 0.01, 50 factors reach
-    0.819 at 10 CPU-minutes where 20 reached 0.761 (0.831 with the parameter average,
-    ``TrainConfig.ema_decay``). A generator of 200 instead of 100 units learns more per epoch
-    and levels off higher (0.849 at 10 CPU-minutes with ``lr_init`` 0.02, against 0.846 for
-    150 units and 0.831 for 100 at 0.01; DESIGN_NOTES.md, "Chaotic-RNN recovery").
+    ``fac_dim = 50`` is TF LFADS's default (``factors_dim``). 20 factors (TF LFADS's chaotic-RNN
+    example) are a linear bottleneck that caps the chaotic-RNN benchmark near R^2 0.81; with the
+    learning rate of 0.01, 50 factors reach 0.819 at 10 CPU-minutes where 20 reached 0.761
+    (0.831 with the parameter average, ``TrainConfig.ema_decay``). ``gen_dim = 150``: a
+    generator of 150 instead of 100 units learns more per epoch and levels off higher (chaotic-RNN
+    benchmark 0.8506 within 10 CPU-minutes with the defaults). TF LFADS's 200 scored 0.849 there but
+    started badly on the three small stitched sessions of ``nwb-lfads demo`` at ``lr_init``
+    0.02 (R^2 0.76-0.81 against 0.81-0.85 for 100 or 150 units; DESIGN_NOTES.md,
+    "Chaotic-RNN recovery").
 
     ``jitter_width``: temporal spike jitter (TF LFADS's ``temporal_spike_jitter_width``), a data
     augmentation against fitting the exact spike times: in training passes every bin's count
@@ -116,9 +118,10 @@ class TrainConfig:
     ``ema_decay``: after every epoch the trainer updates an exponential moving average of the
     parameters, ``avg = ema_decay * avg + (1 - ema_decay) * params`` (Polyak averaging, over
     about ``1 / (1 - ema_decay)`` epochs); the average is what validation scores, what the best
-    checkpoint keeps and what inference uses. 0 = the optimizer's own parameters. The default
-    0.9 raised the chaotic-RNN benchmark from 0.819 to 0.831 at 10 CPU-minutes (generator 100)
-    (DESIGN_NOTES.md, "Chaotic-RNN recovery").
+    checkpoint keeps and what inference uses. 0 = the optimizer's own parameters. 0.9 raised the
+    chaotic-RNN benchmark from 0.819 to 0.831 at 10 CPU-minutes (generator 100); the default 0.95
+    (about 20 epochs) took the generator of 150 from 0.846 to 0.8506 (DESIGN_NOTES.md,
+    "Chaotic-RNN recovery").
     """
 
     batch_size: int = 128
