@@ -408,10 +408,11 @@ def fetch_assets(assets: list[DandiAsset], cache_dir=None, *, progress: bool = T
 
 
 # ---- streaming --------------------------------------------------------------------------------
-#: (connect, read) seconds for every request to the archive and its blob store, unless
-#: ``$NWB_LFADS_NETWORK_TIMEOUT`` (seconds, both) says otherwise: a stalled connection fails and
-#: is retried instead of blocking forever (remfile retries each range read up to 8 times; the
-#: dandi client's own retries cover connection errors, which a stalled read is reported as)
+#: (connect, read) seconds for the requests of listing (:func:`_remote_assets`) and streaming
+#: (:func:`open_asset`), unless ``$NWB_LFADS_NETWORK_TIMEOUT`` (seconds, both) says otherwise: a
+#: stalled connection fails and is retried instead of blocking forever (remfile retries each range
+#: read up to 8 times; the dandi client's own retries cover connection errors, which a stalled read
+#: is reported as). Downloads run dandi's Downloader with dandi's own timeouts.
 NETWORK_TIMEOUT_S = (10.0, 60.0)
 TIMEOUT_ENV = "NWB_LFADS_NETWORK_TIMEOUT"
 
