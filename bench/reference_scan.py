@@ -1,4 +1,4 @@
-"""The issue's calibration point: a bare JAX scan of an IC encoder and generator; prints one JSON line.
+"""Issue 4's calibration point, a bare JAX scan of IC encoder and generator: prints one JSON line.
 
     python bench/reference_scan.py            # issue 4's small model at batch 256
 

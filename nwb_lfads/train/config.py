@@ -72,11 +72,12 @@ class ModelConfig:
 
     ``dropout_rate = 0.1``, twice TF LFADS's default (``keep_prob`` 0.95): dropout on the data,
     the encodings and the generator state. It learns more slowly per epoch but overfits the
-    800 training trials of the chaotic-RNN benchmark later: within 10 CPU-minutes 0.8578 / 0.8554
-    (training seeds 0 / 1; seed 2 0.8561) against 0.8506 / 0.8475 with 0.05, whose R^2 peaked near epoch 300 and
-    then fell; also ``nwb-lfads demo`` R^2 0.864 / 0.857 / 0.853 (0.814 / 0.850 / 0.844) and
-    MC_Maze_Small co-bps 0.195 (0.185). It costs ~0.02 on conditions training never saw
-    (0.704 / 0.722 against 0.722 / 0.749; DESIGN_NOTES.md, "Chaotic-RNN recovery").
+    800 training trials of the chaotic-RNN benchmark later: within 10 CPU-minutes 0.8578 /
+    0.8554 / 0.8561 (training seeds 0 / 1 / 2) against 0.8506 / 0.8475 (seeds 0 / 1) with 0.05,
+    whose R^2 peaked near epoch 300 and then fell; also ``nwb-lfads demo`` R^2 0.864 / 0.857 /
+    0.853 (0.814 / 0.850 / 0.844) and MC_Maze_Small co-bps 0.195 (0.185). It costs ~0.02 on
+    conditions training never saw (0.704 / 0.722 against 0.722 / 0.749, seeds 0 / 1;
+    DESIGN_NOTES.md, "Chaotic-RNN recovery").
 
     ``jitter_width``: temporal spike jitter (TF LFADS's ``temporal_spike_jitter_width``), a data
     augmentation against fitting the exact spike times: in training passes every bin's count
