@@ -22,6 +22,7 @@ import os
 import tempfile
 import time
 import tracemalloc
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ BIN, WINDOW = 0.01, (-0.25, 0.75)
 
 def build(path: Path, seed: int = 0) -> None:
     """Write the synthetic session with pynwb (Units built from flat arrays, not add_unit)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from hdmf.common import ElementIdentifiers, VectorData, VectorIndex
     from pynwb import NWBHDF5IO, NWBFile
@@ -45,17 +46,28 @@ def build(path: Path, seed: int = 0) -> None:
     counts = rng.poisson(rates * DURATION)
     times = np.concatenate([np.sort(rng.uniform(0.0, DURATION, c)) for c in counts])
     spike_times = VectorData(name="spike_times", description="spike times (s)", data=times)
-    units = Units(name="units", description="synthetic units",
-                  id=ElementIdentifiers(name="id", data=np.arange(N_UNITS) + 1000),
-                  columns=[spike_times, VectorIndex(name="spike_times_index", data=np.cumsum(counts),
-                                                    target=spike_times)])
+    units = Units(
+        name="units",
+        description="synthetic units",
+        id=ElementIdentifiers(name="id", data=np.arange(N_UNITS) + 1000),
+        columns=[
+            spike_times,
+            VectorIndex(name="spike_times_index", data=np.cumsum(counts), target=spike_times),
+        ],
+    )
     start = np.arange(0.0, DURATION - TRIAL_EVERY + 1e-9, TRIAL_EVERY)
     cols = {"start_time": start, "stop_time": start + 1.5, "move_onset_time": start + 0.5}
-    trials = TimeIntervals(name="trials", description="synthetic trials",
-                           id=ElementIdentifiers(name="id", data=np.arange(start.size)),
-                           columns=[VectorData(name=k, description=k, data=v) for k, v in cols.items()])
-    nwbfile = NWBFile(session_description="read benchmark", identifier="bench-read",
-                      session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    trials = TimeIntervals(
+        name="trials",
+        description="synthetic trials",
+        id=ElementIdentifiers(name="id", data=np.arange(start.size)),
+        columns=[VectorData(name=k, description=k, data=v) for k, v in cols.items()],
+    )
+    nwbfile = NWBFile(
+        session_description="read benchmark",
+        identifier="bench-read",
+        session_start_time=datetime(2024, 1, 1, tzinfo=UTC),
+    )
     nwbfile.units = units
     nwbfile.trials = trials
     tmp = path.with_name(path.stem + ".partial.nwb")
@@ -83,7 +95,9 @@ def plain(path: Path) -> np.ndarray:
     out = np.zeros((events.size, n_bins, index.size), dtype=np.int32)
     bounds = np.concatenate([[0], index])
     for u in range(index.size):
-        pos = np.searchsorted(times[bounds[u]:bounds[u + 1]], edges, side="left").reshape(events.size, -1)
+        pos = np.searchsorted(times[bounds[u] : bounds[u + 1]], edges, side="left").reshape(
+            events.size, -1
+        )
         out[:, :, u] = np.diff(pos, axis=1)
     return out
 
@@ -105,7 +119,9 @@ def best_of(fn, repeat: int) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", default=os.environ.get("NWB_LFADS_BENCH_DIR", tempfile.gettempdir()))
+    parser.add_argument(
+        "--cache", default=os.environ.get("NWB_LFADS_BENCH_DIR", tempfile.gettempdir())
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     path = Path(args.cache) / "nwb_lfads_bench_read.nwb"
@@ -124,14 +140,27 @@ def main() -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     base = times.nbytes + ds["spikes"].values.nbytes
-    print(json.dumps({
-        "units": N_UNITS, "spikes": int(times.size), "trials": int(ds.sizes["trial"]),
-        "output_shape": list(ds["spikes"].shape), "counts_identical_to_plain": identical,
-        "bare_read_s": round(bare_s, 3), "plain_s": round(plain_s, 3), "read_session_s": round(ours_s, 3),
-        "read_session_over_plain": round(ours_s / plain_s, 3), "read_session_over_bare": round(ours_s / bare_s, 3),
-        "peak_mem_mb": round(peak / 2**20, 1), "spikes_plus_output_mb": round(base / 2**20, 1),
-        "peak_over_spikes_plus_output": round(peak / base, 2), "load_avg_1min": round(os.getloadavg()[0], 2),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "units": N_UNITS,
+                "spikes": int(times.size),
+                "trials": int(ds.sizes["trial"]),
+                "output_shape": list(ds["spikes"].shape),
+                "counts_identical_to_plain": identical,
+                "bare_read_s": round(bare_s, 3),
+                "plain_s": round(plain_s, 3),
+                "read_session_s": round(ours_s, 3),
+                "read_session_over_plain": round(ours_s / plain_s, 3),
+                "read_session_over_bare": round(ours_s / bare_s, 3),
+                "peak_mem_mb": round(peak / 2**20, 1),
+                "spikes_plus_output_mb": round(base / 2**20, 1),
+                "peak_over_spikes_plus_output": round(peak / base, 2),
+                "load_avg_1min": round(os.getloadavg()[0], 2),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -44,27 +44,40 @@ def main(argv=None) -> dict:
     keys = iter(jax.random.split(jax.random.key(0), 16))
 
     def dense(n_in, n_out):
-        return {"w": jax.random.normal(next(keys), (n_in, n_out)) / np.sqrt(n_in), "b": jnp.zeros(n_out)}
+        return {
+            "w": jax.random.normal(next(keys), (n_in, n_out)) / np.sqrt(n_in),
+            "b": jnp.zeros(n_out),
+        }
 
     def gru(n_in, h):
-        return {"wx": jax.random.normal(next(keys), (n_in, 3 * h)) / np.sqrt(n_in),
-                "wh": jax.random.normal(next(keys), (h, 3 * h)) / np.sqrt(h), "b": jnp.zeros(3 * h)}
+        return {
+            "wx": jax.random.normal(next(keys), (n_in, 3 * h)) / np.sqrt(n_in),
+            "wh": jax.random.normal(next(keys), (h, 3 * h)) / np.sqrt(h),
+            "b": jnp.zeros(3 * h),
+        }
 
-    params = {"enc_fwd": gru(N, E), "enc_bwd": gru(N, E), "ic": dense(2 * E, 2 * IC),
-              "g0": dense(IC, G), "gen": gru(1, G), "fac": dense(G, F), "out": dense(F, N)}
+    params = {
+        "enc_fwd": gru(N, E),
+        "enc_bwd": gru(N, E),
+        "ic": dense(2 * E, 2 * IC),
+        "g0": dense(IC, G),
+        "gen": gru(1, G),
+        "fac": dense(G, F),
+        "out": dense(F, N),
+    }
 
     def cell(p, h, x):
         H = h.shape[-1]
         gx, gh = x @ p["wx"] + p["b"], h @ p["wh"]
         r = jax.nn.sigmoid(gx[:, :H] + gh[:, :H])
-        u = jax.nn.sigmoid(gx[:, H:2 * H] + gh[:, H:2 * H])
-        c = jnp.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
+        u = jax.nn.sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+        c = jnp.tanh(gx[:, 2 * H :] + r * gh[:, 2 * H :])
         return u * h + (1 - u) * c
 
     def run(p, x, h0):
         return jax.lax.scan(lambda h, x_t: (cell(p, h, x_t),) * 2, h0, x)
 
-    def loss(params, counts, key):          # counts [T, B, N]
+    def loss(params, counts, key):  # counts [T, B, N]
         z = jnp.zeros((B, E))
         hf, _ = run(params["enc_fwd"], counts, z)
         hb, _ = run(params["enc_bwd"], counts[::-1], z)
@@ -75,7 +88,7 @@ def main(argv=None) -> dict:
         _, hs = run(params["gen"], jnp.zeros((T, B, 1)), h0)
         log_rates = (hs @ params["fac"]["w"]) @ params["out"]["w"] + params["out"]["b"]
         nll = jnp.sum(jnp.exp(log_rates) - counts * log_rates) / B
-        kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean ** 2 - 1.0 - logvar) / B
+        kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1.0 - logvar) / B
         return nll + kl
 
     opt = optax.adam(1e-3)
@@ -101,10 +114,16 @@ def main(argv=None) -> dict:
         times.append(time.perf_counter() - t0)
     times.sort()
     median = times[len(times) // 2]
-    out = {"trials_per_s": round(B / median, 1), "trials_per_s_fastest_call": round(B / times[0], 1),
-           "step_ms": round(1e3 * median, 2), "compile_s": round(compile_s, 2),
-           "loss_finite": bool(np.isfinite(float(value))), "device": str(jax.devices()[0]),
-           "n_cpus": os.cpu_count(), "config": vars(args)}
+    out = {
+        "trials_per_s": round(B / median, 1),
+        "trials_per_s_fastest_call": round(B / times[0], 1),
+        "step_ms": round(1e3 * median, 2),
+        "compile_s": round(compile_s, 2),
+        "loss_finite": bool(np.isfinite(float(value))),
+        "device": str(jax.devices()[0]),
+        "n_cpus": os.cpu_count(),
+        "config": vars(args),
+    }
     print(json.dumps(out))
     return out
 

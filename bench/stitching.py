@@ -37,8 +37,16 @@ import sys
 import time
 
 KL_IC_SCALE = 0.5  # both fits; see the module docstring
-MODEL = dict(gen_dim=64, ic_enc_dim=32, ci_enc_dim=32, ic_dim=32, con_dim=0, co_dim=0, fac_dim=12,
-             dropout_rate=0.05)
+MODEL = dict(
+    gen_dim=64,
+    ic_enc_dim=32,
+    ci_enc_dim=32,
+    ic_dim=32,
+    con_dim=0,
+    co_dim=0,
+    fac_dim=12,
+    dropout_rate=0.05,
+)
 
 
 def to_dataset(session, name: str):
@@ -47,10 +55,16 @@ def to_dataset(session, name: str):
     import xarray as xr
 
     K, T, N = session.spikes.shape
-    return xr.Dataset({"spikes": (("trial", "time", "unit"), session.spikes.astype(np.int32))},
-                      coords={"trial": np.arange(K), "time": (np.arange(T) + 0.5) * session.bin_size,
-                              "unit": np.arange(N), "condition_id": ("trial", session.condition_id)},
-                      attrs={"session_id": name, "source": f"{name}.nwb", "bin_size": session.bin_size})
+    return xr.Dataset(
+        {"spikes": (("trial", "time", "unit"), session.spikes.astype(np.int32))},
+        coords={
+            "trial": np.arange(K),
+            "time": (np.arange(T) + 0.5) * session.bin_size,
+            "unit": np.arange(N),
+            "condition_id": ("trial", session.condition_id),
+        },
+        attrs={"session_id": name, "source": f"{name}.nwb", "bin_size": session.bin_size},
+    )
 
 
 def make_sessions(units, trials, n_conditions: int, seed: int):
@@ -63,12 +77,25 @@ def make_sessions(units, trials, n_conditions: int, seed: int):
         if k % n_conditions:
             raise SystemExit(f"--trials {k} is not a multiple of --conditions {n_conditions}")
         reps.append(k // n_conditions)
-    sess = generate_sessions("chaotic", sessions=len(units), seed=seed, n_conditions=n_conditions,
-                             trials_per_condition=reps, n_units=list(units))
+    sess = generate_sessions(
+        "chaotic",
+        sessions=len(units),
+        seed=seed,
+        n_conditions=n_conditions,
+        trials_per_condition=reps,
+        n_units=list(units),
+    )
     return sess, [to_dataset(s, f"sim{i}") for i, s in enumerate(sess)]
 
 
-def config(steps_per_epoch: int, steps: int, model: dict, batch_size: int, seed: int, ramp_frac: float = 0.3):
+def config(
+    steps_per_epoch: int,
+    steps: int,
+    model: dict,
+    batch_size: int,
+    seed: int,
+    ramp_frac: float = 0.3,
+):
     """RunConfig whose epoch-counted schedules span fixed fractions of ``steps`` optimizer steps."""
     from nwb_lfads.train.config import RunConfig
 
@@ -78,9 +105,18 @@ def config(steps_per_epoch: int, steps: int, model: dict, batch_size: int, seed:
     ramp = epochs(ramp_frac * steps)
     return RunConfig().replace(
         model=model,
-        train=dict(batch_size=batch_size, kl_increase_epochs=ramp, l2_increase_epochs=ramp,
-                   lr_patience=epochs(0.1 * steps), early_stop_patience=10 ** 6, max_epochs=10 ** 6,
-                   n_samples=20, seed=seed, kl_ic_scale=KL_IC_SCALE))
+        train=dict(
+            batch_size=batch_size,
+            kl_increase_epochs=ramp,
+            l2_increase_epochs=ramp,
+            lr_patience=epochs(0.1 * steps),
+            early_stop_patience=10**6,
+            max_epochs=10**6,
+            n_samples=20,
+            seed=seed,
+            kl_ic_scale=KL_IC_SCALE,
+        ),
+    )
 
 
 def fit_r2(datasets, true_hz, steps: int, model: dict, batch_size: int, seed: int) -> dict:
@@ -105,9 +141,19 @@ def fit_r2(datasets, true_hz, steps: int, model: dict, batch_size: int, seed: in
         trainer.train_epoch()
     wall = time.perf_counter() - t0
     means = posterior_means(trainer.best_params, cfg, data)
-    r2 = [round(float(r2_per_neuron(m["rates"] / data.bin_size, t)[1]), 4) for m, t in zip(means, true_hz)]
-    return {"r2": r2, "steps": int(trainer.state.step), "epochs": trainer.epoch, "best_epoch": trainer.best_epoch,
-            "batch_size": trainer.batch_size, "train_trials": n_train, "wall_s": round(wall, 1)}
+    r2 = [
+        round(float(r2_per_neuron(m["rates"] / data.bin_size, t)[1]), 4)
+        for m, t in zip(means, true_hz)
+    ]
+    return {
+        "r2": r2,
+        "steps": int(trainer.state.step),
+        "epochs": trainer.epoch,
+        "best_epoch": trainer.best_epoch,
+        "batch_size": trainer.batch_size,
+        "train_trials": n_train,
+        "wall_s": round(wall, 1),
+    }
 
 
 def recovery(units, trials, n_conditions, steps, model, batch_size, seed) -> dict:
@@ -116,9 +162,14 @@ def recovery(units, trials, n_conditions, steps, model, batch_size, seed) -> dic
     true = [s.rates_hz for s in sess]
     joint = fit_r2(dss, true, steps, model, batch_size, seed)
     alone = fit_r2(dss[-1:], true[-1:], steps, model, batch_size, seed)
-    return {"small_joint_r2": joint["r2"][-1], "small_alone_r2": alone["r2"][0],
-            "margin": round(joint["r2"][-1] - alone["r2"][0], 4), "large_joint_r2": joint["r2"][:-1],
-            "joint": joint, "alone": alone}
+    return {
+        "small_joint_r2": joint["r2"][-1],
+        "small_alone_r2": alone["r2"][0],
+        "margin": round(joint["r2"][-1] - alone["r2"][0], 4),
+        "large_joint_r2": joint["r2"][:-1],
+        "joint": joint,
+        "alone": alone,
+    }
 
 
 def _epoch_rate(datasets, model, batch_size, epochs: int) -> dict:
@@ -127,7 +178,9 @@ def _epoch_rate(datasets, model, batch_size, epochs: int) -> dict:
     from nwb_lfads.train.trainer import Trainer
 
     data = prepare_data(datasets, DataConfig())
-    cfg = RunConfig().replace(model=model, train=dict(batch_size=batch_size, early_stop_patience=10 ** 6))
+    cfg = RunConfig().replace(
+        model=model, train=dict(batch_size=batch_size, early_stop_patience=10**6)
+    )
     trainer = Trainer(data, cfg)
     t0 = time.perf_counter()
     trainer.train_epoch()
@@ -137,9 +190,14 @@ def _epoch_rate(datasets, model, batch_size, epochs: int) -> dict:
         trainer.train_epoch()
     dt = time.perf_counter() - t0
     trials = epochs * trainer.steps_per_epoch * trainer.batch_size
-    return {"trials_per_s": round(trials / dt, 1), "epoch_s": round(dt / epochs, 3), "first_epoch_s": round(compile_s, 1),
-            "units": [s.n_units for s in data.sessions], "trials": int(data.spikes.shape[0]),
-            "steps_per_epoch": trainer.steps_per_epoch}
+    return {
+        "trials_per_s": round(trials / dt, 1),
+        "epoch_s": round(dt / epochs, 3),
+        "first_epoch_s": round(compile_s, 1),
+        "units": [s.n_units for s in data.sessions],
+        "trials": int(data.spikes.shape[0]),
+        "steps_per_epoch": trainer.steps_per_epoch,
+    }
 
 
 def throughput(units, trials_each: int, model, batch_size, epochs: int, seed: int) -> dict:
@@ -149,21 +207,33 @@ def throughput(units, trials_each: int, model, batch_size, epochs: int, seed: in
     _, single = make_sessions([max(units)], [trials_each * len(units)], n_cond, seed)
     m = _epoch_rate(multi, model, batch_size, epochs)
     s = _epoch_rate(single, model, batch_size, epochs)
-    return {"multi": m, "single": s, "ratio_single_over_multi": round(s["trials_per_s"] / m["trials_per_s"], 3)}
+    return {
+        "multi": m,
+        "single": s,
+        "ratio_single_over_multi": round(s["trials_per_s"] / m["trials_per_s"], 3),
+    }
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--units", type=int, nargs="+", default=[40, 55, 70], help="units per session; last = small")
-    p.add_argument("--trials", type=int, nargs="+", default=[400, 400, 20], help="trials per session")
+    p.add_argument(
+        "--units", type=int, nargs="+", default=[40, 55, 70], help="units per session; last = small"
+    )
+    p.add_argument(
+        "--trials", type=int, nargs="+", default=[400, 400, 20], help="trials per session"
+    )
     p.add_argument("--conditions", type=int, default=20)
-    p.add_argument("--steps", type=int, default=1200, help="optimizer steps of each fit (the shared budget)")
+    p.add_argument(
+        "--steps", type=int, default=1200, help="optimizer steps of each fit (the shared budget)"
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--gen-dim", type=int, default=MODEL["gen_dim"])
     p.add_argument("--fac-dim", type=int, default=MODEL["fac_dim"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tp-units", type=int, nargs="+", default=[40, 60, 80, 100, 120])
-    p.add_argument("--tp-trials", type=int, default=200, help="trials per session in the throughput test")
+    p.add_argument(
+        "--tp-trials", type=int, default=200, help="trials per session in the throughput test"
+    )
     p.add_argument("--tp-epochs", type=int, default=3, help="timed epochs after the first")
     p.add_argument("--skip-recovery", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
@@ -171,22 +241,34 @@ def main(argv=None) -> dict:
     if len(args.units) != len(args.trials):
         raise SystemExit("--units and --trials need one value per session")
     model = dict(MODEL, gen_dim=args.gen_dim, fac_dim=args.fac_dim)
-    out: dict = {"load_avg_start": [round(x, 2) for x in os.getloadavg()], "n_cpus": os.cpu_count(),
-                 "budget": f"same optimizer steps ({args.steps})", "model": model, "units": args.units,
-                 "trials": args.trials, "seed": args.seed}
+    out: dict = {
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+        "n_cpus": os.cpu_count(),
+        "budget": f"same optimizer steps ({args.steps})",
+        "model": model,
+        "units": args.units,
+        "trials": args.trials,
+        "seed": args.seed,
+    }
     t0 = time.perf_counter()
     if not args.skip_recovery:
-        out["recovery"] = recovery(args.units, args.trials, args.conditions, args.steps, model, args.batch_size,
-                                   args.seed)
+        out["recovery"] = recovery(
+            args.units, args.trials, args.conditions, args.steps, model, args.batch_size, args.seed
+        )
         rec = out["recovery"]
         rec["accept"] = rec["margin"] >= 0.10
-        print(f"small session R^2: joint {rec['small_joint_r2']:.3f}, alone {rec['small_alone_r2']:.3f} "
-              f"(margin {rec['margin']:+.3f}, accept >= +0.10: {rec['accept']}); large sessions, joint: "
-              f"{', '.join(f'{r:.3f}' for r in rec['large_joint_r2'])}", file=sys.stderr, flush=True)
+        print(
+            f"small session R^2: joint {rec['small_joint_r2']:.3f}, alone {rec['small_alone_r2']:.3f} "
+            f"(margin {rec['margin']:+.3f}, accept >= +0.10: {rec['accept']}); large sessions, joint: "
+            f"{', '.join(f'{r:.3f}' for r in rec['large_joint_r2'])}",
+            file=sys.stderr,
+            flush=True,
+        )
         print(json.dumps({"partial": rec}), file=sys.stderr, flush=True)
     if not args.skip_throughput:
-        out["throughput"] = throughput(args.tp_units, args.tp_trials, model, args.batch_size, args.tp_epochs,
-                                       args.seed)
+        out["throughput"] = throughput(
+            args.tp_units, args.tp_trials, model, args.batch_size, args.tp_epochs, args.seed
+        )
         out["throughput"]["accept"] = out["throughput"]["ratio_single_over_multi"] <= 1.3
     out["total_s"] = round(time.perf_counter() - t0, 1)
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -38,22 +38,43 @@ from pathlib import Path
 
 def _cpus(n: int) -> set[int]:
     avail = sorted(os.sched_getaffinity(0))
-    return set(avail[:max(1, min(n, len(avail)))])
+    return set(avail[: max(1, min(n, len(avail)))])
 
 
-def run_sweep(source: Path, out: Path, minutes: float, population: int, workers: int, interval: int,
-              align: list[str]) -> dict:
+def run_sweep(
+    source: Path,
+    out: Path,
+    minutes: float,
+    population: int,
+    workers: int,
+    interval: int,
+    align: list[str],
+) -> dict:
     from nwb_lfads.sweep import sweep
 
     space = {"pbt": {"perturbation_interval": interval}}
     t0 = time.perf_counter()
-    result = sweep([source], out, overrides=align + ["train.max_epochs=100000"], search_space=space,
-                   population=population, workers=workers, max_minutes=minutes, progress=False)
+    result = sweep(
+        [source],
+        out,
+        overrides=align + ["train.max_epochs=100000"],
+        search_space=space,
+        population=population,
+        workers=workers,
+        max_minutes=minutes,
+        progress=False,
+    )
     wall = time.perf_counter() - t0
     best = result.leaderboard[0]
-    return {"best_r2": round(float(best["r2"]), 4), "best_valid_bps": round(float(best["valid_bps"]), 4),
-            "best_trial": best["trial_id"], "best_epochs": best["epochs"], "exploits": result.n_exploits,
-            "members_r2": [round(float(r["r2"]), 4) for r in result.leaderboard], "wall_s": round(wall, 1)}
+    return {
+        "best_r2": round(float(best["r2"]), 4),
+        "best_valid_bps": round(float(best["valid_bps"]), 4),
+        "best_trial": best["trial_id"],
+        "best_epochs": best["epochs"],
+        "exploits": result.n_exploits,
+        "members_r2": [round(float(r["r2"]), 4) for r in result.leaderboard],
+        "wall_s": round(wall, 1),
+    }
 
 
 def run_fit(source: Path, out: Path, minutes: float, workers: int, align: list[str]) -> dict:
@@ -61,18 +82,29 @@ def run_fit(source: Path, out: Path, minutes: float, workers: int, align: list[s
     from the CPUs it may use)."""
     import subprocess
 
-    code = ("import json, sys, time; from nwb_lfads.fit import fit; t0 = time.perf_counter(); "
-            f"r = fit([{str(source)!r}], {str(out)!r}, overrides={align + [f'train.max_minutes={minutes}']!r}, "
-            "progress=False, plots=False); "
-            "print(json.dumps({'summary': r.summary, 'epochs': r.epochs, 'wall_s': time.perf_counter() - t0}))")
+    code = (
+        "import json, sys, time; from nwb_lfads.fit import fit; t0 = time.perf_counter(); "
+        f"r = fit([{str(source)!r}], {str(out)!r}, overrides={align + [f'train.max_minutes={minutes}']!r}, "
+        "progress=False, plots=False); "
+        "print(json.dumps({'summary': r.summary, 'epochs': r.epochs, 'wall_s': time.perf_counter() - t0}))"
+    )
     cpus = _cpus(workers)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          preexec_fn=lambda: os.sched_setaffinity(0, cpus), check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        check=True,
+    )
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     row = res["summary"][0]
-    return {"r2": round(float(row["r2"]), 4), "valid_bps": round(float(row["valid_bps"]), 4),
-            "smoothing_r2": round(float(row["smoothing_r2"]), 4), "epochs": res["epochs"],
-            "wall_s": round(res["wall_s"], 1)}
+    return {
+        "r2": round(float(row["r2"]), 4),
+        "valid_bps": round(float(row["valid_bps"]), 4),
+        "smoothing_r2": round(float(row["smoothing_r2"]), 4),
+        "epochs": res["epochs"],
+        "wall_s": round(res["wall_s"], 1),
+    }
 
 
 def main(argv=None) -> dict:
@@ -92,14 +124,28 @@ def main(argv=None) -> dict:
         (source,) = simulate(root / "data", sessions=1, seed=args.seed, overwrite=True)
         align = ["data.align_to=move_onset_time"]
         fit_res = run_fit(source, root / "fit", args.minutes, args.workers, align)
-        sweep_res = run_sweep(source, root / "sweep", args.minutes, args.population, args.workers, args.interval,
-                              align)
+        sweep_res = run_sweep(
+            source,
+            root / "sweep",
+            args.minutes,
+            args.population,
+            args.workers,
+            args.interval,
+            align,
+        )
     finally:
         if not args.out:
             shutil.rmtree(root, ignore_errors=True)
-    report = {"benchmark": "chaotic_rnn", "minutes": args.minutes, "workers": args.workers,
-              "population": args.population, "interval_epochs": args.interval, "cpus": os.cpu_count(),
-              "sweep": sweep_res, "fit": fit_res}
+    report = {
+        "benchmark": "chaotic_rnn",
+        "minutes": args.minutes,
+        "workers": args.workers,
+        "population": args.population,
+        "interval_epochs": args.interval,
+        "cpus": os.cpu_count(),
+        "sweep": sweep_res,
+        "fit": fit_res,
+    }
     print(json.dumps(report))
     return report
 

@@ -36,12 +36,18 @@ def main(argv=None) -> dict:
     p.add_argument("--con-dim", type=int, default=32)
     p.add_argument("--co-dim", type=int, default=4)
     p.add_argument("--fac-dim", type=int, default=20)
-    p.add_argument("--steps-per-call", type=int, default=0, help="0 = one epoch per call (at most 50)")
+    p.add_argument(
+        "--steps-per-call", type=int, default=0, help="0 = one epoch per call (at most 50)"
+    )
     p.add_argument("--min-seconds", type=float, default=15.0, help="time at least this long")
     p.add_argument("--device", default=None, help="cpu or gpu (default: JAX's default)")
-    p.add_argument("--devices", type=int, default=1,
-                   help="data parallelism over this many devices (train.devices); on CPU the host is split "
-                        "into that many XLA devices")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="data parallelism over this many devices (train.devices); on CPU the host is split "
+        "into that many XLA devices",
+    )
     args = p.parse_args(argv)
     if args.device:
         os.environ["JAX_PLATFORMS"] = {"gpu": "cuda"}.get(args.device, args.device)
@@ -50,7 +56,6 @@ def main(argv=None) -> dict:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from nwb_lfads.data import SessionInfo, TrainingData
@@ -61,14 +66,34 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(0)
     spikes = rng.poisson(0.2, (M, T, N)).astype(np.float32)
     ones = np.ones(M, bool)
-    data = TrainingData(spikes, np.zeros(M, np.int32), np.ones((1, N), bool), np.ones((1, N), bool),
-                        np.ones((M, N), bool), ones, ~ones, ~ones, spikes.mean(axis=(0, 1))[None],
-                        np.arange(T) * 0.01, 0.01,
-                        (SessionInfo("bench", "bench", N, tuple(range(N)), tuple(range(M)), (False,) * N),))
+    data = TrainingData(
+        spikes,
+        np.zeros(M, np.int32),
+        np.ones((1, N), bool),
+        np.ones((1, N), bool),
+        np.ones((M, N), bool),
+        ones,
+        ~ones,
+        ~ones,
+        spikes.mean(axis=(0, 1))[None],
+        np.arange(T) * 0.01,
+        0.01,
+        (SessionInfo("bench", "bench", N, tuple(range(N)), tuple(range(M)), (False,) * N),),
+    )
     cfg = RunConfig().replace(
-        model=dict(ic_enc_dim=args.enc_dim, ci_enc_dim=args.enc_dim, ic_dim=args.ic_dim, gen_dim=args.gen_dim,
-                   con_dim=args.con_dim, co_dim=args.co_dim, fac_dim=args.fac_dim),
-        train=dict(batch_size=args.batch_size, steps_per_call=args.steps_per_call, devices=args.devices))
+        model=dict(
+            ic_enc_dim=args.enc_dim,
+            ci_enc_dim=args.enc_dim,
+            ic_dim=args.ic_dim,
+            gen_dim=args.gen_dim,
+            con_dim=args.con_dim,
+            co_dim=args.co_dim,
+            fac_dim=args.fac_dim,
+        ),
+        train=dict(
+            batch_size=args.batch_size, steps_per_call=args.steps_per_call, devices=args.devices
+        ),
+    )
     trainer = Trainer(data, cfg)
     lr = trainer._put(np.float32(cfg.train.lr_init))
     t0 = time.perf_counter()
@@ -91,15 +116,19 @@ def main(argv=None) -> dict:
     cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     result = {
         "trials_per_s": round(steps * trainer.batch_size / elapsed, 1),
-        "trials_per_s_fastest_call": round(trainer.steps_per_call * trainer.batch_size / min(call_s), 1),
+        "trials_per_s_fastest_call": round(
+            trainer.steps_per_call * trainer.batch_size / min(call_s), 1
+        ),
         "step_ms": round(1000 * elapsed / steps, 2),
         "page_faults_per_step": round((r1.ru_minflt - r0.ru_minflt) / steps),
         "kernel_cpu_share": round((r1.ru_stime - r0.ru_stime) / cpu_s, 3) if cpu_s > 0 else None,
         "compile_s": round(compile_s, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "steps": steps, "steps_per_call": trainer.steps_per_call,
+        "steps": steps,
+        "steps_per_call": trainer.steps_per_call,
         "loss_finite": bool(np.isfinite(float(m["loss"]))),
-        "device": str(jax.devices()[0]), "n_cpus": os.cpu_count(),
+        "device": str(jax.devices()[0]),
+        "n_cpus": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "config": {k: v for k, v in vars(args).items() if k not in ("min_seconds",)},
     }

@@ -7,11 +7,22 @@ import click
 
 @click.command(name="download")
 @click.argument("spec", metavar="DANDISET[/PATH_GLOB]")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="Destination folder; files go to DIR/<dandiset>/<path in the dandiset>.")
-@click.option("--version", "version", default=None, metavar="V",
-              help="Dandiset version ('draft' or e.g. 0.220113.0400). "
-                   "Default: the most recent published version, else the draft.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Destination folder; files go to DIR/<dandiset>/<path in the dandiset>.",
+)
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    metavar="V",
+    help="Dandiset version ('draft' or e.g. 0.220113.0400). "
+    "Default: the most recent published version, else the draft.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(spec: str, out_dir: str, version: str | None, quiet: bool) -> None:
     """Download from the DANDI archive with the dandi client, checksums verified.

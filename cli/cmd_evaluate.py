@@ -7,12 +7,23 @@ import click
 
 @click.command("evaluate")
 @click.argument("path", type=click.Path())
-@click.option("--targets", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="nlb_tools evaluation targets (HDF5 from make_eval_target_tensors) to score against.")
-@click.option("--dataset", default=None, metavar="NAME",
-              help="Dataset group of --targets (e.g. mc_maze_small); default: the only one, or the one "
-                   "matching the bin size.")
-@click.option("--no-write", is_flag=True, help="Print the table only; do not write evaluation.json.")
+@click.option(
+    "--targets",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="nlb_tools evaluation targets (HDF5 from make_eval_target_tensors) to score against.",
+)
+@click.option(
+    "--dataset",
+    default=None,
+    metavar="NAME",
+    help="Dataset group of --targets (e.g. mc_maze_small); default: the only one, or the one "
+    "matching the bin size.",
+)
+@click.option(
+    "--no-write", is_flag=True, help="Print the table only; do not write evaluation.json."
+)
 def command(path, targets, dataset, no_write):
     """Score the rates in a RUN_DIR (every session) or one enriched .lfads.nwb file.
 

@@ -8,13 +8,38 @@ import click
 @click.command("infer")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Folder for the <stem>.lfads.nwb files.")
-@click.option("--trials", "trials", default=None, metavar="COLUMN=VALUE",
-              help="Only trials whose trials-table COLUMN equals VALUE (default: all trials).")
-@click.option("--samples", "n_samples", type=int, default=None, help="Posterior samples to average (default: the run's).")
-@click.option("--in-place", is_flag=True, help="Write processing/lfads into the inputs themselves (atomic replace).")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where DANDI assets are downloaded.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the <stem>.lfads.nwb files.",
+)
+@click.option(
+    "--trials",
+    "trials",
+    default=None,
+    metavar="COLUMN=VALUE",
+    help="Only trials whose trials-table COLUMN equals VALUE (default: all trials).",
+)
+@click.option(
+    "--samples",
+    "n_samples",
+    type=int,
+    default=None,
+    help="Posterior samples to average (default: the run's).",
+)
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Write processing/lfads into the inputs themselves (atomic replace).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where DANDI assets are downloaded.",
+)
 def command(run_dir, sources, out, trials, n_samples, in_place, cache_dir):
     """Apply the model in RUN_DIR to SOURCES (sessions it was trained on) and write them enriched.
 
@@ -33,6 +58,13 @@ def command(run_dir, sources, out, trials, n_samples, in_place, cache_dir):
 
         parsed = yaml.safe_load(value)
         selection = {column: parsed if isinstance(parsed, (int, float, str)) else value}
-    for path in infer_run(run_dir, sources, out, trials=selection, in_place=in_place, cache_dir=cache_dir,
-                          n_samples=n_samples):
+    for path in infer_run(
+        run_dir,
+        sources,
+        out,
+        trials=selection,
+        in_place=in_place,
+        cache_dir=cache_dir,
+        n_samples=n_samples,
+    ):
         click.echo(f"wrote {path}")

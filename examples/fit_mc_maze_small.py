@@ -17,7 +17,10 @@ from nwb_lfads.infer import infer
 from nwb_lfads.train.config import RunConfig
 from nwb_lfads.train.loop import train
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1].parent / "shared/data/sub-Jenkins_ses-small_desc-test_ecephys.nwb"
+DEFAULT_FILE = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared/data/sub-Jenkins_ses-small_desc-test_ecephys.nwb"
+)
 
 
 def main(argv=None):
@@ -28,12 +31,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     # 1. NWB -> xarray: spike counts (trial, time, unit) in 10 ms bins around movement onset (NLB's window)
-    ds = nwb_lfads.read_session(args.nwb_file, bin_size=0.01, align_to="move_onset_time", window=(-0.25, 0.45))
-    print(f"{ds.attrs['session_id']}: {ds.sizes['trial']} trials x {ds.sizes['time']} bins x {ds.sizes['unit']} units")
+    ds = nwb_lfads.read_session(
+        args.nwb_file, bin_size=0.01, align_to="move_onset_time", window=(-0.25, 0.45)
+    )
+    print(
+        f"{ds.attrs['session_id']}: {ds.sizes['trial']} trials x {ds.sizes['time']} bins x {ds.sizes['unit']} units"
+    )
 
     # 2. one configuration object (frozen dataclasses; saved as config.yaml in the run)
-    cfg = RunConfig().replace(data={"bin_size": 0.01, "align_to": "move_onset_time", "window": [-0.25, 0.45]},
-                              train={"max_epochs": args.max_epochs})
+    cfg = RunConfig().replace(
+        data={"bin_size": 0.01, "align_to": "move_onset_time", "window": [-0.25, 0.45]},
+        train={"max_epochs": args.max_epochs},
+    )
 
     # 3. arrays (train/valid split), training (checkpoints and metrics.csv in the run folder)
     data = prepare_data([ds], cfg.data)
@@ -44,8 +53,12 @@ def main(argv=None):
     print(f"mean inferred rate {float(res.rates.mean()):.2f} Hz, factors {dict(res.factors.sizes)}")
 
     # 5. a copy of the file with processing/lfads (the input is never modified)
-    out = nwb_lfads.write_results(args.nwb_file, res, Path(args.out) / "mc_maze_small.lfads.nwb",
-                                  provenance={"config": cfg.to_dict(), "final_metrics": result.history[-1]})
+    out = nwb_lfads.write_results(
+        args.nwb_file,
+        res,
+        Path(args.out) / "mc_maze_small.lfads.nwb",
+        provenance={"config": cfg.to_dict(), "final_metrics": result.history[-1]},
+    )
     print(f"wrote {out}")
     return out
 

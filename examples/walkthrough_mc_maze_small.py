@@ -15,7 +15,10 @@ import numpy as np
 import nwb_lfads
 from nwb_lfads.io.inspect import format_summary, summarize
 
-NWB = Path(__file__).resolve().parents[1].parent / "shared/data/sub-Jenkins_ses-small_desc-test_ecephys.nwb"
+NWB = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared/data/sub-Jenkins_ses-small_desc-test_ecephys.nwb"
+)
 RUN = Path("runs/walkthrough")
 EPOCHS = 30  # a quick look; 200+ for a real fit
 
@@ -48,8 +51,16 @@ import shutil
 from nwb_lfads.fit import fit
 
 shutil.rmtree(RUN, ignore_errors=True)
-result = fit([NWB], RUN, overrides=["data.align_to=move_onset_time", "data.window=[-0.25, 0.45]",
-                                    "data.bin_size=0.01", f"train.max_epochs={EPOCHS}"])
+result = fit(
+    [NWB],
+    RUN,
+    overrides=[
+        "data.align_to=move_onset_time",
+        "data.window=[-0.25, 0.45]",
+        "data.bin_size=0.01",
+        f"train.max_epochs={EPOCHS}",
+    ],
+)
 print(result.table)
 
 # %% [markdown]
@@ -65,7 +76,11 @@ with pynwb.NWBHDF5IO(str(result.outputs[0]), "r") as io:
     rates = nwbfile.processing["lfads"]["rates"]
     print(rates.description)
     data = rates.data[:]
-    t = rates.timestamps[:] if rates.timestamps is not None else rates.starting_time + np.arange(len(data)) / rates.rate
+    t = (
+        rates.timestamps[:]
+        if rates.timestamps is not None
+        else rates.starting_time + np.arange(len(data)) / rates.rate
+    )
     onset = nwbfile.trials["move_onset_time"][:]
 # rates of unit 0 in the first trial's window
 first = (t >= onset[0] - 0.25) & (t < onset[0] + 0.45)

@@ -23,9 +23,13 @@ import numpy as np
 from nwb_lfads.metrics import MetricInputError
 
 NLB_SMOOTHING_DEFAULTS = {  # dataset: (kernel sd in s, GLM alpha), at 5 ms bins
-    "mc_maze": (0.050, 0.01), "mc_rtt": (0.030, 0.1), "area2_bump": (0.030, 0.01),
-    "dmfc_rsg": (0.060, 0.001), "mc_maze_large": (0.040, 0.1),
-    "mc_maze_medium": (0.060, 0.1), "mc_maze_small": (0.060, 0.1),
+    "mc_maze": (0.050, 0.01),
+    "mc_rtt": (0.030, 0.1),
+    "area2_bump": (0.030, 0.01),
+    "dmfc_rsg": (0.060, 0.001),
+    "mc_maze_large": (0.040, 0.1),
+    "mc_maze_medium": (0.060, 0.1),
+    "mc_maze_small": (0.060, 0.1),
 }
 GLM_LOG_OFFSET = 1e-4
 GLM_RATE_CLIP = (1e-9, 1e20)
@@ -34,24 +38,32 @@ EDGES = ("renormalize", "zero")
 
 def _check_bin_sigma(fn: str, bin_size: float, sigma_s: float) -> None:
     if not (np.isfinite(bin_size) and bin_size > 0):
-        raise MetricInputError(f"{fn}: bin_size={bin_size} must be a positive number of "
-                               "seconds (e.g. 0.005)")
+        raise MetricInputError(
+            f"{fn}: bin_size={bin_size} must be a positive number of seconds (e.g. 0.005)"
+        )
     if not (np.isfinite(sigma_s) and sigma_s >= 0):
-        raise MetricInputError(f"{fn}: sigma_s={sigma_s} must be a standard deviation in "
-                               "seconds >= 0 (0 means no smoothing)")
+        raise MetricInputError(
+            f"{fn}: sigma_s={sigma_s} must be a standard deviation in "
+            "seconds >= 0 (0 means no smoothing)"
+        )
 
 
 def _check_spikes(fn: str, name: str, spikes, n_units: int | None = None) -> np.ndarray:
     x = np.asarray(spikes, dtype=np.float64)
     if x.ndim != 3:
-        raise MetricInputError(f"{fn}: {name} has shape {x.shape}; expected [trials, time, "
-                               "units] counts")
+        raise MetricInputError(
+            f"{fn}: {name} has shape {x.shape}; expected [trials, time, units] counts"
+        )
     if not np.all(np.isfinite(x)) or np.any(x < 0):
-        raise MetricInputError(f"{fn}: {name} holds negative, NaN or infinite values; pass "
-                               "binned spike counts (mask missing bins before smoothing)")
+        raise MetricInputError(
+            f"{fn}: {name} holds negative, NaN or infinite values; pass "
+            "binned spike counts (mask missing bins before smoothing)"
+        )
     if n_units is not None and x.shape[2] != n_units:
-        raise MetricInputError(f"{fn}: {name} has {x.shape[2]} units but {n_units} were "
-                               "expected; pass the same held-in units in the same order")
+        raise MetricInputError(
+            f"{fn}: {name} has {x.shape[2]} units but {n_units} were "
+            "expected; pass the same held-in units in the same order"
+        )
     return x
 
 
@@ -72,8 +84,7 @@ def gaussian_kernel(bin_size: float, sigma_s: float) -> np.ndarray:
     return k / k.sum()
 
 
-def smooth_spikes(spikes, bin_size: float, sigma_s: float,
-                  edge: str = "renormalize") -> np.ndarray:
+def smooth_spikes(spikes, bin_size: float, sigma_s: float, edge: str = "renormalize") -> np.ndarray:
     """Gaussian smoothing of each trial along time (non-causal, centred kernel).
 
     ``out[b, t, n] = sum_j k[j] * spikes[b, t + j - h, n]``, bins outside the trial are zero.
@@ -97,14 +108,14 @@ def smooth_spikes(spikes, bin_size: float, sigma_s: float,
     k = gaussian_kernel(bin_size, sigma_s)
     h, n_t = len(k) // 2, x.shape[1]
     padded = np.zeros((x.shape[0], n_t + 2 * h, x.shape[2]))
-    padded[:, h:h + n_t] = x
+    padded[:, h : h + n_t] = x
     out = np.zeros_like(x)
     for j, kj in enumerate(k):
-        out += kj * padded[:, j:j + n_t]
+        out += kj * padded[:, j : j + n_t]
     if edge == "renormalize":
         inside = np.zeros(n_t + 2 * h)
-        inside[h:h + n_t] = 1.0
-        mass = np.array([k @ inside[t:t + 2 * h + 1] for t in range(n_t)])
+        inside[h : h + n_t] = 1.0
+        mass = np.array([k @ inside[t : t + 2 * h + 1] for t in range(n_t)])
         out /= mass[None, :, None]
     return out
 
@@ -112,8 +123,7 @@ def smooth_spikes(spikes, bin_size: float, sigma_s: float,
 def to_hz(rates_per_bin, bin_size: float) -> np.ndarray:
     """Convert rates per bin (float, any shape) to Hz: divide by ``bin_size`` (s)."""
     if not (np.isfinite(bin_size) and bin_size > 0):
-        raise MetricInputError(f"to_hz: bin_size={bin_size} must be a positive number of "
-                               "seconds")
+        raise MetricInputError(f"to_hz: bin_size={bin_size} must be a positive number of seconds")
     return np.asarray(rates_per_bin, dtype=np.float64) / bin_size
 
 
@@ -165,8 +175,9 @@ def _fit_one(xa: np.ndarray, y: np.ndarray, l2: float, max_iter: int, tol: float
     return theta, False
 
 
-def fit_poisson_glm(x, y, l2: float = 0.0, *, max_iter: int = 100,
-                    tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+def fit_poisson_glm(
+    x, y, l2: float = 0.0, *, max_iter: int = 100, tol: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
     """Poisson GLM with log link and intercept, fitted per output by damped Newton (IRLS).
 
     Minimises ``mean_s(exp(eta) - y * eta) + l2 / 2 * |w|^2``, ``eta = x @ w + b``, the
@@ -183,8 +194,10 @@ def fit_poisson_glm(x, y, l2: float = 0.0, *, max_iter: int = 100,
     xs = np.asarray(x, dtype=np.float64)
     ys = np.asarray(y, dtype=np.float64)
     if xs.ndim != 2 or ys.ndim not in (1, 2) or ys.shape[0] != xs.shape[0]:
-        raise MetricInputError(f"{fn}: x has shape {xs.shape} and y {ys.shape}; expected x "
-                               "[samples, predictors] and y [samples] or [samples, outputs]")
+        raise MetricInputError(
+            f"{fn}: x has shape {xs.shape} and y {ys.shape}; expected x "
+            "[samples, predictors] and y [samples] or [samples, outputs]"
+        )
     if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys)) and np.all(ys >= 0)):
         raise MetricInputError(f"{fn}: x must be finite and y finite counts >= 0")
     if not (np.isfinite(l2) and l2 >= 0):
@@ -195,8 +208,11 @@ def fit_poisson_glm(x, y, l2: float = 0.0, *, max_iter: int = 100,
     for u in range(y2.shape[1]):
         theta, converged = _fit_one(xa, y2[:, u], float(l2), max_iter, tol)
         if not converged:
-            warnings.warn(f"{fn}: output {u} did not converge in {max_iter} Newton steps",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{fn}: output {u} did not converge in {max_iter} Newton steps",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         thetas.append(theta)
     th = np.stack(thetas, axis=1)
     w, b = th[:-1], th[-1]
@@ -209,9 +225,16 @@ def predict_poisson_glm(x, w, b) -> np.ndarray:
         return np.exp(np.asarray(x, dtype=np.float64) @ w + b)
 
 
-def smoothing_baseline(train_spikes_heldin, train_spikes_heldout, eval_spikes_heldin,
-                       bin_size: float, sigma_s: float = 0.05, l2: float = 0.1, *,
-                       edge: str = "zero") -> np.ndarray:
+def smoothing_baseline(
+    train_spikes_heldin,
+    train_spikes_heldout,
+    eval_spikes_heldin,
+    bin_size: float,
+    sigma_s: float = 0.05,
+    l2: float = 0.1,
+    *,
+    edge: str = "zero",
+) -> np.ndarray:
     """NLB's co-smoothing baseline: smoothed held-in spikes -> Poisson GLM per held-out unit.
 
     Args:
@@ -233,9 +256,11 @@ def smoothing_baseline(train_spikes_heldin, train_spikes_heldout, eval_spikes_he
     tr_out = _check_spikes(fn, "train_spikes_heldout", train_spikes_heldout)
     ev_in = _check_spikes(fn, "eval_spikes_heldin", eval_spikes_heldin, tr_in.shape[2])
     if tr_out.shape[:2] != tr_in.shape[:2]:
-        raise MetricInputError(f"{fn}: train_spikes_heldout has shape {tr_out.shape} but "
-                               f"train_spikes_heldin has {tr_in.shape}; they must cover the "
-                               "same trials and bins")
+        raise MetricInputError(
+            f"{fn}: train_spikes_heldout has shape {tr_out.shape} but "
+            f"train_spikes_heldin has {tr_in.shape}; they must cover the "
+            "same trials and bins"
+        )
 
     def log_smoothed(x: np.ndarray) -> np.ndarray:
         s = smooth_spikes(x, bin_size, sigma_s, edge=edge)

@@ -19,8 +19,8 @@ held-out spikes of evaluation trials cannot influence a fit.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -40,13 +40,20 @@ class SessionInfo:
     heldout: tuple  # bool per unit
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SessionInfo":
-        return cls(session_id=str(d["session_id"]), source=str(d["source"]), n_units=int(d["n_units"]),
-                   unit_ids=tuple(d["unit_ids"]), trial_ids=tuple(d["trial_ids"]),
-                   heldout=tuple(bool(h) for h in d["heldout"]))
+    def from_dict(cls, d: dict) -> SessionInfo:
+        return cls(
+            session_id=str(d["session_id"]),
+            source=str(d["source"]),
+            n_units=int(d["n_units"]),
+            unit_ids=tuple(d["unit_ids"]),
+            trial_ids=tuple(d["trial_ids"]),
+            heldout=tuple(bool(h) for h in d["heldout"]),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,15 +100,21 @@ def _name(ds) -> str:
 def _check_session(ds, index: int) -> np.ndarray:
     name = _name(ds)
     if "spikes" not in ds:
-        raise NwbContentError(f"{name}: session {index} has no 'spikes' variable; expected the output of "
-                              f"nwb_lfads.read_session.")
+        raise NwbContentError(
+            f"{name}: session {index} has no 'spikes' variable; expected the output of "
+            f"nwb_lfads.read_session."
+        )
     spikes = ds["spikes"]
     if tuple(spikes.dims) != ("trial", "time", "unit"):
-        raise NwbContentError(f"{name}: 'spikes' has dims {tuple(spikes.dims)}, expected ('trial', 'time', 'unit').")
+        raise NwbContentError(
+            f"{name}: 'spikes' has dims {tuple(spikes.dims)}, expected ('trial', 'time', 'unit')."
+        )
     arr = np.asarray(spikes.values)
     if arr.shape[0] == 0:
-        raise SelectionError(f"{name}: session has zero usable trials (dropped: "
-                             f"{list(ds.attrs.get('dropped_trials', []))[:10]}); check --align-to and --window.")
+        raise SelectionError(
+            f"{name}: session has zero usable trials (dropped: "
+            f"{list(ds.attrs.get('dropped_trials', []))[:10]}); check --align-to and --window."
+        )
     if arr.shape[2] == 0:
         raise SelectionError(f"{name}: session has no units; it cannot be fitted.")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
@@ -117,9 +130,11 @@ def _heldout(ds, cfg: DataConfig) -> np.ndarray:
         if cfg.heldout_units in ds.coords and ds.coords[cfg.heldout_units].dims == ("unit",):
             return np.asarray(ds.coords[cfg.heldout_units].values, bool)
         unit_coords = [c for c in ds.coords if ds.coords[c].dims == ("unit",)]
-        raise SelectionError(f"{_name(ds)}: held-out units column {cfg.heldout_units!r} is not a unit coordinate "
-                             f"of the session (unit coordinates: {unit_coords}); read the session with "
-                             f"heldout={cfg.heldout_units!r}.")
+        raise SelectionError(
+            f"{_name(ds)}: held-out units column {cfg.heldout_units!r} is not a unit coordinate "
+            f"of the session (unit coordinates: {unit_coords}); read the session with "
+            f"heldout={cfg.heldout_units!r}."
+        )
     return np.zeros(n, bool)
 
 
@@ -138,18 +153,27 @@ def _eval_trials(ds, cfg: DataConfig) -> np.ndarray:
     column, value = parse_eval_trials(cfg.eval_trials)
     if column not in ds.coords or ds.coords[column].dims != ("trial",):
         trial_coords = [c for c in ds.coords if ds.coords[c].dims == ("trial",)]
-        raise SelectionError(f"{_name(ds)}: eval-trials column {column!r} is not a trial coordinate "
-                             f"(trial coordinates: {trial_coords}).")
+        raise SelectionError(
+            f"{_name(ds)}: eval-trials column {column!r} is not a trial coordinate "
+            f"(trial coordinates: {trial_coords})."
+        )
     selected = np.array([str(v) == value for v in ds.coords[column].values], bool)
     if not selected.any():
         values = sorted({str(v) for v in ds.coords[column].values})[:10]
-        raise SelectionError(f"{_name(ds)}: --eval-trials {cfg.eval_trials} matches no trial; column {column!r} "
-                             f"holds {values}.")
+        raise SelectionError(
+            f"{_name(ds)}: --eval-trials {cfg.eval_trials} matches no trial; column {column!r} "
+            f"holds {values}."
+        )
     return selected
 
 
-def split_trials(n: int, conditions: np.ndarray | None, fraction: float, candidates: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
+def split_trials(
+    n: int,
+    conditions: np.ndarray | None,
+    fraction: float,
+    candidates: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Validation mask [n] over the ``candidates`` (bool [n]): trials are ordered by condition
     (random order within a condition) and every ``1/fraction``-th is taken, so each condition
     contributes in proportion. At least one candidate stays for training."""
@@ -190,15 +214,24 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
     T = arrays[0].shape[1]
     for ds, arr in zip(datasets[1:], arrays[1:]):
         if arr.shape[1] != T:
-            raise SessionMismatchError(f"{_name(ds)}: {arr.shape[1]} bins per trial, but {_name(datasets[0])} "
-                                       f"has {T}; read all sessions with the same --window and --bin-size.")
+            raise SessionMismatchError(
+                f"{_name(ds)}: {arr.shape[1]} bins per trial, but {_name(datasets[0])} "
+                f"has {T}; read all sessions with the same --window and --bin-size."
+            )
     sizes = {float(ds.attrs.get("bin_size", cfg.bin_size)) for ds in datasets}
     if len(sizes) > 1:
-        raise SessionMismatchError(f"sessions have different bin sizes {sorted(sizes)} s; read them with one --bin-size.")
-    keys = [(str(ds.attrs.get("session_id", i)), str(ds.attrs.get("source", i))) for i, ds in enumerate(datasets)]
+        raise SessionMismatchError(
+            f"sessions have different bin sizes {sorted(sizes)} s; read them with one --bin-size."
+        )
+    keys = [
+        (str(ds.attrs.get("session_id", i)), str(ds.attrs.get("source", i)))
+        for i, ds in enumerate(datasets)
+    ]
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})
-        raise SessionMismatchError(f"duplicate sessions {[k[1] for k in dup]}: each source may be given once.")
+        raise SessionMismatchError(
+            f"duplicate sessions {[k[1] for k in dup]}: each source may be given once."
+        )
 
     S, N = len(datasets), max(a.shape[2] for a in arrays)
     M = sum(a.shape[0] for a in arrays)
@@ -216,14 +249,20 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
         sl = slice(start, start + m)
         held = _heldout(ds, cfg)
         if held.all():
-            raise SelectionError(f"{_name(ds)}: every unit is held out; the encoders need at least one held-in unit.")
+            raise SelectionError(
+                f"{_name(ds)}: every unit is held out; the encoders need at least one held-in unit."
+            )
         if cfg.heldout_units is not None and not held.any():
-            raise SelectionError(f"{_name(ds)}: held-out units column {cfg.heldout_units!r} marks no unit; "
-                                 f"choose a column that is true for the units to predict, or drop --heldout-units.")
+            raise SelectionError(
+                f"{_name(ds)}: held-out units column {cfg.heldout_units!r} marks no unit; "
+                f"choose a column that is true for the units to predict, or drop --heldout-units."
+            )
         ev = _eval_trials(ds, cfg)
         if ev.any() and not held.any():
-            raise SelectionError(f"{_name(ds)}: eval trials ({cfg.eval_trials}) need held-out units; "
-                                 f"pass --heldout-units.")
+            raise SelectionError(
+                f"{_name(ds)}: eval trials ({cfg.eval_trials}) need held-out units; "
+                f"pass --heldout-units."
+            )
         spikes[sl, :, :n] = arr
         session[sl] = s
         unit_mask[s, :n] = True
@@ -235,28 +274,56 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
         valid[sl], train[sl], evals[sl] = v, ~v, ev
         trial_ids = ds.coords["trial"].values.tolist() if "trial" in ds.coords else list(range(m))
         unit_ids = ds.coords["unit"].values.tolist() if "unit" in ds.coords else list(range(n))
-        infos.append(SessionInfo(session_id=keys[s][0], source=keys[s][1], n_units=n,
-                                 unit_ids=tuple(unit_ids), trial_ids=tuple(trial_ids),
-                                 heldout=tuple(bool(h) for h in held)))
+        infos.append(
+            SessionInfo(
+                session_id=keys[s][0],
+                source=keys[s][1],
+                n_units=n,
+                unit_ids=tuple(unit_ids),
+                trial_ids=tuple(trial_ids),
+                heldout=tuple(bool(h) for h in held),
+            )
+        )
         start += m
 
-    observed = loss_mask[:, None, :] & train[:, None, None]             # [M, 1, N]
-    sums = np.zeros((S, N)); counts = np.zeros((S, N))
+    observed = loss_mask[:, None, :] & train[:, None, None]  # [M, 1, N]
+    sums = np.zeros((S, N))
+    counts = np.zeros((S, N))
     np.add.at(sums, session, np.where(observed, spikes, 0.0).sum(axis=1))
     np.add.at(counts, session, np.broadcast_to(observed, (M, 1, N)).sum(axis=1) * T)
     unit_means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
-    time = np.asarray(datasets[0].coords["time"].values, float) if "time" in datasets[0].coords else np.arange(T) * cfg.bin_size
-    return TrainingData(spikes, session, unit_mask, input_mask, loss_mask, train, valid, evals,
-                        unit_means, time, sizes.pop(), tuple(infos))
+    time = (
+        np.asarray(datasets[0].coords["time"].values, float)
+        if "time" in datasets[0].coords
+        else np.arange(T) * cfg.bin_size
+    )
+    return TrainingData(
+        spikes,
+        session,
+        unit_mask,
+        input_mask,
+        loss_mask,
+        train,
+        valid,
+        evals,
+        unit_means,
+        time,
+        sizes.pop(),
+        tuple(infos),
+    )
 
 
 def _session_info(ds, index: int, arr: np.ndarray, cfg: DataConfig | None = None) -> SessionInfo:
     m, _, n = arr.shape
     held = _heldout(ds, cfg or DataConfig())
-    return SessionInfo(session_id=str(ds.attrs.get("session_id", index)), source=str(ds.attrs.get("source", index)),
-                       n_units=n, unit_ids=tuple(ds.coords["unit"].values.tolist() if "unit" in ds.coords else range(n)),
-                       trial_ids=tuple(ds.coords["trial"].values.tolist() if "trial" in ds.coords else range(m)),
-                       heldout=tuple(bool(h) for h in held))
+    return SessionInfo(
+        session_id=str(ds.attrs.get("session_id", index)),
+        source=str(ds.attrs.get("source", index)),
+        n_units=n,
+        unit_ids=tuple(ds.coords["unit"].values.tolist() if "unit" in ds.coords else range(n)),
+        trial_ids=tuple(ds.coords["trial"].values.tolist() if "trial" in ds.coords else range(m)),
+        heldout=tuple(bool(h) for h in held),
+    )
 
 
 def _match_session(ds, sessions) -> int:
@@ -268,8 +335,10 @@ def _match_session(ds, sessions) -> int:
     for s, info in enumerate(sessions):
         if name and Path(info.source).name == name:
             return s
-    raise SessionMismatchError(f"{_name(ds)}: session {sid!r} is not one the model was trained on "
-                               f"(trained sessions: {[i.session_id for i in sessions]}).")
+    raise SessionMismatchError(
+        f"{_name(ds)}: session {sid!r} is not one the model was trained on "
+        f"(trained sessions: {[i.session_id for i in sessions]})."
+    )
 
 
 def inference_data(datasets, sessions, n_units_max: int) -> tuple[TrainingData, list[int]]:
@@ -298,27 +367,47 @@ def inference_data(datasets, sessions, n_units_max: int) -> tuple[TrainingData, 
     T = arrays[0].shape[1]
     for ds, arr, s in zip(datasets, arrays, order):
         if arr.shape[1] != T:
-            raise SessionMismatchError(f"{_name(ds)}: {arr.shape[1]} bins per trial, expected {T} like the other "
-                                       f"sessions; read with the run's --window and --bin-size.")
+            raise SessionMismatchError(
+                f"{_name(ds)}: {arr.shape[1]} bins per trial, expected {T} like the other "
+                f"sessions; read with the run's --window and --bin-size."
+            )
         if arr.shape[2] != sessions[s].n_units or arr.shape[2] > n_units_max:
-            raise SessionMismatchError(f"{_name(ds)}: {arr.shape[2]} units, but the model's session "
-                                       f"{sessions[s].session_id!r} has {sessions[s].n_units}; read the same units.")
+            raise SessionMismatchError(
+                f"{_name(ds)}: {arr.shape[2]} units, but the model's session "
+                f"{sessions[s].session_id!r} has {sessions[s].n_units}; read the same units."
+            )
     S, N = len(sessions), n_units_max
     unit_mask = np.zeros((S, N), bool)
     input_mask = np.zeros((S, N), bool)
     for s, info in enumerate(sessions):
-        unit_mask[s, :info.n_units] = True
-        input_mask[s, :info.n_units] = ~np.asarray(info.heldout, bool)
+        unit_mask[s, : info.n_units] = True
+        input_mask[s, : info.n_units] = ~np.asarray(info.heldout, bool)
     spikes = np.zeros((sum(a.shape[0] for a in arrays), T, N), np.float32)
     session = np.concatenate([np.full(a.shape[0], s, np.int32) for a, s in zip(arrays, order)])
     start = 0
     for arr in arrays:
-        spikes[start:start + arr.shape[0], :, :arr.shape[2]] = arr
+        spikes[start : start + arr.shape[0], :, : arr.shape[2]] = arr
         start += arr.shape[0]
     M = len(session)
     none = np.zeros(M, bool)
-    time = np.asarray(datasets[0].coords["time"].values, float) if "time" in datasets[0].coords else np.arange(T)
+    time = (
+        np.asarray(datasets[0].coords["time"].values, float)
+        if "time" in datasets[0].coords
+        else np.arange(T)
+    )
     bin_size = float(datasets[0].attrs.get("bin_size", DataConfig().bin_size))
-    data = TrainingData(spikes, session, unit_mask, input_mask, unit_mask[session].copy(), none, none.copy(),
-                        none.copy(), np.zeros((S, N), np.float32), time, bin_size, tuple(sessions))
+    data = TrainingData(
+        spikes,
+        session,
+        unit_mask,
+        input_mask,
+        unit_mask[session].copy(),
+        none,
+        none.copy(),
+        none.copy(),
+        np.zeros((S, N), np.float32),
+        time,
+        bin_size,
+        tuple(sessions),
+    )
     return data, order

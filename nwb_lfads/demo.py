@@ -9,8 +9,8 @@ true rates next to a smoothing baseline. It fits in a few minutes on 2 CPU cores
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 DEMO_UNITS = (40, 55, 70)
 DEMO_CONDITIONS = 24
@@ -23,8 +23,16 @@ DEMO_OVERRIDES = (
 )
 
 
-def run_demo(out="demo_out", *, max_minutes: float = 6.0, max_epochs: int | None = None, seed: int = 0,
-             overrides: tuple[str, ...] = (), progress: bool = True, echo: Callable[[str], None] = print):
+def run_demo(
+    out="demo_out",
+    *,
+    max_minutes: float = 6.0,
+    max_epochs: int | None = None,
+    seed: int = 0,
+    overrides: tuple[str, ...] = (),
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+):
     """Simulate into ``out/data``, fit into ``out/run`` (replacing an earlier demo), return the ``FitResult``."""
     from .fit import fit
     from .synthetic import simulate
@@ -34,12 +42,29 @@ def run_demo(out="demo_out", *, max_minutes: float = 6.0, max_epochs: int | None
     for folder in (data_dir, run_dir):
         if folder.exists():
             shutil.rmtree(folder)
-    echo(f"Simulating {len(DEMO_UNITS)} sessions of one chaotic RNN ({', '.join(map(str, DEMO_UNITS))} units) "
-         f"into {data_dir} ...")
-    paths = simulate(data_dir, sessions=len(DEMO_UNITS), seed=seed, kind="chaotic", n_conditions=DEMO_CONDITIONS,
-                     trials_per_condition=DEMO_TRIALS_PER_CONDITION, n_units=list(DEMO_UNITS))
+    echo(
+        f"Simulating {len(DEMO_UNITS)} sessions of one chaotic RNN ({', '.join(map(str, DEMO_UNITS))} units) "
+        f"into {data_dir} ..."
+    )
+    paths = simulate(
+        data_dir,
+        sessions=len(DEMO_UNITS),
+        seed=seed,
+        kind="chaotic",
+        n_conditions=DEMO_CONDITIONS,
+        trials_per_condition=DEMO_TRIALS_PER_CONDITION,
+        n_units=list(DEMO_UNITS),
+    )
     limits = [f"train.max_minutes={max_minutes}", f"train.seed={seed}"]
     if max_epochs is not None:
         limits.append(f"train.max_epochs={max_epochs}")
-    echo(f"Fitting one stitched LFADS model to {len(paths)} sessions (at most {max_minutes:g} minutes) ...")
-    return fit(paths, run_dir, overrides=[*DEMO_OVERRIDES, *limits, *overrides], progress=progress, echo=echo)
+    echo(
+        f"Fitting one stitched LFADS model to {len(paths)} sessions (at most {max_minutes:g} minutes) ..."
+    )
+    return fit(
+        paths,
+        run_dir,
+        overrides=[*DEMO_OVERRIDES, *limits, *overrides],
+        progress=progress,
+        echo=echo,
+    )

@@ -49,18 +49,35 @@ class EvaluationError(NwbLfadsError):
     """A path that cannot be evaluated: neither a run directory nor an NWB file with LFADS rates."""
 
 
-LABELS = {"r2_truth": "R^2 vs true rates", "r2_truth_smoothing": "  smoothing baseline",
-          "r2_truth_heldout_eval": "R^2 vs truth, held-out units, eval trials",
-          "r2_truth_heldin": "R^2 vs truth, held-in units", "co_bps_truth": "co-bps of the true rates (ceiling)",
-          "bps": "bits/spike, all units", "bps_heldin": "bits/spike, held-in units",
-          "co_bps": "co-bps (held-out units, eval trials)", "co_bps_smoothing": "  smoothing + GLM baseline",
-          "psth_r2": "PSTH R^2", "targets_co_bps": "targets: co-bps", "targets_vel_r2": "targets: velocity R^2",
-          "targets_psth_r2": "targets: PSTH R^2"}
+LABELS = {
+    "r2_truth": "R^2 vs true rates",
+    "r2_truth_smoothing": "  smoothing baseline",
+    "r2_truth_heldout_eval": "R^2 vs truth, held-out units, eval trials",
+    "r2_truth_heldin": "R^2 vs truth, held-in units",
+    "co_bps_truth": "co-bps of the true rates (ceiling)",
+    "bps": "bits/spike, all units",
+    "bps_heldin": "bits/spike, held-in units",
+    "co_bps": "co-bps (held-out units, eval trials)",
+    "co_bps_smoothing": "  smoothing + GLM baseline",
+    "psth_r2": "PSTH R^2",
+    "targets_co_bps": "targets: co-bps",
+    "targets_vel_r2": "targets: velocity R^2",
+    "targets_psth_r2": "targets: PSTH R^2",
+}
 
 
 # ----------------------------------------------------------------------------- metrics on arrays
-def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_trials=None,
-                    truth_hz=None, conditions=None, behavior=None) -> tuple[dict, dict]:
+def session_metrics(
+    spikes,
+    rates_hz,
+    bin_size: float,
+    *,
+    heldout=None,
+    eval_trials=None,
+    truth_hz=None,
+    conditions=None,
+    behavior=None,
+) -> tuple[dict, dict]:
     """All metrics the given arrays support, for one session.
 
     Args:
@@ -91,10 +108,18 @@ def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_tri
         attempt("r2_truth", lambda: M.r2_per_neuron(r / bin_size, truth)[1])
         attempt("r2_truth_smoothing", lambda: M.r2_per_neuron(smooth, truth)[1])
         if ho.any():
-            attempt("r2_truth_heldout_eval", lambda: M.r2_per_neuron(r[ev][..., ho] / bin_size, truth[ev][..., ho])[1])
+            attempt(
+                "r2_truth_heldout_eval",
+                lambda: M.r2_per_neuron(r[ev][..., ho] / bin_size, truth[ev][..., ho])[1],
+            )
             if not ho.all():
-                attempt("r2_truth_heldin", lambda: M.r2_per_neuron(r[..., ~ho] / bin_size, truth[..., ~ho])[1])
-                attempt("co_bps_truth", lambda: M.co_bps(truth[ev][..., ho] * bin_size, k[ev][..., ho]))
+                attempt(
+                    "r2_truth_heldin",
+                    lambda: M.r2_per_neuron(r[..., ~ho] / bin_size, truth[..., ~ho])[1],
+                )
+                attempt(
+                    "co_bps_truth", lambda: M.co_bps(truth[ev][..., ho] * bin_size, k[ev][..., ho])
+                )
     attempt("bps", lambda: M.bits_per_spike(r, k))
     if ho.any():
         attempt("bps_heldin", lambda: M.bits_per_spike(r[..., ~ho], k[..., ~ho]))
@@ -102,7 +127,10 @@ def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_tri
             skipped["co_bps"] = "every unit is held out, so nothing predicts them"
         else:
             attempt("co_bps", lambda: M.co_bps(r[ev][..., ho], k[ev][..., ho]))
-            attempt("co_bps_smoothing", lambda: M.co_bps(_glm_baseline(k, ho, ev, has_split, bin_size), k[ev][..., ho]))
+            attempt(
+                "co_bps_smoothing",
+                lambda: M.co_bps(_glm_baseline(k, ho, ev, has_split, bin_size), k[ev][..., ho]),
+            )
     else:
         skipped["co_bps"] = "no held-out units (a boolean units column such as NLB's 'heldout')"
     if conditions is not None:
@@ -113,7 +141,12 @@ def session_metrics(spikes, rates_hz, bin_size: float, *, heldout=None, eval_tri
     lag = int(round(DECODING_LAG_S / bin_size))
     for name, values in (behavior or {}).items():
         for key, x in ((f"decoding_r2_{name}", r), (f"decoding_r2_{name}_smoothing", smooth)):
-            attempt(key, lambda x=x: M.ridge_decoding_r2(x, values, ~decode_eval, decode_eval, lag_bins=lag))
+            attempt(
+                key,
+                lambda x=x, values=values: M.ridge_decoding_r2(
+                    x, values, ~decode_eval, decode_eval, lag_bins=lag
+                ),
+            )
     return out, skipped
 
 
@@ -121,15 +154,20 @@ def _glm_baseline(k, ho, ev, has_split: bool, bin_size: float) -> np.ndarray:
     """NLB's smoothing baseline on the eval trials [E, T, N_out] per bin: the GLM is trained on the
     other trials, or without an eval split cross-fitted over 5 blocks of trials (never in-sample)."""
     if has_split:
-        return smoothing_baseline(k[~ev][..., ~ho], k[~ev][..., ho], k[ev][..., ~ho], bin_size, SMOOTHING_SIGMA_S)
+        return smoothing_baseline(
+            k[~ev][..., ~ho], k[~ev][..., ho], k[ev][..., ~ho], bin_size, SMOOTHING_SIGMA_S
+        )
     fold = np.arange(k.shape[0]) % min(5, k.shape[0])
     if fold.max() == 0:
-        raise M.MetricInputError("co_bps_smoothing: one trial only; the baseline GLM needs other trials to train on")
+        raise M.MetricInputError(
+            "co_bps_smoothing: one trial only; the baseline GLM needs other trials to train on"
+        )
     out = np.zeros(k.shape[:2] + (int(ho.sum()),))
     for f in range(fold.max() + 1):
         test = fold == f
-        out[test] = smoothing_baseline(k[~test][..., ~ho], k[~test][..., ho], k[test][..., ~ho], bin_size,
-                                       SMOOTHING_SIGMA_S)
+        out[test] = smoothing_baseline(
+            k[~test][..., ~ho], k[~test][..., ho], k[test][..., ~ho], bin_size, SMOOTHING_SIGMA_S
+        )
     return out
 
 
@@ -154,24 +192,39 @@ def _provenance_config(nwbfile, name):
 
     module = _lfads_module(nwbfile, name)
     if "provenance" not in module.data_interfaces:
-        raise NwbContentError(f"{name}: processing/lfads has no 'provenance' table, so the data options of the "
-                              f"fit are unknown. Evaluate the run directory (its config.yaml) instead.")
+        raise NwbContentError(
+            f"{name}: processing/lfads has no 'provenance' table, so the data options of the "
+            f"fit are unknown. Evaluate the run directory (its config.yaml) instead."
+        )
     table = module["provenance"]
-    rows = dict(zip((str(k) for k in table["key"].data[:]), (str(v) for v in table["value"].data[:])))
+    rows = dict(
+        zip((str(k) for k in table["key"].data[:]), (str(v) for v in table["value"].data[:]))
+    )
     hints = typing.get_type_hints(DataConfig)
     values = {}
     for fld in dataclasses.fields(DataConfig):
         raw = rows.get(f"config.data.{fld.name}", rows.get(fld.name))
         if raw is not None:  # text rows: JSON except for strings
-            values[fld.name] = None if raw == "null" else raw if hints[fld.name] in (str, str | None) else json.loads(raw)
+            values[fld.name] = (
+                None
+                if raw == "null"
+                else raw
+                if hints[fld.name] in (str, str | None)
+                else json.loads(raw)
+            )
     return RunConfig.from_dict({"data": values}, source=f"{name}: provenance").data
 
 
 def _lfads_module(nwbfile, path):
-    if "lfads" not in nwbfile.processing or "rates" not in nwbfile.processing["lfads"].data_interfaces:
-        raise EvaluationError(f"{path}: no processing/lfads/rates (processing modules: "
-                              f"{sorted(nwbfile.processing)}), so there is nothing to evaluate. Pass a run directory "
-                              f"or a '.lfads.nwb' file written by 'nwb-lfads fit' or 'nwb-lfads infer'.")
+    if (
+        "lfads" not in nwbfile.processing
+        or "rates" not in nwbfile.processing["lfads"].data_interfaces
+    ):
+        raise EvaluationError(
+            f"{path}: no processing/lfads/rates (processing modules: "
+            f"{sorted(nwbfile.processing)}), so there is nothing to evaluate. Pass a run directory "
+            f"or a '.lfads.nwb' file written by 'nwb-lfads fit' or 'nwb-lfads infer'."
+        )
     return nwbfile.processing["lfads"]
 
 
@@ -183,11 +236,15 @@ def _layout(nwbfile, enriched, cfg, eval_default: str | None):
     if heldout is None and units is not None and "heldout" in units.colnames:
         heldout = "heldout" if np.asarray(units["heldout"].data[:]).dtype.kind in "bi" else None
     columns = list(nwbfile.trials.colnames) if nwbfile.trials is not None else []
-    spec = cfg.eval_trials or (eval_default if eval_default and eval_default.split("=")[0] in columns else None)
+    spec = cfg.eval_trials or (
+        eval_default if eval_default and eval_default.split("=")[0] in columns else None
+    )
     spec = spec if cfg.align_to is not None else None  # continuous windows are not trials
     if spec is not None and spec.partition("=")[0].strip() not in columns:
-        raise SelectionError(f"{enriched}: eval trials '{spec}' name a column that is not in the trials table "
-                             f"(columns: {columns}). Fix data.eval_trials.")
+        raise SelectionError(
+            f"{enriched}: eval trials '{spec}' name a column that is not in the trials table "
+            f"(columns: {columns}). Fix data.eval_trials."
+        )
     names = {obj.name for obj in nwbfile.objects.values() if isinstance(obj, TimeSeries)}
     return heldout, spec, [n for n in BEHAVIOR_SERIES if n in names]
 
@@ -212,7 +269,9 @@ def _read(enriched: Path, data_cfg, eval_default: str | None):
         try:
             ds = read_session(nwbfile, **opts)
         except NwbLfadsError as exc:  # name the file, not the in-memory NWBFile
-            raise type(exc)(str(exc).replace(f"<NWBFile {nwbfile.identifier}>", str(enriched))) from None
+            raise type(exc)(
+                str(exc).replace(f"<NWBFile {nwbfile.identifier}>", str(enriched))
+            ) from None
         rates = read_ground_truth(nwbfile, ds, module="lfads", series="rates").values
         truth = read_ground_truth(nwbfile, ds)
     return cfg, spec, behaviors, ds, rates, None if truth is None else truth.values
@@ -223,11 +282,18 @@ def _eval_mask(ds, spec: str | None, what: str):
         return None
     column, _, value = (s.strip() for s in spec.partition("="))
     coord = ds.coords[column].values
-    match = np.array([str(v) == value or (isinstance(v, (int, float, np.number)) and _num(value) == v)
-                      for v in coord], bool)
+    match = np.array(
+        [
+            str(v) == value or (isinstance(v, (int, float, np.number)) and _num(value) == v)
+            for v in coord
+        ],
+        bool,
+    )
     if not match.any():
-        raise SelectionError(f"{what}: no trial has {column} = {value!r} (values: {sorted({str(v) for v in coord})[:10]}). "
-                             f"Fix data.eval_trials.")
+        raise SelectionError(
+            f"{what}: no trial has {column} = {value!r} (values: {sorted({str(v) for v in coord})[:10]}). "
+            f"Fix data.eval_trials."
+        )
     return match
 
 
@@ -251,37 +317,60 @@ def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | No
         ``eval_trials``, ``metrics`` {key: float}, ``skipped`` {key: reason}.
     """
     enriched = Path(enriched)
-    cfg, spec, behaviors, ds, rates, truth = _read(enriched, data_cfg, "split=val" if targets else None)
+    cfg, spec, behaviors, ds, rates, truth = _read(
+        enriched, data_cfg, "split=val" if targets else None
+    )
     ev = _eval_mask(ds, spec, str(enriched))
     heldout = ds.coords["heldout"].values.astype(bool) if "heldout" in ds.coords else None
     found, skipped = {}, {}
     if targets is not None:
         if heldout is None or ev is None:
-            raise EvaluationError(f"{enriched}: scoring --targets needs held-out units and evaluation trials "
-                                  f"(data.heldout_units, data.eval_trials or a 'split' trials column).")
+            raise EvaluationError(
+                f"{enriched}: scoring --targets needs held-out units and evaluation trials "
+                f"(data.heldout_units, data.eval_trials or a 'split' trials column)."
+            )
         split = np.asarray(ds.coords[spec.partition("=")[0].strip()].values).astype(str)
-        train = (split == "train") & ~ev if ((split == "train") & ~ev).any() else ~ev  # NLB: split 'train'
+        train = (
+            (split == "train") & ~ev if ((split == "train") & ~ev).any() else ~ev
+        )  # NLB: split 'train'
         found, skipped = score_targets(targets, rates, cfg.bin_size, heldout, ev, train, dataset)
     finite = np.isfinite(rates)
     units = finite.any(axis=(0, 1))
     trials = finite[..., units].all(axis=(1, 2))
     if not trials.any():
-        raise NwbContentError(f"{enriched}: processing/lfads/rates has no sample at the bins of any trial read with "
-                              f"bin_size={cfg.bin_size}, align_to={cfg.align_to}, window={cfg.window}. Evaluate the run "
-                              f"directory (its config.yaml) or check the file's provenance table.")
+        raise NwbContentError(
+            f"{enriched}: processing/lfads/rates has no sample at the bins of any trial read with "
+            f"bin_size={cfg.bin_size}, align_to={cfg.align_to}, window={cfg.window}. Evaluate the run "
+            f"directory (its config.yaml) or check the file's provenance table."
+        )
     sel = ds.isel(trial=np.flatnonzero(trials), unit=np.flatnonzero(units))
-    conditions = sel.coords[CONDITION_COLUMN].values if CONDITION_COLUMN in sel.coords and cfg.align_to else None
+    conditions = (
+        sel.coords[CONDITION_COLUMN].values
+        if CONDITION_COLUMN in sel.coords and cfg.align_to
+        else None
+    )
     more, why = session_metrics(
-        sel.spikes.values, rates[trials][..., units], cfg.bin_size,
-        heldout=None if heldout is None else heldout[units], eval_trials=None if ev is None else ev[trials],
-        truth_hz=None if truth is None else truth[trials][..., units], conditions=conditions,
-        behavior={name: sel[name].values for name in behaviors if name in sel})
+        sel.spikes.values,
+        rates[trials][..., units],
+        cfg.bin_size,
+        heldout=None if heldout is None else heldout[units],
+        eval_trials=None if ev is None else ev[trials],
+        truth_hz=None if truth is None else truth[trials][..., units],
+        conditions=conditions,
+        behavior={name: sel[name].values for name in behaviors if name in sel},
+    )
     found, skipped = {**more, **found}, {**why, **skipped}
     if truth is None:
         skipped["r2_truth"] = "no processing/ground_truth/rates (only simulated sessions have it)"
-    out = {"session": str(ds.attrs.get("session_id")), "file": str(enriched), "n_trials": int(trials.sum()),
-           "n_units": int(units.sum()), "n_heldout": int(0 if heldout is None else heldout[units].sum()),
-           "n_eval_trials": int(trials.sum() if ev is None else ev[trials].sum()), "eval_trials": spec or "all"}
+    out = {
+        "session": str(ds.attrs.get("session_id")),
+        "file": str(enriched),
+        "n_trials": int(trials.sum()),
+        "n_units": int(units.sum()),
+        "n_heldout": int(0 if heldout is None else heldout[units].sum()),
+        "n_eval_trials": int(trials.sum() if ev is None else ev[trials].sum()),
+        "eval_trials": spec or "all",
+    }
     if "targets_dataset" in found:
         out["targets_dataset"] = found.pop("targets_dataset")
     return {**out, "metrics": found, "skipped": skipped}
@@ -293,7 +382,11 @@ def _run_files(run_dir: Path) -> list[Path]:
     for listing in (run_dir / "sessions.json", run_dir / "checkpoint" / "sessions.json"):
         if not files and listing.exists():
             entries = json.loads(listing.read_text())
-            files = [Path(e.get("path") or e["source"]) for e in entries if Path(e.get("path") or e["source"]).is_file()]
+            files = [
+                Path(e.get("path") or e["source"])
+                for e in entries
+                if Path(e.get("path") or e["source"]).is_file()
+            ]
     return files
 
 
@@ -322,17 +415,24 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
 
     p = Path(path).expanduser()
     if p.is_dir():
-        config = next((c for c in (p / "config.yaml", p / "checkpoint" / "config.yaml") if c.exists()), p / "config.yaml")
+        config = next(
+            (c for c in (p / "config.yaml", p / "checkpoint" / "config.yaml") if c.exists()),
+            p / "config.yaml",
+        )
         files = _run_files(p)
         if not files:
-            raise RunDirError(f"{p}: not a run directory (no *.lfads.nwb, no sessions.json). Pass the --out folder "
-                              f"of 'nwb-lfads fit', or one enriched .lfads.nwb file.")
+            raise RunDirError(
+                f"{p}: not a run directory (no *.lfads.nwb, no sessions.json). Pass the --out folder "
+                f"of 'nwb-lfads fit', or one enriched .lfads.nwb file."
+            )
         cfgs = [RunConfig.from_yaml(config).data if config.exists() else None for f in files]
     elif p.exists():
         files, cfgs = [p], [None]
     else:
-        raise InputFileError(f"{p}: no such run directory or NWB file. Pass the --out folder of 'nwb-lfads fit' "
-                             f"or an enriched .lfads.nwb file.")
+        raise InputFileError(
+            f"{p}: no such run directory or NWB file. Pass the --out folder of 'nwb-lfads fit' "
+            f"or an enriched .lfads.nwb file."
+        )
     sessions, failed = [], []
     for f, c in zip(files, cfgs):
         try:
@@ -345,8 +445,12 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
             sessions[-1]["skipped"]["targets"] = str(exc)
     if failed and len(failed) == len(files):
         raise failed[0]
-    keys = list(dict.fromkeys(k for s in sessions for k, v in s["metrics"].items() if isinstance(v, float)))
-    overall = {k: float(np.mean([s["metrics"][k] for s in sessions if k in s["metrics"]])) for k in keys}
+    keys = list(
+        dict.fromkeys(k for s in sessions for k, v in s["metrics"].items() if isinstance(v, float))
+    )
+    overall = {
+        k: float(np.mean([s["metrics"][k] for s in sessions if k in s["metrics"]])) for k in keys
+    }
     report = {"path": str(p), "sessions": sessions, "overall": overall, "written": None}
     if write:
         out = evaluation_path(p)
@@ -362,17 +466,30 @@ def format_evaluation(report: dict) -> str:
     """A plain-text table: one row per metric, one column per session (and ``overall``)."""
     sessions = report["sessions"]
     keys = list(report["overall"])
-    head = ["metric"] + [s["session"] for s in sessions] + (["overall"] if len(sessions) > 1 else [])
-    rows = [head, ["trials (eval)"] + [f"{s['n_trials']} ({s['n_eval_trials']})" for s in sessions],
-            ["units (held out)"] + [f"{s['n_units']} ({s['n_heldout']})" for s in sessions]]
+    head = (
+        ["metric"] + [s["session"] for s in sessions] + (["overall"] if len(sessions) > 1 else [])
+    )
+    rows = [
+        head,
+        ["trials (eval)"] + [f"{s['n_trials']} ({s['n_eval_trials']})" for s in sessions],
+        ["units (held out)"] + [f"{s['n_units']} ({s['n_heldout']})" for s in sessions],
+    ]
     for key in keys:
-        label = LABELS.get(key) or ("  smoothing baseline" if key.endswith("_smoothing")
-                                    else f"decoding R^2, {key[len('decoding_r2_'):]}")
+        label = LABELS.get(key) or (
+            "  smoothing baseline"
+            if key.endswith("_smoothing")
+            else f"decoding R^2, {key[len('decoding_r2_') :]}"
+        )
         cells = [f"{s['metrics'][key]:.4f}" if key in s["metrics"] else "-" for s in sessions]
-        rows.append([label] + cells + ([f"{report['overall'][key]:.4f}"] if len(sessions) > 1 else []))
+        rows.append(
+            [label] + cells + ([f"{report['overall'][key]:.4f}"] if len(sessions) > 1 else [])
+        )
     for row in rows[1:3]:
         row += [""] * (len(head) - len(row))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

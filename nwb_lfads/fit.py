@@ -20,9 +20,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ._version import __version__
 from .errors import ConfigError, RunDirError
@@ -53,8 +53,12 @@ class FitResult:
 
 def reader_options(data_cfg) -> dict:
     """``read_session`` keyword arguments from a ``DataConfig``."""
-    opts = {"bin_size": data_cfg.bin_size, "align_to": data_cfg.align_to, "window": data_cfg.window,
-            "heldout": data_cfg.heldout_units}
+    opts = {
+        "bin_size": data_cfg.bin_size,
+        "align_to": data_cfg.align_to,
+        "window": data_cfg.window,
+        "heldout": data_cfg.heldout_units,
+    }
     if data_cfg.align_to is None:
         opts.update(window_length=data_cfg.window_length, overlap=data_cfg.overlap)
     elif data_cfg.eval_trials:  # text columns (NLB's split) are only read when asked for
@@ -73,27 +77,38 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     """Refuse to mix runs: a new fit needs a folder without a run, ``resume`` needs one."""
     has_run = (run_dir / CONFIG_FILE).exists() or (run_dir / CHECKPOINT_DIR).exists()
     if resume and not has_run:
-        raise RunDirError(f"{run_dir}: no run to resume here (no {CONFIG_FILE} or {CHECKPOINT_DIR}/). "
-                          f"Drop --resume to start a new run, or point --out at an existing run.")
+        raise RunDirError(
+            f"{run_dir}: no run to resume here (no {CONFIG_FILE} or {CHECKPOINT_DIR}/). "
+            f"Drop --resume to start a new run, or point --out at an existing run."
+        )
     if not resume and has_run:
-        raise RunDirError(f"{run_dir}: already holds a run ({CONFIG_FILE}, {CHECKPOINT_DIR}/). Pass --resume to "
-                          f"continue it, or choose a new --out folder.")
+        raise RunDirError(
+            f"{run_dir}: already holds a run ({CONFIG_FILE}, {CHECKPOINT_DIR}/). Pass --resume to "
+            f"continue it, or choose a new --out folder."
+        )
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: exists and is not a folder. Choose a folder for --out.")
 
 
-def resolve_config(run_dir: Path, resume: bool, config: RunConfig | None, overrides: Sequence[str]) -> RunConfig:
+def resolve_config(
+    run_dir: Path, resume: bool, config: RunConfig | None, overrides: Sequence[str]
+) -> RunConfig:
     """The run's configuration: saved one on resume (only training limits may change), else new."""
     if not resume:
         return (config or RunConfig()).with_overrides(list(overrides))
     saved = RunConfig.from_yaml(run_dir / CONFIG_FILE)
     cfg = (config or saved).with_overrides(list(overrides))
-    changed = [f"{section}.{f.name}" for section in ("data", "model")
-               for f in dataclasses.fields(getattr(saved, section))
-               if getattr(getattr(saved, section), f.name) != getattr(getattr(cfg, section), f.name)]
+    changed = [
+        f"{section}.{f.name}"
+        for section in ("data", "model")
+        for f in dataclasses.fields(getattr(saved, section))
+        if getattr(getattr(saved, section), f.name) != getattr(getattr(cfg, section), f.name)
+    ]
     if changed:
-        raise ConfigError(f"{run_dir}: --resume cannot change {', '.join(changed)} (the data or model of the run). "
-                          f"Start a new run with a new --out instead.")
+        raise ConfigError(
+            f"{run_dir}: --resume cannot change {', '.join(changed)} (the data or model of the run). "
+            f"Start a new run with a new --out instead."
+        )
     return cfg
 
 
@@ -109,9 +124,19 @@ def output_name(path: Path) -> str:
     return (name[:-4] if name.endswith(".nwb") else name) + ".lfads.nwb"
 
 
-def fit(sources: Sequence, out, *, config: RunConfig | None = None, overrides: Sequence[str] = (),
-        resume: bool = False, in_place: bool = False, progress: bool = True, plots: bool = True,
-        cache_dir=None, echo: Callable[[str], None] = print) -> FitResult:
+def fit(
+    sources: Sequence,
+    out,
+    *,
+    config: RunConfig | None = None,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+    in_place: bool = False,
+    progress: bool = True,
+    plots: bool = True,
+    cache_dir=None,
+    echo: Callable[[str], None] = print,
+) -> FitResult:
     """Read ``sources``, train one LFADS model over all of them, write each session enriched.
 
     Args:
@@ -144,8 +169,10 @@ def fit(sources: Sequence, out, *, config: RunConfig | None = None, overrides: S
     data = prepare_data(datasets, cfg.data)
     outputs = [p if in_place else run_dir / output_name(p) for p in paths]
     if len(set(outputs)) != len(outputs):
-        raise RunDirError(f"{run_dir}: two sessions share a file name ({', '.join(p.name for p in paths)}), so their "
-                          f"outputs would collide. Rename one of them.")
+        raise RunDirError(
+            f"{run_dir}: two sessions share a file name ({', '.join(p.name for p in paths)}), so their "
+            f"outputs would collide. Rename one of them."
+        )
 
     trained = train(data, cfg, run_dir, resume=resume, progress=progress)
     results = infer(trained.params, cfg, datasets)
@@ -153,8 +180,12 @@ def fit(sources: Sequence, out, *, config: RunConfig | None = None, overrides: S
     metrics = trained.history[-1] if trained.history else {}
     written = []
     for path, ds, res, target in zip(paths, datasets, results, outputs):
-        provenance = {"package": f"nwb-lfads {__version__}", "config": cfg.to_dict(),
-                      "final_metrics": metrics, "session_summary": _row(summary, ds)}
+        provenance = {
+            "package": f"nwb-lfads {__version__}",
+            "config": cfg.to_dict(),
+            "final_metrics": metrics,
+            "session_summary": _row(summary, ds),
+        }
         from .io.write import write_results
 
         written.append(write_results(path, res, target, provenance=provenance, in_place=in_place))
@@ -194,7 +225,15 @@ def summarize(datasets, results, data, paths) -> list[dict]:
     rows = []
     for s, (ds, res, path) in enumerate(zip(datasets, results, paths)):
         mine = data.session == s
-        rows.append(session_summary(ds, res, data.valid[mine], read_ground_truth(path, ds), train_trials=data.train[mine]))
+        rows.append(
+            session_summary(
+                ds,
+                res,
+                data.valid[mine],
+                read_ground_truth(path, ds),
+                train_trials=data.train[mine],
+            )
+        )
     return rows
 
 
@@ -214,8 +253,16 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60]
 
 
-def infer_run(run_dir, sources: Sequence, out, *, trials=None, in_place: bool = False, cache_dir=None,
-              n_samples: int | None = None) -> list[Path]:
+def infer_run(
+    run_dir,
+    sources: Sequence,
+    out,
+    *,
+    trials=None,
+    in_place: bool = False,
+    cache_dir=None,
+    n_samples: int | None = None,
+) -> list[Path]:
     """Apply the trained run in ``run_dir`` to ``sources`` and write them enriched into ``out``.
 
     Sources must be sessions the run was trained on (matched by session id or file name); all
@@ -239,7 +286,10 @@ def infer_run(run_dir, sources: Sequence, out, *, trials=None, in_place: bool = 
     written = []
     for path, res in zip(paths, results):
         target = path if in_place else out / output_name(path)
-        provenance = {"package": f"nwb-lfads {__version__}", "config": cfg.to_dict(),
-                      "run_dir": str(Path(run_dir).resolve())}
+        provenance = {
+            "package": f"nwb-lfads {__version__}",
+            "config": cfg.to_dict(),
+            "run_dir": str(Path(run_dir).resolve()),
+        }
         written.append(write_results(path, res, target, provenance=provenance, in_place=in_place))
     return written

@@ -35,10 +35,22 @@ from nwb_lfads.errors import NwbLfadsError
 
 RATE_FLOOR = 1e-9
 NLB_RIDGE_ALPHAS = np.logspace(-4, 0, 9)
-NLB_VELOCITY_LAG_S = {"mc_maze": 0.100, "mc_maze_large": 0.120, "mc_maze_medium": 0.120,
-                      "mc_maze_small": 0.120, "mc_rtt": 0.140, "area2_bump": -0.020}
-NLB_PSTH_SIGMA_S = {"mc_maze": 0.070, "mc_maze_large": 0.050, "mc_maze_medium": 0.050,
-                    "mc_maze_small": 0.050, "area2_bump": 0.040, "dmfc_rsg": 0.070}
+NLB_VELOCITY_LAG_S = {
+    "mc_maze": 0.100,
+    "mc_maze_large": 0.120,
+    "mc_maze_medium": 0.120,
+    "mc_maze_small": 0.120,
+    "mc_rtt": 0.140,
+    "area2_bump": -0.020,
+}
+NLB_PSTH_SIGMA_S = {
+    "mc_maze": 0.070,
+    "mc_maze_large": 0.050,
+    "mc_maze_medium": 0.050,
+    "mc_maze_small": 0.050,
+    "area2_bump": 0.040,
+    "dmfc_rsg": 0.070,
+}
 NLB_FORWARD_S = 0.200
 
 
@@ -50,17 +62,21 @@ class MetricInputError(NwbLfadsError):
 def _as_float(fn: str, name: str, x, min_ndim: int = 1) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim < min_ndim:
-        raise MetricInputError(f"{fn}: {name} has shape {arr.shape} but needs at least "
-                               f"{min_ndim} dimensions (..., units); pass a [trials, time, units] "
-                               "or [samples, units] array")
+        raise MetricInputError(
+            f"{fn}: {name} has shape {arr.shape} but needs at least "
+            f"{min_ndim} dimensions (..., units); pass a [trials, time, units] "
+            "or [samples, units] array"
+        )
     return arr
 
 
 def _same_shape(fn: str, a_name: str, a: np.ndarray, b_name: str, b: np.ndarray) -> None:
     if a.shape != b.shape:
-        raise MetricInputError(f"{fn}: {a_name} has shape {a.shape} but {b_name} has shape "
-                               f"{b.shape}; pass arrays of the same shape (same trials, bins, "
-                               "units in the same order)")
+        raise MetricInputError(
+            f"{fn}: {a_name} has shape {a.shape} but {b_name} has shape "
+            f"{b.shape}; pass arrays of the same shape (same trials, bins, "
+            "units in the same order)"
+        )
 
 
 def _keep_mask(fn: str, mask, target: np.ndarray) -> np.ndarray:
@@ -69,38 +85,50 @@ def _keep_mask(fn: str, mask, target: np.ndarray) -> np.ndarray:
     if mask is not None:
         m = np.asarray(mask)
         if m.dtype != bool:
-            raise MetricInputError(f"{fn}: mask has dtype {m.dtype}; pass a boolean array, "
-                                   "True where an entry is evaluated")
+            raise MetricInputError(
+                f"{fn}: mask has dtype {m.dtype}; pass a boolean array, "
+                "True where an entry is evaluated"
+            )
         try:
             keep = keep & np.broadcast_to(m, target.shape)
         except ValueError:
-            raise MetricInputError(f"{fn}: mask of shape {m.shape} does not broadcast to the "
-                                   f"data shape {target.shape}; pass a mask of that shape "
-                                   "or one that broadcasts (e.g. [trials, 1, 1])") from None
+            raise MetricInputError(
+                f"{fn}: mask of shape {m.shape} does not broadcast to the "
+                f"data shape {target.shape}; pass a mask of that shape "
+                "or one that broadcasts (e.g. [trials, 1, 1])"
+            ) from None
     if not keep.any():
-        raise MetricInputError(f"{fn}: no entry is evaluated (mask all False or targets all "
-                               "NaN); select at least one observed bin")
+        raise MetricInputError(
+            f"{fn}: no entry is evaluated (mask all False or targets all "
+            "NaN); select at least one observed bin"
+        )
     return keep
 
 
 def _check_counts(fn: str, name: str, k: np.ndarray) -> None:
     if not np.all(np.isfinite(k)) or np.any(k < 0) or np.any(k != np.round(k)):
-        raise MetricInputError(f"{fn}: {name} must hold non-negative integer spike counts (NaN "
-                               "only for missing entries); found negative, fractional or "
-                               "infinite values. Pass binned counts, not smoothed rates")
+        raise MetricInputError(
+            f"{fn}: {name} must hold non-negative integer spike counts (NaN "
+            "only for missing entries); found negative, fractional or "
+            "infinite values. Pass binned counts, not smoothed rates"
+        )
 
 
 def _check_finite(fn: str, name: str, r: np.ndarray) -> None:
     if not np.all(np.isfinite(r)):
-        raise MetricInputError(f"{fn}: {name} has NaN or infinite values on evaluated entries; "
-                               "predict a finite rate for every evaluated bin or mask it out")
+        raise MetricInputError(
+            f"{fn}: {name} has NaN or infinite values on evaluated entries; "
+            "predict a finite rate for every evaluated bin or mask it out"
+        )
 
 
 def _check_rates(fn: str, name: str, r: np.ndarray) -> None:
     _check_finite(fn, name, r)
     if np.any(r < 0):
-        raise MetricInputError(f"{fn}: {name} has negative values (min {r.min():.3g}); rates "
-                               "are expected spike counts per bin and must be >= 0")
+        raise MetricInputError(
+            f"{fn}: {name} has negative values (min {r.min():.3g}); rates "
+            "are expected spike counts per bin and must be >= 0"
+        )
 
 
 def _prepare(fn: str, rates, spikes, mask, min_ndim: int = 1):
@@ -146,8 +174,10 @@ def _bps(fn: str, rates, spikes, mask) -> float:
     r, k, keep = _prepare(fn, rates, spikes, mask, min_ndim=2)
     n_spikes = float(k[keep].sum())
     if n_spikes == 0:
-        raise MetricInputError(f"{fn}: the evaluated spikes hold no spike at all, so bits per "
-                               "spike is undefined; evaluate on units and trials that fire")
+        raise MetricInputError(
+            f"{fn}: the evaluated spikes hold no spike at all, so bits per "
+            "spike is undefined; evaluate on units and trials that fire"
+        )
     sample_axes = tuple(range(k.ndim - 1))
     counts = np.where(keep, k, 0.0).sum(axis=sample_axes)
     n_bins = keep.sum(axis=sample_axes)
@@ -244,7 +274,7 @@ def r2_per_neuron(pred, true, mask=None) -> tuple[np.ndarray, float]:
     per = np.full(n, np.nan)
     for j in range(n):
         if k2[:, j].sum() > 0:
-            per[j] = _r2_columns(p2[k2[:, j], j:j + 1], t2[k2[:, j], j:j + 1])[0][0]
+            per[j] = _r2_columns(p2[k2[:, j], j : j + 1], t2[k2[:, j], j : j + 1])[0][0]
     finite = per[np.isfinite(per)]
     return per, float(finite.mean()) if finite.size else float("nan")
 
@@ -252,9 +282,11 @@ def r2_per_neuron(pred, true, mask=None) -> tuple[np.ndarray, float]:
 def _condition_labels(fn: str, conditions, n_trials: int) -> np.ndarray:
     c = np.asarray(conditions)
     if c.ndim not in (1, 2) or c.shape[0] != n_trials:
-        raise MetricInputError(f"{fn}: conditions has shape {c.shape} but the data has "
-                               f"{n_trials} trials; pass one label per trial, shape [{n_trials}] "
-                               f"(or [{n_trials}, fields] for several condition columns)")
+        raise MetricInputError(
+            f"{fn}: conditions has shape {c.shape} but the data has "
+            f"{n_trials} trials; pass one label per trial, shape [{n_trials}] "
+            f"(or [{n_trials}, fields] for several condition columns)"
+        )
     return c
 
 
@@ -312,10 +344,12 @@ def psth_r2(rates, target, conditions, target_conditions=None) -> float:
         psth = _as_float(fn, "target", target, 3)
         labels = np.asarray(target_conditions)
         if labels.shape[0] != psth.shape[0] or psth.shape[1:] != r.shape[1:]:
-            raise MetricInputError(f"{fn}: target PSTH has shape {psth.shape} with "
-                                   f"{labels.shape[0]} condition labels, rates have shape "
-                                   f"{r.shape}; pass a [conditions, time, units] PSTH with one "
-                                   "label per row and the rates' bins and units")
+            raise MetricInputError(
+                f"{fn}: target PSTH has shape {psth.shape} with "
+                f"{labels.shape[0]} condition labels, rates have shape "
+                f"{r.shape}; pass a [conditions, time, units] PSTH with one "
+                "label per row and the rates' bins and units"
+            )
     preds, trues = [], []
     for lab, true_c in zip(labels, psth):
         sel = _rows_equal(c, lab)
@@ -327,8 +361,10 @@ def psth_r2(rates, target, conditions, target_conditions=None) -> float:
         preds.append(pred_c)
         trues.append(true_c[valid])
     if not preds:
-        raise MetricInputError(f"{fn}: no condition of the target has a trial in rates; check "
-                               "that conditions and target_conditions use the same labels")
+        raise MetricInputError(
+            f"{fn}: no condition of the target has a trial in rates; check "
+            "that conditions and target_conditions use the same labels"
+        )
     return _r2_uniform(np.concatenate(preds), np.concatenate(trues))
 
 
@@ -350,15 +386,19 @@ def lag_align(rates, behavior, lag_bins: int) -> tuple[np.ndarray, np.ndarray]:
     b = _as_float(fn, "behavior", behavior, 2)
     b = b[..., None] if b.ndim == 2 else b
     if b.shape[:2] != r.shape[:2]:
-        raise MetricInputError(f"{fn}: rates have shape {r.shape} but behavior has shape "
-                               f"{b.shape}; both need the same [trials, time] leading axes")
+        raise MetricInputError(
+            f"{fn}: rates have shape {r.shape} but behavior has shape "
+            f"{b.shape}; both need the same [trials, time] leading axes"
+        )
     lag, n_t = int(lag_bins), r.shape[1]
     if abs(lag) >= n_t:
-        raise MetricInputError(f"{fn}: lag_bins={lag} leaves no bin of the {n_t}-bin trials; "
-                               "use a lag shorter than the window")
+        raise MetricInputError(
+            f"{fn}: lag_bins={lag} leaves no bin of the {n_t}-bin trials; "
+            "use a lag shorter than the window"
+        )
     if lag >= 0:
-        return r[:, :n_t - lag], b[:, lag:]
-    return r[:, -lag:], b[:, :n_t + lag]
+        return r[:, : n_t - lag], b[:, lag:]
+    return r[:, -lag:], b[:, : n_t + lag]
 
 
 def fit_ridge(x, y, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -389,8 +429,10 @@ def _trial_indices(fn: str, sel, n_trials: int, name: str) -> np.ndarray:
     s = np.asarray(sel)
     if s.dtype == bool:
         if s.shape != (n_trials,):
-            raise MetricInputError(f"{fn}: {name} is a boolean mask of shape {s.shape}; "
-                                   f"expected shape ({n_trials},), one entry per trial")
+            raise MetricInputError(
+                f"{fn}: {name} is a boolean mask of shape {s.shape}; "
+                f"expected shape ({n_trials},), one entry per trial"
+            )
         s = np.flatnonzero(s)
     s = s.astype(np.int64).ravel()
     if s.size == 0:
@@ -405,14 +447,24 @@ def _flat_rows(fn: str, r: np.ndarray, b: np.ndarray):
     ok = ~np.any(np.isnan(y), axis=1)
     x, y = x[ok], y[ok]
     if not np.all(np.isfinite(x)):
-        raise MetricInputError(f"{fn}: rates are NaN or infinite on bins where behaviour is "
-                               "defined; predict finite rates for every decoded bin")
+        raise MetricInputError(
+            f"{fn}: rates are NaN or infinite on bins where behaviour is "
+            "defined; predict finite rates for every decoded bin"
+        )
     return x, y
 
 
-def ridge_decoding_r2(rates, behavior, train_trials, eval_trials=None, *, lag_bins: int = 0,
-                      alpha: float | None = None, alphas=NLB_RIDGE_ALPHAS,
-                      n_folds: int = 5) -> float:
+def ridge_decoding_r2(
+    rates,
+    behavior,
+    train_trials,
+    eval_trials=None,
+    *,
+    lag_bins: int = 0,
+    alpha: float | None = None,
+    alphas=NLB_RIDGE_ALPHAS,
+    n_folds: int = 5,
+) -> float:
     """Decode a behaviour variable from rates by ridge regression; R^2 on evaluation trials.
 
     Behaviour at bin t is decoded from rates at bin ``t - lag_bins`` (:func:`lag_align`); bins
@@ -435,13 +487,17 @@ def ridge_decoding_r2(rates, behavior, train_trials, eval_trials=None, *, lag_bi
     else:
         eval_idx = _trial_indices(fn, eval_trials, r.shape[0], "eval_trials")
     if eval_idx.size == 0:
-        raise MetricInputError(f"{fn}: no evaluation trial is left; pass eval_trials or leave "
-                               "some trials out of train_trials")
+        raise MetricInputError(
+            f"{fn}: no evaluation trial is left; pass eval_trials or leave "
+            "some trials out of train_trials"
+        )
     if alpha is None:
         folds = [f for f in np.array_split(train, min(n_folds, train.size)) if f.size]
         if len(folds) < 2:
-            raise MetricInputError(f"{fn}: choosing alpha by cross-validation needs at least 2 "
-                                   "training trials; add trials or pass a fixed alpha")
+            raise MetricInputError(
+                f"{fn}: choosing alpha by cross-validation needs at least 2 "
+                "training trials; add trials or pass a fixed alpha"
+            )
         scores = []
         for a in alphas:
             fold_r2 = []
@@ -459,8 +515,16 @@ def ridge_decoding_r2(rates, behavior, train_trials, eval_trials=None, *, lag_bi
     return _r2_uniform(xe @ w + c, ye)
 
 
-def velocity_r2(rates, velocity, train_trials, eval_trials=None, *, bin_size: float,
-                lag_s: float = NLB_VELOCITY_LAG_S["mc_maze"], alpha: float | None = None) -> float:
+def velocity_r2(
+    rates,
+    velocity,
+    train_trials,
+    eval_trials=None,
+    *,
+    bin_size: float,
+    lag_s: float = NLB_VELOCITY_LAG_S["mc_maze"],
+    alpha: float | None = None,
+) -> float:
     """NLB's velocity decoding R^2: :func:`ridge_decoding_r2` with the lag given in seconds.
 
     Args:
@@ -472,7 +536,14 @@ def velocity_r2(rates, velocity, train_trials, eval_trials=None, *, bin_size: fl
         float: R^2 over eval trials, averaged over velocity channels.
     """
     if not bin_size > 0:
-        raise MetricInputError(f"velocity_r2: bin_size={bin_size} must be a positive number "
-                               "of seconds")
-    return ridge_decoding_r2(rates, velocity, train_trials, eval_trials,
-                             lag_bins=int(round(lag_s / bin_size)), alpha=alpha)
+        raise MetricInputError(
+            f"velocity_r2: bin_size={bin_size} must be a positive number of seconds"
+        )
+    return ridge_decoding_r2(
+        rates,
+        velocity,
+        train_trials,
+        eval_trials,
+        lag_bins=int(round(lag_s / bin_size)),
+        alpha=alpha,
+    )

@@ -33,29 +33,38 @@ def _target_group(f, path, dataset: str | None, bin_size: float):
     groups = [key for key in f if hasattr(f[key], "keys")]
     if dataset is not None:
         if dataset not in f:
-            raise TargetsError(f"{path}: no dataset {dataset!r} in the targets (datasets: {groups}). "
-                               f"Pass one of those names.")
+            raise TargetsError(
+                f"{path}: no dataset {dataset!r} in the targets (datasets: {groups}). "
+                f"Pass one of those names."
+            )
         return f[dataset], dataset
     if "eval_spikes_heldout" in f:
         return f, "/"
-    suffix = "" if abs(bin_size - 0.005) < 1e-9 else f"_{round(bin_size * 1000)}"  # nlb_tools' naming
+    suffix = (
+        "" if abs(bin_size - 0.005) < 1e-9 else f"_{round(bin_size * 1000)}"
+    )  # nlb_tools' naming
     matching = [g for g in groups if (g.endswith(suffix) if suffix else not re.search(r"_\d+$", g))]
     choice = groups if len(groups) == 1 else matching
     if len(choice) != 1:
-        raise TargetsError(f"{path}: cannot tell which targets dataset to use (datasets: {groups}; bins of "
-                           f"{bin_size * 1000:g} ms). Pass --dataset NAME.")
+        raise TargetsError(
+            f"{path}: cannot tell which targets dataset to use (datasets: {groups}; bins of "
+            f"{bin_size * 1000:g} ms). Pass --dataset NAME."
+        )
     return f[choice[0]], choice[0]
 
 
 def _check_shape(path, key, arr, expected, what: str):
-    if arr.shape[:len(expected)] != tuple(expected):
-        raise TargetsError(f"{path}: targets '{key}' have shape {arr.shape} but the session gives "
-                           f"{tuple(expected)} ({what}). Make the targets from the same file, trials, window "
-                           f"and bin size as the fit.")
+    if arr.shape[: len(expected)] != tuple(expected):
+        raise TargetsError(
+            f"{path}: targets '{key}' have shape {arr.shape} but the session gives "
+            f"{tuple(expected)} ({what}). Make the targets from the same file, trials, window "
+            f"and bin size as the fit."
+        )
 
 
-def score_targets(path, rates_hz, bin_size: float, heldout, eval_trials, train_trials,
-                  dataset: str | None = None) -> tuple[dict, dict]:
+def score_targets(
+    path, rates_hz, bin_size: float, heldout, eval_trials, train_trials, dataset: str | None = None
+) -> tuple[dict, dict]:
     """Score rates against nlb_tools evaluation targets (``make_eval_target_tensors`` HDF5).
 
     Args:
@@ -72,9 +81,15 @@ def score_targets(path, rates_hz, bin_size: float, heldout, eval_trials, train_t
 
     path = Path(path).expanduser()
     if not path.is_file() or not h5py.is_hdf5(path):
-        raise InputFileError(f"{path}: targets file not found or not HDF5. Pass the .h5 file that nlb_tools' "
-                             f"make_eval_target_tensors wrote.")
-    ho, ev, tr = np.asarray(heldout, bool), np.asarray(eval_trials, bool), np.asarray(train_trials, bool)
+        raise InputFileError(
+            f"{path}: targets file not found or not HDF5. Pass the .h5 file that nlb_tools' "
+            f"make_eval_target_tensors wrote."
+        )
+    ho, ev, tr = (
+        np.asarray(heldout, bool),
+        np.asarray(eval_trials, bool),
+        np.asarray(train_trials, bool),
+    )
     r = np.asarray(rates_hz, dtype=np.float64) * bin_size
     r_nlb = np.concatenate([r[..., ~ho], r[..., ho]], axis=-1)  # NLB: held-in then held-out units
     out, skipped = {}, {}
@@ -84,27 +99,54 @@ def score_targets(path, rates_hz, bin_size: float, heldout, eval_trials, train_t
         n_t = r.shape[1]
         if "eval_spikes_heldout" in group:
             spikes = group["eval_spikes_heldout"][()].astype(np.float64)
-            _check_shape(path, "eval_spikes_heldout", spikes, (int(ev.sum()), n_t, int(ho.sum())),
-                         "evaluation trials, bins, held-out units")
+            _check_shape(
+                path,
+                "eval_spikes_heldout",
+                spikes,
+                (int(ev.sum()), n_t, int(ho.sum())),
+                "evaluation trials, bins, held-out units",
+            )
             out["targets_co_bps"] = float(M.co_bps(r[ev][..., ho], spikes))
-        b_tr, b_ev = (group[k][()].astype(np.float64) if k in group else None for k in ("train_behavior", "eval_behavior"))
+        b_tr, b_ev = (
+            group[k][()].astype(np.float64) if k in group else None
+            for k in ("train_behavior", "eval_behavior")
+        )
         if b_tr is not None and b_ev is not None and (b_tr.ndim != 3 or b_ev.ndim != 3):
-            skipped["targets_vel_r2"] = (f"behaviour targets of shape {b_tr.shape} are per trial, not per bin "
-                                         "(dmfc_rsg); only time-resolved behaviour is decoded")
+            skipped["targets_vel_r2"] = (
+                f"behaviour targets of shape {b_tr.shape} are per trial, not per bin "
+                "(dmfc_rsg); only time-resolved behaviour is decoded"
+            )
         elif b_tr is not None and b_ev is not None:
             _check_shape(path, "train_behavior", b_tr, (int(tr.sum()), n_t), "'train' trials, bins")
-            _check_shape(path, "eval_behavior", b_ev, (int(ev.sum()), n_t), "evaluation trials, bins")
+            _check_shape(
+                path, "eval_behavior", b_ev, (int(ev.sum()), n_t), "evaluation trials, bins"
+            )
             both = np.concatenate([r_nlb[tr], r_nlb[ev]])
             idx = np.arange(both.shape[0])
-            out["targets_vel_r2"] = float(M.ridge_decoding_r2(both, np.concatenate([b_tr, b_ev]),
-                                                              idx[:tr.sum()], idx[tr.sum():]))
+            out["targets_vel_r2"] = float(
+                M.ridge_decoding_r2(
+                    both, np.concatenate([b_tr, b_ev]), idx[: tr.sum()], idx[tr.sum() :]
+                )
+            )
         if "psth" in group:
             psth = group["psth"][()].astype(np.float64)
-            psth = psth.reshape(int(ev.sum()), n_t, -1) if psth.ndim == 2 and len(psth) == ev.sum() * n_t else psth
-            _check_shape(path, "psth", psth, (int(ev.sum()), n_t, r.shape[2]), "evaluation trials, bins, units")
+            psth = (
+                psth.reshape(int(ev.sum()), n_t, -1)
+                if psth.ndim == 2 and len(psth) == ev.sum() * n_t
+                else psth
+            )
+            _check_shape(
+                path,
+                "psth",
+                psth,
+                (int(ev.sum()), n_t, r.shape[2]),
+                "evaluation trials, bins, units",
+            )
             rows = np.arange(psth.shape[0])
             out["targets_psth_r2"] = float(M.psth_r2(r_nlb[ev], psth, rows, rows))
         if "eval_spikes_heldin_forward" in group:
-            skipped["targets_fp_bps"] = ("forward prediction needs rates past the fitted window, which "
-                                         "processing/lfads does not hold")
+            skipped["targets_fp_bps"] = (
+                "forward prediction needs rates past the fitted window, which "
+                "processing/lfads does not hold"
+            )
     return out, skipped

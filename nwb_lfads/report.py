@@ -63,7 +63,10 @@ def _time_label(ds) -> str:
 
 # ---------------------------------------------------------------- helpers (pure)
 
-def smooth_counts(counts, bin_size: float, sigma_s: float = PSTH_SIGMA_S, axis: int = 1) -> np.ndarray:
+
+def smooth_counts(
+    counts, bin_size: float, sigma_s: float = PSTH_SIGMA_S, axis: int = 1
+) -> np.ndarray:
     """Gaussian smoothing along time that preserves each trace's total count.
 
     Each bin's count is spread over the trace by a Gaussian of standard deviation ``sigma_s``
@@ -99,14 +102,16 @@ def pca(x, n_components: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mean = x.mean(axis=0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
     k = min(n_components, vt.shape[0])
-    var = s ** 2
+    var = s**2
     explained = var[:k] / var.sum() if var.sum() > 0 else np.zeros(k)
     return vt[:k], mean, explained
 
 
 def _paired(ds, results):
     """``ds`` restricted to the results' trials and units (same order)."""
-    if ds.sizes["trial"] != results.sizes["trial"] or not np.array_equal(ds["trial"].values, results["trial"].values):
+    if ds.sizes["trial"] != results.sizes["trial"] or not np.array_equal(
+        ds["trial"].values, results["trial"].values
+    ):
         ds = ds.sel(trial=results["trial"].values)
     if not np.array_equal(ds["unit"].values, results["unit"].values):
         ds = ds.sel(unit=results["unit"].values)
@@ -121,6 +126,7 @@ def _conditions(obj, condition: str):
 
 
 # ---------------------------------------------------------------- learning curves
+
 
 def _read_metrics(metrics_rows) -> list[dict]:
     if metrics_rows is None:
@@ -137,17 +143,32 @@ def _column(rows: list[dict], key: str) -> np.ndarray:
             return float(v)
         except (TypeError, ValueError):
             return np.nan
+
     return np.array([num(r.get(key)) for r in rows])
 
 
 def _panels(keys: list[str]) -> dict[str, list[str]]:
     low = {k: k.lower() for k in keys}
     is_lr = [k for k in keys if low[k] in ("lr", "learning_rate") or low[k].endswith("_lr")]
-    penalty = [k for k in keys if ("kl" in low[k] or "l2" in low[k]) and k not in is_lr
-               and not any(w in low[k] for w in ("weight", "scale", "ramp"))]
-    loss = [k for k in keys if any(w in low[k] for w in ("loss", "nll", "elbo", "recon")) and k not in penalty]
+    penalty = [
+        k
+        for k in keys
+        if ("kl" in low[k] or "l2" in low[k])
+        and k not in is_lr
+        and not any(w in low[k] for w in ("weight", "scale", "ramp"))
+    ]
+    loss = [
+        k
+        for k in keys
+        if any(w in low[k] for w in ("loss", "nll", "elbo", "recon")) and k not in penalty
+    ]
     score = [k for k in keys if any(w in low[k] for w in ("bps", "r2")) and k not in loss + penalty]
-    return {"loss": loss, "KL and L2 penalties": penalty, "validation scores": score, "learning rate": is_lr}
+    return {
+        "loss": loss,
+        "KL and L2 penalties": penalty,
+        "validation scores": score,
+        "learning rate": is_lr,
+    }
 
 
 def plot_learning_curves(metrics_rows, out_dir, *, prefix: str = "", title: str = "") -> list[Path]:
@@ -166,7 +187,9 @@ def plot_learning_curves(metrics_rows, out_dir, *, prefix: str = "", title: str 
     if not rows:
         return []
     keys = [k for k in rows[0] if k not in ("epoch", "step")]
-    epoch = _column(rows, "epoch") if "epoch" in rows[0] else np.arange(1, len(rows) + 1, dtype=float)
+    epoch = (
+        _column(rows, "epoch") if "epoch" in rows[0] else np.arange(1, len(rows) + 1, dtype=float)
+    )
     panels = {name: ks for name, ks in _panels(keys).items() if ks}
     if not panels:
         return []
@@ -178,14 +201,28 @@ def plot_learning_curves(metrics_rows, out_dir, *, prefix: str = "", title: str 
             y = _column(rows, k)
             base = k.removeprefix("train_").removeprefix("valid_")
             style = "--" if k.startswith("valid") else "-"
-            ax.plot(epoch, y, style, color=f"C{bases.index(base)}", label=k, marker="." if len(rows) < 30 else None)
+            ax.plot(
+                epoch,
+                y,
+                style,
+                color=f"C{bases.index(base)}",
+                label=k,
+                marker="." if len(rows) < 30 else None,
+            )
         values = np.concatenate([_column(rows, k) for k in ks])
         finite = values[np.isfinite(values)]
-        if finite.size and finite.min() > 0 and (name == "learning rate" or finite.max() / finite.min() > 20):
+        if (
+            finite.size
+            and finite.min() > 0
+            and (name == "learning rate" or finite.max() / finite.min() > 20)
+        ):
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-        ax.set_title(f"{name} (train solid, validation dashed)" if name == "loss" else name, fontsize="medium")
+        ax.set_title(
+            f"{name} (train solid, validation dashed)" if name == "loss" else name,
+            fontsize="medium",
+        )
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     fig.suptitle(f"{title + ': ' if title else ''}learning curves ({len(rows)} epochs)")
@@ -193,6 +230,7 @@ def plot_learning_curves(metrics_rows, out_dir, *, prefix: str = "", title: str 
 
 
 # ---------------------------------------------------------------- per-session figures
+
 
 def plot_rasters(ds, results, out_dir, n_trials: int = 4, *, prefix: str = "") -> list[Path]:
     """For a few trials, the spike raster beside the inferred rates (heat map), same unit order.
@@ -206,10 +244,16 @@ def plot_rasters(ds, results, out_dir, n_trials: int = 4, *, prefix: str = "") -
         ``[out_dir/<prefix>_rasters.png]``.
     """
     ds = _paired(ds, results)
-    picks = np.unique(np.linspace(0, results.sizes["trial"] - 1, min(n_trials, results.sizes["trial"])).astype(int))
+    picks = np.unique(
+        np.linspace(0, results.sizes["trial"] - 1, min(n_trials, results.sizes["trial"])).astype(
+            int
+        )
+    )
     rates = np.asarray(results["rates"].values[picks], dtype=np.float64)  # [n, T, N]
     spikes = np.asarray(ds["spikes"].values[picks])
-    order = np.argsort(-np.nanmean(results["rates"].values, axis=(0, 1)), kind="stable")  # busiest units on top
+    order = np.argsort(
+        -np.nanmean(results["rates"].values, axis=(0, 1)), kind="stable"
+    )  # busiest units on top
     time = np.asarray(results["time"].values, dtype=float)
     half = float(ds.attrs.get("bin_size", time[1] - time[0] if time.size > 1 else 0.01)) / 2
     extent = (time[0] - half, time[-1] + half, len(order) - 0.5, -0.5)
@@ -221,12 +265,26 @@ def plot_rasters(ds, results, out_dir, n_trials: int = 4, *, prefix: str = "") -
         counts = spikes[row][:, order]  # [T, N]
         t_idx, u_idx = np.nonzero(counts)
         ax = axes[row, 0]
-        ax.scatter(time[t_idx], u_idx, s=4 + 4 * (counts[t_idx, u_idx] - 1), marker="|", color="k", linewidths=0.8)
+        ax.scatter(
+            time[t_idx],
+            u_idx,
+            s=4 + 4 * (counts[t_idx, u_idx] - 1),
+            marker="|",
+            color="k",
+            linewidths=0.8,
+        )
         ax.set_ylim(len(order) - 0.5, -0.5)
         ax.set_ylabel("unit rank (mean rate)")
         ax.set_title(f"trial {trial_id}: spikes ({int(counts.sum())})", fontsize="medium")
-        im = axes[row, 1].imshow(rates[row][:, order].T, aspect="auto", extent=extent, cmap="magma",
-                                 vmin=0, vmax=vmax, interpolation="nearest")
+        im = axes[row, 1].imshow(
+            rates[row][:, order].T,
+            aspect="auto",
+            extent=extent,
+            cmap="magma",
+            vmin=0,
+            vmax=vmax,
+            interpolation="nearest",
+        )
         axes[row, 1].set_title(f"trial {trial_id}: LFADS inferred rates", fontsize="medium")
         fig.colorbar(im, ax=axes[row, 1], label="rate (Hz)")
     for ax in axes[-1]:
@@ -235,8 +293,17 @@ def plot_rasters(ds, results, out_dir, n_trials: int = 4, *, prefix: str = "") -
     return [_save(fig, out_dir, _name(prefix, "rasters"))]
 
 
-def plot_psths(ds, results, out_dir, condition: str = "condition_id", *, n_units: int = 6,
-               n_conditions: int = 6, sigma_s: float = PSTH_SIGMA_S, prefix: str = "") -> list[Path]:
+def plot_psths(
+    ds,
+    results,
+    out_dir,
+    condition: str = "condition_id",
+    *,
+    n_units: int = 6,
+    n_conditions: int = 6,
+    sigma_s: float = PSTH_SIGMA_S,
+    prefix: str = "",
+) -> list[Path]:
     """Condition-averaged inferred rates (solid) against Gaussian-smoothed observed PSTHs (dashed).
 
     Shows the ``n_units`` units with the highest observed rate and the ``n_conditions``
@@ -267,28 +334,51 @@ def plot_psths(ds, results, out_dir, condition: str = "condition_id", *, n_units
     for ax, u in zip(axes.ravel(), units):
         for c, cond in enumerate(conds):
             sel = valid & (labels == cond)
-            observed = smooth_counts(spikes[sel, :, u].mean(axis=0), bin_size, sigma_s, axis=0) / bin_size
-            ax.plot(time, rates[sel, :, u].mean(axis=0), "-", color=f"C{c}", label=f"{condition} {cond}")
+            observed = (
+                smooth_counts(spikes[sel, :, u].mean(axis=0), bin_size, sigma_s, axis=0) / bin_size
+            )
+            ax.plot(
+                time, rates[sel, :, u].mean(axis=0), "-", color=f"C{c}", label=f"{condition} {cond}"
+            )
             ax.plot(time, observed, "--", color=f"C{c}", alpha=0.8)
         ax.set_title(f"unit {results['unit'].values[u]}", fontsize="medium")
         ax.set_ylabel("rate (Hz)")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(units):]:
+    for ax in axes.ravel()[len(units) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel(_time_label(ds))
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=f"C{c}", label=f"{condition} {cond}") for c, cond in enumerate(conds)]
-    handles += [Line2D([], [], color="k", label="LFADS inferred (mean over trials)"),
-                Line2D([], [], color="k", ls="--", label=f"observed, Gaussian-smoothed (σ = {sigma_s * 1e3:g} ms)")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize="small")
+    handles = [
+        Line2D([], [], color=f"C{c}", label=f"{condition} {cond}") for c, cond in enumerate(conds)
+    ]
+    handles += [
+        Line2D([], [], color="k", label="LFADS inferred (mean over trials)"),
+        Line2D(
+            [],
+            [],
+            color="k",
+            ls="--",
+            label=f"observed, Gaussian-smoothed (σ = {sigma_s * 1e3:g} ms)",
+        ),
+    ]
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize="small"
+    )
     fig.suptitle(f"{_session(ds)}: condition-averaged rates, LFADS vs smoothed PSTH")
     return [_save(fig, out_dir, _name(prefix, "psths"))]
 
 
-def plot_factor_trajectories(results, out_dir, condition: str = "condition_id", *, max_trials: int = 60,
-                             prefix: str = "", title: str = "") -> list[Path]:
+def plot_factor_trajectories(
+    results,
+    out_dir,
+    condition: str = "condition_id",
+    *,
+    max_trials: int = 60,
+    prefix: str = "",
+    title: str = "",
+) -> list[Path]:
     """Factors projected on their top 3 principal components, one line per trial.
 
     With a per-trial ``condition`` coordinate, trials are coloured by condition and the
@@ -318,7 +408,9 @@ def plot_factor_trajectories(results, out_dir, condition: str = "condition_id", 
     if labels is not None:
         conds = list(dict.fromkeys(labels.tolist()))
         cmap = colormaps["hsv" if len(conds) > 10 else "tab10"]
-        colour = {c: cmap(i / max(len(conds), 1) if len(conds) > 10 else i) for i, c in enumerate(conds)}
+        colour = {
+            c: cmap(i / max(len(conds), 1) if len(conds) > 10 else i) for i, c in enumerate(conds)
+        }
         for i in shown:
             line(proj[i], color=colour[labels[i]], alpha=0.25, linewidth=0.7)
         for c in conds:
@@ -333,8 +425,11 @@ def plot_factor_trajectories(results, out_dir, condition: str = "condition_id", 
     for j, set_label in enumerate(setters[:k]):
         set_label(f"PC{j + 1} ({100 * explained[j]:.0f}% var.)")
     session = title or str(results.attrs.get("session_id", ""))
-    fig.suptitle(f"{session + ': ' if session else ''}LFADS factors in their top {k} PCs\n"
-                 f"{len(shown)} trials, {note}", fontsize="medium")
+    fig.suptitle(
+        f"{session + ': ' if session else ''}LFADS factors in their top {k} PCs\n"
+        f"{len(shown)} trials, {note}",
+        fontsize="medium",
+    )
     return [_save(fig, out_dir, _name(prefix, "factors"))]
 
 

@@ -72,7 +72,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -126,43 +127,72 @@ class ReadinInit(NamedTuple):
 
 def _check_inputs(spikes_list, readin_dim, bin_size, sigma_s, ridge, conditions_list):
     fn = "pcr_readin"
-    if isinstance(readin_dim, bool) or not isinstance(readin_dim, (int, np.integer)) or readin_dim < 1:
-        raise ConfigError(f"{fn}: readin_dim={readin_dim!r} must be an integer >= 1 (the width of "
-                          "the shared read-in, e.g. the model's readin_dim).")
-    for name, value, lo in (("bin_size", bin_size, "> 0"), ("sigma_s", sigma_s, ">= 0"),
-                            ("ridge", ridge, "> 0")):
+    if (
+        isinstance(readin_dim, bool)
+        or not isinstance(readin_dim, (int, np.integer))
+        or readin_dim < 1
+    ):
+        raise ConfigError(
+            f"{fn}: readin_dim={readin_dim!r} must be an integer >= 1 (the width of "
+            "the shared read-in, e.g. the model's readin_dim)."
+        )
+    for name, value, lo in (
+        ("bin_size", bin_size, "> 0"),
+        ("sigma_s", sigma_s, ">= 0"),
+        ("ridge", ridge, "> 0"),
+    ):
         ok = isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
         if not ok or (value < 0 if lo == ">= 0" else value <= 0):
-            raise ConfigError(f"{fn}: {name}={value!r} must be a finite number {lo} "
-                              "(bin_size and sigma_s in seconds).")
-    if isinstance(spikes_list, np.ndarray) or not isinstance(spikes_list, Sequence) or not spikes_list:
-        raise StitchingInputError(f"{fn}: spikes_list must be a non-empty list with one [trials, "
-                                  "time, units] count array per session.")
+            raise ConfigError(
+                f"{fn}: {name}={value!r} must be a finite number {lo} "
+                "(bin_size and sigma_s in seconds)."
+            )
+    if (
+        isinstance(spikes_list, np.ndarray)
+        or not isinstance(spikes_list, Sequence)
+        or not spikes_list
+    ):
+        raise StitchingInputError(
+            f"{fn}: spikes_list must be a non-empty list with one [trials, "
+            "time, units] count array per session."
+        )
     arrays = []
     for s, sp in enumerate(spikes_list):
         a = np.asarray(sp)
-        if a.ndim != 3 or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-            raise StitchingInputError(f"{fn}: session {s} spikes have shape {a.shape} and dtype "
-                                      f"{a.dtype}; expected numeric counts [trials, time, units].")
+        if a.ndim != 3 or not (
+            np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+        ):
+            raise StitchingInputError(
+                f"{fn}: session {s} spikes have shape {a.shape} and dtype "
+                f"{a.dtype}; expected numeric counts [trials, time, units]."
+            )
         if a.shape[0] == 0 or a.shape[2] == 0 or a.shape[1] == 0:
-            raise SelectionError(f"{fn}: session {s} is empty (spikes shape {a.shape}: trials, "
-                                 "time, units); drop it or select trials and units that exist.")
+            raise SelectionError(
+                f"{fn}: session {s} is empty (spikes shape {a.shape}: trials, "
+                "time, units); drop it or select trials and units that exist."
+            )
         if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            raise StitchingInputError(f"{fn}: session {s} spikes hold NaN or infinite values; "
-                                      "pass binned counts.")
+            raise StitchingInputError(
+                f"{fn}: session {s} spikes hold NaN or infinite values; pass binned counts."
+            )
         if a.min() < 0:
-            raise StitchingInputError(f"{fn}: session {s} spikes hold negative values; pass "
-                                      "binned counts (>= 0).")
+            raise StitchingInputError(
+                f"{fn}: session {s} spikes hold negative values; pass binned counts (>= 0)."
+            )
         arrays.append(a)
     n_bins = [a.shape[1] for a in arrays]
     if len(set(n_bins)) > 1:
-        raise SessionMismatchError(f"{fn}: sessions have different numbers of time bins {n_bins}; "
-                                   "bin every session with the same window and bin size.")
+        raise SessionMismatchError(
+            f"{fn}: sessions have different numbers of time bins {n_bins}; "
+            "bin every session with the same window and bin size."
+        )
     conds = None
     if conditions_list is not None:
         if isinstance(conditions_list, np.ndarray) or len(conditions_list) != len(arrays):
-            raise StitchingInputError(f"{fn}: conditions_list must be a list with one entry per "
-                                      f"session ({len(arrays)}), each [trials] ids or None.")
+            raise StitchingInputError(
+                f"{fn}: conditions_list must be a list with one entry per "
+                f"session ({len(arrays)}), each [trials] ids or None."
+            )
         conds = []
         for s, (c, a) in enumerate(zip(conditions_list, arrays)):
             if c is None:
@@ -170,9 +200,11 @@ def _check_inputs(spikes_list, readin_dim, bin_size, sigma_s, ridge, conditions_
                 continue
             c = np.asarray(c)
             if c.shape != (a.shape[0],):
-                raise StitchingInputError(f"{fn}: session {s} condition ids have shape {c.shape} "
-                                          f"but its spikes have {a.shape[0]} trials; pass one id "
-                                          "per trial.")
+                raise StitchingInputError(
+                    f"{fn}: session {s} condition ids have shape {c.shape} "
+                    f"but its spikes have {a.shape[0]} trials; pass one id "
+                    "per trial."
+                )
             conds.append(c)
     return arrays, conds
 
@@ -185,8 +217,12 @@ def _shared_conditions(conds) -> list | None:
     if conds is None:
         return None
     if any(c is None for c in conds):
-        warnings.warn("pcr_readin: condition ids are missing for some sessions; averaging over "
-                      "trials instead.", StitchingWarning, stacklevel=4)
+        warnings.warn(
+            "pcr_readin: condition ids are missing for some sessions; averaging over "
+            "trials instead.",
+            StitchingWarning,
+            stacklevel=4,
+        )
         return None
     try:  # Python equality: 1 == 1.0 match, 1 and "1" do not, NaN matches nothing
         shared = set(np.unique(conds[0]).tolist())
@@ -196,8 +232,11 @@ def _shared_conditions(conds) -> list | None:
     except TypeError:  # ids of mixed, unorderable types within a session
         shared = []
     if not shared:
-        warnings.warn("pcr_readin: no condition id occurs in every session; averaging over "
-                      "trials instead.", StitchingWarning, stacklevel=4)
+        warnings.warn(
+            "pcr_readin: no condition id occurs in every session; averaging over trials instead.",
+            StitchingWarning,
+            stacklevel=4,
+        )
         return None
     return shared
 
@@ -206,8 +245,10 @@ def _samples(arrays, conds, readin_dim, bin_size, sigma_s) -> tuple[list[np.ndar
     """Per session smoothed rates over common samples: float64 [n, N_s], spikes per bin."""
     shared = _shared_conditions(conds)
     if shared is not None:
-        groups = [np.stack([a[c == k].mean(axis=0, dtype=np.float64) for k in shared])
-                  for a, c in zip(arrays, conds)]
+        groups = [
+            np.stack([a[c == k].mean(axis=0, dtype=np.float64) for k in shared])
+            for a, c in zip(arrays, conds)
+        ]
         rule = "conditions"
     else:
         groups = [a.mean(axis=0, dtype=np.float64, keepdims=True) for a in arrays]
@@ -221,10 +262,13 @@ def _samples(arrays, conds, readin_dim, bin_size, sigma_s) -> tuple[list[np.ndar
             a = a[np.linspace(0, a.shape[0] - 1, keep).round().astype(int)]
         groups, rule = [a.astype(np.float64)], "trials"
     elif too_few:
-        warnings.warn(f"pcr_readin: the {rule} rule gives {groups[0].shape[0] * n_bins} samples for "
-                      f"readin_dim={readin_dim}; components beyond the data's rank are padded with "
-                      "zeros (give shared condition ids to get more samples).",
-                      StitchingWarning, stacklevel=3)
+        warnings.warn(
+            f"pcr_readin: the {rule} rule gives {groups[0].shape[0] * n_bins} samples for "
+            f"readin_dim={readin_dim}; components beyond the data's rank are padded with "
+            "zeros (give shared condition ids to get more samples).",
+            StitchingWarning,
+            stacklevel=3,
+        )
     out = [smooth_spikes(g, bin_size, sigma_s).reshape(-1, g.shape[2]) for g in groups]
     return out, rule
 
@@ -267,10 +311,13 @@ def _shared_scores(centred, bin_size, readin_dim) -> tuple[np.ndarray, np.ndarra
         z[:, :n_valid] = u[:, :n_valid] * sign * math.sqrt(n)
         evr[:n_valid] = s2[:n_valid] / total
     if n_valid < readin_dim:
-        warnings.warn(f"pcr_readin: only {n_valid} of readin_dim={readin_dim} shared components "
-                      f"exist ({y.shape[1]} units in all sessions, {n} samples); the other "
-                      f"{readin_dim - n_valid} read-in columns start at zero.",
-                      StitchingWarning, stacklevel=3)
+        warnings.warn(
+            f"pcr_readin: only {n_valid} of readin_dim={readin_dim} shared components "
+            f"exist ({y.shape[1]} units in all sessions, {n} samples); the other "
+            f"{readin_dim - n_valid} read-in columns start at zero.",
+            StitchingWarning,
+            stacklevel=3,
+        )
     return z, evr
 
 
@@ -290,25 +337,33 @@ def _single_trial_sd(a: np.ndarray, w: np.ndarray) -> np.ndarray:
         a = a[np.linspace(0, a.shape[0] - 1, MAX_SCALE_TRIALS).round().astype(int)]
     n, total, total_sq = 0, np.zeros(w.shape[1]), np.zeros(w.shape[1])
     for start in range(0, a.shape[0], 64):
-        out = a[start:start + 64].reshape(-1, a.shape[2]).astype(np.float64) @ w
+        out = a[start : start + 64].reshape(-1, a.shape[2]).astype(np.float64) @ w
         n += out.shape[0]
         total += out.sum(axis=0)
-        total_sq += (out ** 2).sum(axis=0)
+        total_sq += (out**2).sum(axis=0)
     mean = total / n
-    return np.sqrt(np.maximum(total_sq / n - mean ** 2, 0.0))
+    return np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
 
 
 def _scale_to_single_trials(arrays, weights, trial_sd: float) -> list:
     """Scaling step (b): one factor per component for all sessions, so the read-in outputs on
     single-trial counts have an RMS sd (over sessions) of ``trial_sd``. weights: [N_s, D] each."""
-    sd = np.stack([_single_trial_sd(a, w) for a, w in zip(arrays, weights)])     # [S, D]
-    rms = np.sqrt(np.mean(sd ** 2, axis=0))
+    sd = np.stack([_single_trial_sd(a, w) for a, w in zip(arrays, weights)])  # [S, D]
+    rms = np.sqrt(np.mean(sd**2, axis=0))
     factor = np.divide(trial_sd, rms, out=np.ones_like(rms), where=rms > 0)
     return [w * factor for w in weights]
 
 
-def pcr_readin(spikes_list, readin_dim: int, bin_size: float, *, conditions_list=None,
-               sigma_s: float = 0.05, ridge: float = 0.1, trial_sd: float | None = 1.0) -> ReadinInit:
+def pcr_readin(
+    spikes_list,
+    readin_dim: int,
+    bin_size: float,
+    *,
+    conditions_list=None,
+    sigma_s: float = 0.05,
+    ridge: float = 0.1,
+    trial_sd: float | None = 1.0,
+) -> ReadinInit:
     """Initial read-ins and read-outs of several sessions by principal-component regression.
 
     See the module docstring for the rule, the normalisation and the scaling.
@@ -334,11 +389,18 @@ def pcr_readin(spikes_list, readin_dim: int, bin_size: float, *, conditions_list
     Warns:
         StitchingWarning: no shared conditions (fallback to trial means) or padded components.
     """
-    arrays, conds = _check_inputs(spikes_list, readin_dim, bin_size, sigma_s, ridge, conditions_list)
-    if trial_sd is not None and not (isinstance(trial_sd, (int, float, np.floating, np.integer))
-                                     and math.isfinite(trial_sd) and trial_sd > 0):
-        raise ConfigError(f"pcr_readin: trial_sd={trial_sd!r} must be a finite number > 0 (the sd of "
-                          "each read-in output on single-trial counts) or None (no such scaling).")
+    arrays, conds = _check_inputs(
+        spikes_list, readin_dim, bin_size, sigma_s, ridge, conditions_list
+    )
+    if trial_sd is not None and not (
+        isinstance(trial_sd, (int, float, np.floating, np.integer))
+        and math.isfinite(trial_sd)
+        and trial_sd > 0
+    ):
+        raise ConfigError(
+            f"pcr_readin: trial_sd={trial_sd!r} must be a finite number > 0 (the sd of "
+            "each read-in output on single-trial counts) or None (no such scaling)."
+        )
     readin_dim = int(readin_dim)
     rates, rule = _samples(arrays, conds, readin_dim, bin_size, sigma_s)
     means = [r.mean(axis=0) for r in rates]
@@ -363,8 +425,9 @@ def pcr_readin(spikes_list, readin_dim: int, bin_size: float, *, conditions_list
     return ReadinInit(readin_w, readin_b, readout_w, readout_b, evr, readout_w_log, rule)
 
 
-def stack_padded(init: ReadinInit, n_max: int | None = None, *,
-                 readout_space: str = "rate", columns=None) -> dict[str, np.ndarray]:
+def stack_padded(
+    init: ReadinInit, n_max: int | None = None, *, readout_space: str = "rate", columns=None
+) -> dict[str, np.ndarray]:
     """Stack per-session values into the model's padded arrays (float32, zeros elsewhere).
 
     Args:
@@ -385,7 +448,9 @@ def stack_padded(init: ReadinInit, n_max: int | None = None, *,
         ConfigError: ``n_max`` below the largest session, or an unknown ``readout_space``.
     """
     if readout_space not in ("rate", "log"):
-        raise ConfigError(f"stack_padded: readout_space={readout_space!r}; expected 'rate' or 'log'.")
+        raise ConfigError(
+            f"stack_padded: readout_space={readout_space!r}; expected 'rate' or 'log'."
+        )
     if columns is None:
         columns = [np.arange(w.shape[0]) for w in init.readin_w]
     columns = [np.asarray(c, dtype=int) for c in columns]
@@ -393,11 +458,17 @@ def stack_padded(init: ReadinInit, n_max: int | None = None, *,
     n_max = needed if n_max is None else n_max
     if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < needed:
         units = [w.shape[0] for w in init.readin_w]
-        raise ConfigError(f"stack_padded: n_max={n_max!r} is smaller than the largest session "
-                          f"({needed} units; unit counts {units}); pass n_max >= {needed}.")
+        raise ConfigError(
+            f"stack_padded: n_max={n_max!r} is smaller than the largest session "
+            f"({needed} units; unit counts {units}); pass n_max >= {needed}."
+        )
     n_s, d = len(columns), init.readin_w[0].shape[1]
-    shapes = {"readin_w": (n_s, n_max, d), "readin_b": (n_s, d), "readout_w": (n_s, d, n_max),
-              "readout_b": (n_s, n_max)}
+    shapes = {
+        "readin_w": (n_s, n_max, d),
+        "readin_b": (n_s, d),
+        "readout_w": (n_s, d, n_max),
+        "readout_b": (n_s, n_max),
+    }
     out = {k: np.zeros(shape, np.float32) for k, shape in shapes.items()}
     w_out = init.readout_w_log if readout_space == "log" else init.readout_w
     for s, cols in enumerate(columns):
@@ -408,8 +479,9 @@ def stack_padded(init: ReadinInit, n_max: int | None = None, *,
     return out
 
 
-def readin_init_from_data(data, readin_dim: int, *, fac_dim: int | None = None, sigma_s: float = 0.05,
-                          conditions=None) -> dict:
+def readin_init_from_data(
+    data, readin_dim: int, *, fac_dim: int | None = None, sigma_s: float = 0.05, conditions=None
+) -> dict:
     """PCR initial read-in/read-out for a model over ``data`` (a ``nwb_lfads.data.TrainingData``).
 
     Uses each session's *training* trials and only its encoder-input units (held-out units get
@@ -443,8 +515,13 @@ def readin_init_from_data(data, readin_dim: int, *, fac_dim: int | None = None, 
         columns.append(cols)
         if conditions is not None:
             conds.append(np.asarray(conditions)[rows])
-    init = pcr_readin(spikes_list, readin_dim, float(data.bin_size), sigma_s=sigma_s,
-                      conditions_list=conds or None)
+    init = pcr_readin(
+        spikes_list,
+        readin_dim,
+        float(data.bin_size),
+        sigma_s=sigma_s,
+        conditions_list=conds or None,
+    )
     out = stack_padded(init, int(n_max), readout_space="log", columns=columns)
     del out["readout_b"]  # the trainer's log-mean-rate bias covers held-out units too
     if not (fac_dim is None or fac_dim == readin_dim):

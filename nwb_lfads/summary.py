@@ -23,7 +23,9 @@ ALPHA_GRID = (0.02, 0.1, 0.3)  # weights of the unit's mean rate tried for it
 RATE_FLOOR = 1e-9  # spikes/bin, so bits/spike stays finite where the baseline is 0
 
 
-def leave_bin_out_smoothing(spikes: np.ndarray, bin_size: float, sigma_s: float = SIGMA_S) -> np.ndarray:
+def leave_bin_out_smoothing(
+    spikes: np.ndarray, bin_size: float, sigma_s: float = SIGMA_S
+) -> np.ndarray:
     """Rates per bin from the neighbouring bins only.
 
     Args:
@@ -41,34 +43,45 @@ def leave_bin_out_smoothing(spikes: np.ndarray, bin_size: float, sigma_s: float 
     k[h] = 0.0
     n_t = x.shape[1]
     padded = np.zeros((x.shape[0], n_t + 2 * h, x.shape[2]))
-    padded[:, h:h + n_t] = x
+    padded[:, h : h + n_t] = x
     inside = np.zeros(n_t + 2 * h)
-    inside[h:h + n_t] = 1.0
+    inside[h : h + n_t] = 1.0
     out = np.zeros_like(x)
     mass = np.zeros(n_t)
     for j, kj in enumerate(k):
-        out += kj * padded[:, j:j + n_t]
-        mass += kj * inside[j:j + n_t]
+        out += kj * padded[:, j : j + n_t]
+        mass += kj * inside[j : j + n_t]
     return out / mass[None, :, None]
 
 
-def smoothing_bps_baseline(spikes: np.ndarray, train: np.ndarray, valid: np.ndarray, bin_size: float) -> float:
+def smoothing_bps_baseline(
+    spikes: np.ndarray, train: np.ndarray, valid: np.ndarray, bin_size: float
+) -> float:
     """Bits/spike on ``valid`` trials of the best leave-bin-out smoothing chosen on ``train`` trials.
 
     Args:
         spikes: counts [B, T, N]; train, valid: bool [B].
     """
+
     def rates(x, sigma, alpha, mean):
         return (1 - alpha) * leave_bin_out_smoothing(x, bin_size, sigma) + alpha * mean
 
     fit_on = train if train.any() and spikes[train].sum() > 0 else valid
     mean = np.maximum(spikes[fit_on].mean(axis=(0, 1)), RATE_FLOOR)
-    best = max(((sigma, alpha) for sigma in SIGMA_GRID_S for alpha in ALPHA_GRID),
-               key=lambda p: bits_per_spike(np.maximum(rates(spikes[fit_on], *p, mean), RATE_FLOOR), spikes[fit_on]))
-    return float(bits_per_spike(np.maximum(rates(spikes[valid], *best, mean), RATE_FLOOR), spikes[valid]))
+    best = max(
+        ((sigma, alpha) for sigma in SIGMA_GRID_S for alpha in ALPHA_GRID),
+        key=lambda p: bits_per_spike(
+            np.maximum(rates(spikes[fit_on], *p, mean), RATE_FLOOR), spikes[fit_on]
+        ),
+    )
+    return float(
+        bits_per_spike(np.maximum(rates(spikes[valid], *best, mean), RATE_FLOOR), spikes[valid])
+    )
 
 
-def session_summary(ds, results, valid_trials: np.ndarray, true_rates=None, train_trials=None) -> dict:
+def session_summary(
+    ds, results, valid_trials: np.ndarray, true_rates=None, train_trials=None
+) -> dict:
     """Scores of one session.
 
     Args:
@@ -87,8 +100,11 @@ def session_summary(ds, results, valid_trials: np.ndarray, true_rates=None, trai
     spikes = ds.spikes.values
     rates = results.rates.values.astype(np.float64) * bin_size
     mask = np.asarray(valid_trials, bool)
-    out = {"session": str(ds.attrs.get("session_id")), "n_trials": int(spikes.shape[0]),
-           "n_units": int(spikes.shape[2])}
+    out = {
+        "session": str(ds.attrs.get("session_id")),
+        "n_trials": int(spikes.shape[0]),
+        "n_units": int(spikes.shape[2]),
+    }
     if "heldout" in ds.coords:
         keep = ~ds.heldout.values.astype(bool)
         spikes, rates = spikes[..., keep], rates[..., keep]
@@ -110,12 +126,23 @@ def session_summary(ds, results, valid_trials: np.ndarray, true_rates=None, trai
 
 def format_table(rows: list[dict]) -> str:
     """A plain-text table of session summaries (columns that any row has)."""
-    cols = [("session", "session", "{}"), ("n_trials", "trials", "{}"), ("n_units", "units", "{}"),
-            ("valid_bps", "valid bits/spike", "{:.3f}"), ("smoothing_valid_bps", "smoothing", "{:.3f}"),
-            ("r2", "R^2 vs truth", "{:.3f}"), ("smoothing_r2", "smoothing R^2", "{:.3f}")]
+    cols = [
+        ("session", "session", "{}"),
+        ("n_trials", "trials", "{}"),
+        ("n_units", "units", "{}"),
+        ("valid_bps", "valid bits/spike", "{:.3f}"),
+        ("smoothing_valid_bps", "smoothing", "{:.3f}"),
+        ("r2", "R^2 vs truth", "{:.3f}"),
+        ("smoothing_r2", "smoothing R^2", "{:.3f}"),
+    ]
     cols = [c for c in cols if any(c[0] in r for r in rows)]
-    cells = [[c[1] for c in cols]] + [[(c[2].format(r[c[0]]) if c[0] in r else "-") for c in cols] for r in rows]
+    cells = [[c[1] for c in cols]] + [
+        [(c[2].format(r[c[0]]) if c[0] in r else "-") for c in cols] for r in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    lines = ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))) for row in cells]
+    lines = [
+        "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+        for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

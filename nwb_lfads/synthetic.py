@@ -22,8 +22,8 @@ dimensions. Rates are in Hz, constant within a bin of ``bin_size`` seconds; spik
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -71,9 +71,15 @@ class SyntheticSession:
 # ---------------------------------------------------------------- chaotic RNN
 
 
-def chaotic_rnn_weights(rng: np.random.Generator, n: int = BENCHMARK_UNITS, gamma: float = 1.5,
-                        sustained: bool = True, dt: float = 0.01, tau: float = 0.025,
-                        max_draws: int = 100) -> np.ndarray:
+def chaotic_rnn_weights(
+    rng: np.random.Generator,
+    n: int = BENCHMARK_UNITS,
+    gamma: float = 1.5,
+    sustained: bool = True,
+    dt: float = 0.01,
+    tau: float = 0.025,
+    max_draws: int = 100,
+) -> np.ndarray:
     """Recurrent weights ``W ~ N(0, gamma^2 / n)``, float64, shape [n, n].
 
     A finite network with ``gamma = 1.5`` and Euler steps of ``dt / tau = 0.4`` settles into a
@@ -90,15 +96,21 @@ def chaotic_rnn_weights(rng: np.random.Generator, n: int = BENCHMARK_UNITS, gamm
             return weights
         probe = run_chaotic_rnn(weights, rng.standard_normal((8, n)), int(round(4.0 / dt)), dt, tau)
         half, tail = int(round(0.5 / dt)), int(round(1.0 / dt))
-        windows = (probe[:, half:2 * half], probe[:, -tail:])  # second half of a trial, last second
+        windows = (
+            probe[:, half : 2 * half],
+            probe[:, -tail:],
+        )  # second half of a trial, last second
         if min(np.tanh(w).std(axis=1).mean(axis=-1).min() for w in windows) > 0.1:
             return weights
-    raise ConfigError(f"chaotic_rnn_weights: no draw of W (n={n}, gamma={gamma}) kept its activity "
-                      f"in {max_draws} tries; use gamma > 1 (the benchmark uses 1.5).")
+    raise ConfigError(
+        f"chaotic_rnn_weights: no draw of W (n={n}, gamma={gamma}) kept its activity "
+        f"in {max_draws} tries; use gamma > 1 (the benchmark uses 1.5)."
+    )
 
 
-def run_chaotic_rnn(weights: np.ndarray, x0: np.ndarray, n_bins: int = 100, dt: float = 0.01,
-                    tau: float = 0.025) -> np.ndarray:
+def run_chaotic_rnn(
+    weights: np.ndarray, x0: np.ndarray, n_bins: int = 100, dt: float = 0.01, tau: float = 0.025
+) -> np.ndarray:
     """Euler-integrate ``tau dx/dt = -x + W tanh(x)`` from ``x0``.
 
     Args:
@@ -141,8 +153,12 @@ def _lorenz_derivative(s: np.ndarray, sigma: float, rho: float, beta: float) -> 
     return np.stack([sigma * (y - x), x * (rho - z) - y, x * y - beta * z], axis=-1)
 
 
-def integrate_lorenz(states: np.ndarray, h: float, n_steps: int,
-                     params: tuple[float, float, float] = (10.0, 28.0, 8.0 / 3.0)) -> np.ndarray:
+def integrate_lorenz(
+    states: np.ndarray,
+    h: float,
+    n_steps: int,
+    params: tuple[float, float, float] = (10.0, 28.0, 8.0 / 3.0),
+) -> np.ndarray:
     """Advance Lorenz states by ``n_steps`` RK4 steps of ``h`` model time units.
 
     Args:
@@ -162,10 +178,18 @@ def integrate_lorenz(states: np.ndarray, h: float, n_steps: int,
     return s
 
 
-def lorenz_latents(rng: np.random.Generator, n_conditions: int, n_bins: int = 100,
-                   time_per_bin: float = 0.015, substeps: int = 10, burn_in: float = 20.0,
-                   spread: float = 50.0, sigma: float = 10.0, rho: float = 28.0,
-                   beta: float = 8.0 / 3.0) -> np.ndarray:
+def lorenz_latents(
+    rng: np.random.Generator,
+    n_conditions: int,
+    n_bins: int = 100,
+    time_per_bin: float = 0.015,
+    substeps: int = 10,
+    burn_in: float = 20.0,
+    spread: float = 50.0,
+    sigma: float = 10.0,
+    rho: float = 28.0,
+    beta: float = 8.0 / 3.0,
+) -> np.ndarray:
     """Lorenz trajectories from random initial states on the attractor, one per condition, z-scored.
 
     A reference trajectory from a random start is run for ``burn_in`` model time units (so it
@@ -180,11 +204,15 @@ def lorenz_latents(rng: np.random.Generator, n_conditions: int, n_bins: int = 10
     """
     params = (sigma, rho, beta)
     h_ref = 0.01
-    s = integrate_lorenz(rng.normal([0.0, 0.0, 25.0], 10.0, size=3), h_ref, int(round(burn_in / h_ref)), params)
+    s = integrate_lorenz(
+        rng.normal([0.0, 0.0, 25.0], 10.0, size=3), h_ref, int(round(burn_in / h_ref)), params
+    )
     reference = np.empty((int(round(spread / h_ref)), 3))
     for i in range(len(reference)):
         reference[i] = s = integrate_lorenz(s, h_ref, 1, params)
-    s = reference[rng.choice(len(reference), size=n_conditions, replace=n_conditions > len(reference))]
+    s = reference[
+        rng.choice(len(reference), size=n_conditions, replace=n_conditions > len(reference))
+    ]
     h = time_per_bin / substeps
     out = np.empty((n_conditions, n_bins, 3))
     for t in range(n_bins):
@@ -196,8 +224,12 @@ def lorenz_latents(rng: np.random.Generator, n_conditions: int, n_bins: int = 10
 # ---------------------------------------------------------------- observations
 
 
-def loglinear_readout(rng: np.random.Generator, latents: np.ndarray, n_units: int,
-                      rate_range_hz: tuple[float, float] = (1.0, 40.0)) -> np.ndarray:
+def loglinear_readout(
+    rng: np.random.Generator,
+    latents: np.ndarray,
+    n_units: int,
+    rate_range_hz: tuple[float, float] = (1.0, 40.0),
+) -> np.ndarray:
     """Rates ``exp(C @ z + b)`` of ``n_units`` units observing ``latents`` z through a random read-out.
 
     Each unit gets a random direction C_n ~ N(0, 1) in latent space; its projection is z-scored
@@ -226,8 +258,13 @@ def poisson_counts(rng: np.random.Generator, rates_hz: np.ndarray, bin_size: flo
     return rng.poisson(rates_hz * bin_size).astype(np.int64)
 
 
-def trial_start_times(rng: np.random.Generator, n_trials: int, trial_length: float,
-                      gap_range: tuple[float, float] = (0.1, 0.6), first: float = 0.5) -> np.ndarray:
+def trial_start_times(
+    rng: np.random.Generator,
+    n_trials: int,
+    trial_length: float,
+    gap_range: tuple[float, float] = (0.1, 0.6),
+    first: float = 0.5,
+) -> np.ndarray:
     """Trial start times (s), float64, shape [K]: trials of ``trial_length`` separated by random gaps.
 
     Times are rounded to 1 ms so that trial edges are exact decimal numbers.
@@ -249,8 +286,10 @@ def _per_session(value, n_sessions: int, default: Sequence[int], name: str) -> l
     else:
         values = [int(v) for v in value]
         if len(values) != n_sessions:
-            raise ConfigError(f"simulate: {name} has {len(values)} values for {n_sessions} sessions; "
-                              f"give one value, or one per session.")
+            raise ConfigError(
+                f"simulate: {name} has {len(values)} values for {n_sessions} sessions; "
+                f"give one value, or one per session."
+            )
     if min(values) < 1:
         raise ConfigError(f"simulate: {name} must be at least 1 (got {values}).")
     return values
@@ -263,11 +302,19 @@ def _choose(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
     return mask
 
 
-def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
-                      n_conditions: int = 100, trials_per_condition=None, n_units=None,
-                      heldout_fraction: float = 0.0, eval_fraction: float = 0.0,
-                      n_bins: int = 100, bin_size: float = 0.01,
-                      condition_seed: int | None = None) -> list[SyntheticSession]:
+def generate_sessions(
+    kind: str = "chaotic",
+    sessions: int = 1,
+    seed: int = 0,
+    n_conditions: int = 100,
+    trials_per_condition=None,
+    n_units=None,
+    heldout_fraction: float = 0.0,
+    eval_fraction: float = 0.0,
+    n_bins: int = 100,
+    bin_size: float = 0.01,
+    condition_seed: int | None = None,
+) -> list[SyntheticSession]:
     """Simulate ``sessions`` sessions that share one latent system and its conditions.
 
     With ``kind="chaotic"``, ``sessions=1`` and ``n_units`` None (or 50) this is the TF LFADS
@@ -300,13 +347,18 @@ def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
     if kind not in KINDS:
         raise ConfigError(f"simulate: unknown kind {kind!r}; expected one of {', '.join(KINDS)}.")
     if sessions < 1 or n_conditions < 1 or n_bins < 2:
-        raise ConfigError(f"simulate: sessions ({sessions}) and conditions ({n_conditions}) must be "
-                          f"at least 1 and n_bins ({n_bins}) at least 2.")
+        raise ConfigError(
+            f"simulate: sessions ({sessions}) and conditions ({n_conditions}) must be "
+            f"at least 1 and n_bins ({n_bins}) at least 2."
+        )
     for name, frac in (("heldout_fraction", heldout_fraction), ("eval_fraction", eval_fraction)):
         if not 0.0 <= frac < 1.0:
             raise ConfigError(f"simulate: {name} must be in [0, 1) (got {frac}).")
-    benchmark = (kind == "chaotic" and sessions == 1
-                 and (n_units is None or np.atleast_1d(n_units).tolist() == [BENCHMARK_UNITS]))
+    benchmark = (
+        kind == "chaotic"
+        and sessions == 1
+        and (n_units is None or np.atleast_1d(n_units).tolist() == [BENCHMARK_UNITS])
+    )
     if benchmark:
         default_units: Sequence[int] = (BENCHMARK_UNITS,)
     elif kind == "lorenz" and sessions == 1:
@@ -314,19 +366,26 @@ def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
     else:
         default_units = MULTI_SESSION_UNITS
     units = _per_session(n_units, sessions, default_units, "n_units")
-    repeats = _per_session(trials_per_condition, sessions,
-                           (10,) if sessions == 1 else MULTI_SESSION_REPEATS, "trials_per_condition")
+    repeats = _per_session(
+        trials_per_condition,
+        sessions,
+        (10,) if sessions == 1 else MULTI_SESSION_REPEATS,
+        "trials_per_condition",
+    )
 
     latent_seq, *session_seqs = np.random.SeedSequence(seed).spawn(sessions + 1)
     lrng = np.random.default_rng(latent_seq)
     crng = lrng if condition_seed is None else np.random.default_rng([seed, condition_seed])
     if kind == "chaotic":
         weights = chaotic_rnn_weights(lrng)
-        states = run_chaotic_rnn(weights, crng.standard_normal((n_conditions, BENCHMARK_UNITS)), n_bins,
-                                 dt=bin_size)
+        states = run_chaotic_rnn(
+            weights, crng.standard_normal((n_conditions, BENCHMARK_UNITS)), n_bins, dt=bin_size
+        )
         latents = np.tanh(states)
-        system = (f"chaotic RNN (N={BENCHMARK_UNITS}, gamma=1.5, tau=25 ms, dt={bin_size * 1e3:g} ms), "
-                  f"{n_conditions} conditions")
+        system = (
+            f"chaotic RNN (N={BENCHMARK_UNITS}, gamma=1.5, tau=25 ms, dt={bin_size * 1e3:g} ms), "
+            f"{n_conditions} conditions"
+        )
     else:
         latents = lorenz_latents(crng, n_conditions, n_bins)
         system = f"Lorenz attractor (sigma=10, rho=28, beta=8/3), {n_conditions} conditions"
@@ -348,20 +407,37 @@ def generate_sessions(kind: str = "chaotic", sessions: int = 1, seed: int = 0,
         split = None
         if eval_fraction > 0:
             split = np.where(_choose(rng, n_trials, eval_fraction), "val", "train")
-        out.append(SyntheticSession(
-            rates_hz=rates, latents=latents[condition_id], spikes=poisson_counts(rng, rates, bin_size),
-            condition_id=condition_id.astype(np.int64),
-            start_time=trial_start_times(rng, n_trials, n_bins * bin_size),
-            heldout=_choose(rng, units[s], heldout_fraction), split=split, bin_size=bin_size,
-            description=(f"Synthetic session {s} of {sessions} (seed {seed}): {system}, "
-                         f"{repeats[s]} trials per condition; {readout}; Poisson spikes."),
-        ))
+        out.append(
+            SyntheticSession(
+                rates_hz=rates,
+                latents=latents[condition_id],
+                spikes=poisson_counts(rng, rates, bin_size),
+                condition_id=condition_id.astype(np.int64),
+                start_time=trial_start_times(rng, n_trials, n_bins * bin_size),
+                heldout=_choose(rng, units[s], heldout_fraction),
+                split=split,
+                bin_size=bin_size,
+                description=(
+                    f"Synthetic session {s} of {sessions} (seed {seed}): {system}, "
+                    f"{repeats[s]} trials per condition; {readout}; Poisson spikes."
+                ),
+            )
+        )
     return out
 
 
-def simulate(out_dir, sessions: int = 1, seed: int = 0, kind: str = "chaotic", n_conditions: int = 100,
-             trials_per_condition=None, n_units=None, heldout_fraction: float = 0.0,
-             eval_fraction: float = 0.0, overwrite: bool = False) -> list[Path]:
+def simulate(
+    out_dir,
+    sessions: int = 1,
+    seed: int = 0,
+    kind: str = "chaotic",
+    n_conditions: int = 100,
+    trials_per_condition=None,
+    n_units=None,
+    heldout_fraction: float = 0.0,
+    eval_fraction: float = 0.0,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write ``sessions`` synthetic NWB files ``sim_session-<i>.nwb`` into ``out_dir``.
 
     See :func:`generate_sessions` for the arguments; the files hold subject and session metadata,
@@ -380,23 +456,50 @@ def simulate(out_dir, sessions: int = 1, seed: int = 0, kind: str = "chaotic", n
 
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
-        raise OutputDirError(f"{out}: exists and is not a folder. Choose a folder for the simulated sessions.")
+        raise OutputDirError(
+            f"{out}: exists and is not a folder. Choose a folder for the simulated sessions."
+        )
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputDirError(f"{out}: folder is not empty. Choose an empty or new folder, or pass "
-                             f"--overwrite (overwrite=True) to replace files of the same name.")
-    simulated = generate_sessions(kind, sessions, seed, n_conditions, trials_per_condition, n_units,
-                                  heldout_fraction, eval_fraction)
+        raise OutputDirError(
+            f"{out}: folder is not empty. Choose an empty or new folder, or pass "
+            f"--overwrite (overwrite=True) to replace files of the same name."
+        )
+    simulated = generate_sessions(
+        kind,
+        sessions,
+        seed,
+        n_conditions,
+        trials_per_condition,
+        n_units,
+        heldout_fraction,
+        eval_fraction,
+    )
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, session in enumerate(simulated):
         path = out / f"sim_session-{i}.nwb"
-        nwbfile = session_to_nwbfile(session, np.random.default_rng([seed, i, 7]), session_index=i,
-                                     identifier=f"nwb-lfads-sim-{kind}-seed{seed}-session{i}-of-{sessions}")
+        nwbfile = session_to_nwbfile(
+            session,
+            np.random.default_rng([seed, i, 7]),
+            session_index=i,
+            identifier=f"nwb-lfads-sim-{kind}-seed{seed}-session{i}-of-{sessions}",
+        )
         write_nwbfile(nwbfile, path)
         paths.append(path)
     return paths
 
 
-__all__ = ["SyntheticSession", "OutputDirError", "chaotic_rnn_weights", "run_chaotic_rnn", "benchmark_rates",
-           "lorenz_latents", "integrate_lorenz", "loglinear_readout", "poisson_counts", "trial_start_times",
-           "generate_sessions", "simulate"]
+__all__ = [
+    "SyntheticSession",
+    "OutputDirError",
+    "chaotic_rnn_weights",
+    "run_chaotic_rnn",
+    "benchmark_rates",
+    "lorenz_latents",
+    "integrate_lorenz",
+    "loglinear_readout",
+    "poisson_counts",
+    "trial_start_times",
+    "generate_sessions",
+    "simulate",
+]

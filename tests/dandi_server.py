@@ -98,11 +98,17 @@ class FakeArchive:
         self._lock = threading.Lock()
 
     # ---- building the archive -------------------------------------------------------------
-    def add_version(self, dandiset_id: str, version: str, files: dict[str, Path], name: str = "") -> FakeVersion:
+    def add_version(
+        self, dandiset_id: str, version: str, files: dict[str, Path], name: str = ""
+    ) -> FakeVersion:
         """Add ``version`` ("draft" or published) of ``dandiset_id`` holding ``{archive path: local file}``."""
-        from dandi.support.digests import get_digest  # dandi's own digest: the etag the archive stores
+        from dandi.support.digests import (
+            get_digest,  # dandi's own digest: the etag the archive stores
+        )
 
-        ds = self.dandisets.setdefault(dandiset_id, FakeDandiset(dandiset_id, name or f"Dandiset {dandiset_id}"))
+        ds = self.dandisets.setdefault(
+            dandiset_id, FakeDandiset(dandiset_id, name or f"Dandiset {dandiset_id}")
+        )
         ver = FakeVersion(version)
         for path, src in sorted(files.items()):
             data = Path(src).read_bytes()
@@ -113,8 +119,15 @@ class FakeArchive:
                 shutil.copyfile(src, blob_file)
             asset_id = hashlib.md5(f"{dandiset_id}/{path}/{sha}".encode()).hexdigest()
             asset_id = f"{asset_id[:8]}-{asset_id[8:12]}-{asset_id[12:16]}-{asset_id[16:20]}-{asset_id[20:]}"
-            asset = FakeAsset(path, blob_file, asset_id, blob_id, len(data),
-                              get_digest(blob_file, "dandi-etag"), sha)
+            asset = FakeAsset(
+                path,
+                blob_file,
+                asset_id,
+                blob_id,
+                len(data),
+                get_digest(blob_file, "dandi-etag"),
+                sha,
+            )
             ver.assets[path] = asset
             self.blobs[blob_id] = asset
         ds.versions[version] = ver
@@ -139,7 +152,7 @@ class FakeArchive:
             self._unstall.set()
             self._unstall = threading.Event()
 
-    def _stall(self, handler: "BaseHTTPRequestHandler") -> None:
+    def _stall(self, handler: BaseHTTPRequestHandler) -> None:
         self._unstall.wait(120)
         handler.close_connection = True
 
@@ -152,41 +165,85 @@ class FakeArchive:
         return f"{self.url}/api"
 
     def version_doc(self, ds: FakeDandiset, ver: FakeVersion) -> dict:
-        return {"version": ver.identifier, "name": ds.name, "asset_count": len(ver.assets),
-                "size": ver.size, "created": CREATED, "modified": CREATED,
-                "status": "Published" if ver.identifier != "draft" else "Valid"}
+        return {
+            "version": ver.identifier,
+            "name": ds.name,
+            "asset_count": len(ver.assets),
+            "size": ver.size,
+            "created": CREATED,
+            "modified": CREATED,
+            "status": "Published" if ver.identifier != "draft" else "Valid",
+        }
 
     def dandiset_doc(self, ds: FakeDandiset) -> dict:
         published = ds.published
-        return {"identifier": ds.identifier, "created": CREATED, "modified": CREATED,
-                "contact_person": "Test, Person", "embargo_status": "OPEN",
-                "most_recent_published_version": self.version_doc(ds, published[-1]) if published else None,
-                "draft_version": self.version_doc(ds, ds.versions.get("draft") or published[-1])}
+        return {
+            "identifier": ds.identifier,
+            "created": CREATED,
+            "modified": CREATED,
+            "contact_person": "Test, Person",
+            "embargo_status": "OPEN",
+            "most_recent_published_version": self.version_doc(ds, published[-1])
+            if published
+            else None,
+            "draft_version": self.version_doc(ds, ds.versions.get("draft") or published[-1]),
+        }
 
     def dandiset_metadata(self, ds: FakeDandiset, ver: FakeVersion) -> dict:
-        return {"schemaKey": "Dandiset", "schemaVersion": "0.6.4", "identifier": f"DANDI:{ds.identifier}",
-                "id": f"DANDI:{ds.identifier}/{ver.identifier}", "name": ds.name, "version": ver.identifier,
-                "url": f"{self.url}/dandiset/{ds.identifier}/{ver.identifier}",
-                "license": ["spdx:CC-BY-4.0"], "description": "fake dandiset for nwb-lfads tests"}
+        return {
+            "schemaKey": "Dandiset",
+            "schemaVersion": "0.6.4",
+            "identifier": f"DANDI:{ds.identifier}",
+            "id": f"DANDI:{ds.identifier}/{ver.identifier}",
+            "name": ds.name,
+            "version": ver.identifier,
+            "url": f"{self.url}/dandiset/{ds.identifier}/{ver.identifier}",
+            "license": ["spdx:CC-BY-4.0"],
+            "description": "fake dandiset for nwb-lfads tests",
+        }
 
     def asset_doc(self, asset: FakeAsset) -> dict:
-        return {"asset_id": asset.asset_id, "blob": asset.blob_id, "zarr": None, "path": asset.path,
-                "size": asset.size, "created": CREATED, "modified": CREATED}
+        return {
+            "asset_id": asset.asset_id,
+            "blob": asset.blob_id,
+            "zarr": None,
+            "path": asset.path,
+            "size": asset.size,
+            "created": CREATED,
+            "modified": CREATED,
+        }
 
     def asset_metadata(self, asset: FakeAsset) -> dict:
-        return {"schemaKey": "Asset", "schemaVersion": "0.6.4", "id": f"dandiasset:{asset.asset_id}",
-                "identifier": asset.asset_id, "path": asset.path, "contentSize": asset.size,
-                "encodingFormat": "application/x-nwb",
-                "digest": {"dandi:dandi-etag": asset.etag, "dandi:sha2-256": asset.sha256},
-                "contentUrl": [f"{self.api}/assets/{asset.asset_id}/download/",
-                               f"{self.url}/blobs/{asset.blob_id}"],
-                "blobDateModified": "2021-11-22T10:00:00+00:00", "dateModified": CREATED}
+        return {
+            "schemaKey": "Asset",
+            "schemaVersion": "0.6.4",
+            "id": f"dandiasset:{asset.asset_id}",
+            "identifier": asset.asset_id,
+            "path": asset.path,
+            "contentSize": asset.size,
+            "encodingFormat": "application/x-nwb",
+            "digest": {"dandi:dandi-etag": asset.etag, "dandi:sha2-256": asset.sha256},
+            "contentUrl": [
+                f"{self.api}/assets/{asset.asset_id}/download/",
+                f"{self.url}/blobs/{asset.blob_id}",
+            ],
+            "blobDateModified": "2021-11-22T10:00:00+00:00",
+            "dateModified": CREATED,
+        }
 
     def info_doc(self) -> dict:
-        return {"schema_version": "0.6.4", "schema_url": "", "version": "0.4.0",
-                "cli-minimal-version": "0.60.0", "cli-bad-versions": [],
-                "services": {"api": {"url": self.api}, "webui": {"url": self.url},
-                             "jupyterhub": {"url": self.url}}}
+        return {
+            "schema_version": "0.6.4",
+            "schema_url": "",
+            "version": "0.4.0",
+            "cli-minimal-version": "0.60.0",
+            "cli-bad-versions": [],
+            "services": {
+                "api": {"url": self.api},
+                "webui": {"url": self.url},
+                "jupyterhub": {"url": self.url},
+            },
+        }
 
     # ---- serving ----------------------------------------------------------------------------
     def find_asset(self, asset_id: str) -> FakeAsset | None:
@@ -211,7 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     # -- helpers
-    def _send(self, status: int, body: bytes = b"", ctype: str = "application/json", headers=None) -> None:
+    def _send(
+        self, status: int, body: bytes = b"", ctype: str = "application/json", headers=None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -230,12 +289,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _paginate(self, items: list, query: dict) -> None:
         size = int(query.get("page_size", [self.archive.page_size])[0])
         page = int(query.get("page", ["1"])[0])
-        chunk = items[(page - 1) * size: page * size]
+        chunk = items[(page - 1) * size : page * size]
         nxt = None
         if page * size < len(items):
             q = {k: v[0] for k, v in query.items() if k != "page"}
             q["page"] = str(page + 1)
-            nxt = f"{self.archive.url}{urlsplit(self.path).path}?" + "&".join(f"{k}={v}" for k, v in q.items())
+            nxt = f"{self.archive.url}{urlsplit(self.path).path}?" + "&".join(
+                f"{k}={v}" for k, v in q.items()
+            )
         self._json({"count": len(items), "next": nxt, "previous": None, "results": chunk})
 
     # -- dispatch
@@ -249,7 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
         with arc._lock:
             arc.requests.append((self.command, self.path, self.headers.get("Range")))
         if path.startswith("/blobs/"):
-            return self._blob(path[len("/blobs/"):])
+            return self._blob(path[len("/blobs/") :])
         fault = arc._take_fault("api") if path.startswith("/api/") else None
         if fault == "stall":
             return arc._stall(self)
@@ -263,7 +324,9 @@ class _Handler(BaseHTTPRequestHandler):
             if asset is None:
                 return self._not_found()
             if m.group(2) == "download/":
-                return self._send(302, b"", "text/plain", {"Location": f"{arc.url}/blobs/{asset.blob_id}"})
+                return self._send(
+                    302, b"", "text/plain", {"Location": f"{arc.url}/blobs/{asset.blob_id}"}
+                )
             if m.group(2) == "info/":
                 return self._json({**arc.asset_doc(asset), "metadata": arc.asset_metadata(asset)})
             return self._json(arc.asset_metadata(asset))
@@ -293,8 +356,14 @@ class _Handler(BaseHTTPRequestHandler):
         if sub is None:
             return self._json(arc.dandiset_metadata(ds, ver))
         if sub == "info/":
-            return self._json({**arc.version_doc(ds, ver), "metadata": arc.dandiset_metadata(ds, ver),
-                               "asset_validation_errors": [], "version_validation_errors": []})
+            return self._json(
+                {
+                    **arc.version_doc(ds, ver),
+                    "metadata": arc.dandiset_metadata(ds, ver),
+                    "asset_validation_errors": [],
+                    "version_validation_errors": [],
+                }
+            )
         if asset_id is None:
             assets = list(ver.assets.values())
             if "path" in query:
@@ -310,7 +379,9 @@ class _Handler(BaseHTTPRequestHandler):
         if asset is None:
             return self._not_found()
         if action == "download/":
-            return self._send(302, b"", "text/plain", {"Location": f"{arc.url}/blobs/{asset.blob_id}"})
+            return self._send(
+                302, b"", "text/plain", {"Location": f"{arc.url}/blobs/{asset.blob_id}"}
+            )
         if action == "info/":
             return self._json({**arc.asset_doc(asset), "metadata": arc.asset_metadata(asset)})
         return self._json(arc.asset_metadata(asset))
@@ -322,7 +393,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
         fault = arc._take_fault("blob") if self.command == "GET" else None
         if fault == "503":
-            return self._send(503, b"<Error><Code>SlowDown</Code></Error>", "application/xml", {"Retry-After": "0"})
+            return self._send(
+                503,
+                b"<Error><Code>SlowDown</Code></Error>",
+                "application/xml",
+                {"Retry-After": "0"},
+            )
         if fault == "stall":
             return arc._stall(self)
         data = asset.file.read_bytes()
@@ -331,7 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
         if rng:
             m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
             if not m or int(m.group(1)) >= len(data):
-                return self._send(416, b"", "application/xml", {"Content-Range": f"bytes */{len(data)}"})
+                return self._send(
+                    416, b"", "application/xml", {"Content-Range": f"bytes */{len(data)}"}
+                )
             start = int(m.group(1))
             stop = min(int(m.group(2)) + 1, len(data)) if m.group(2) else len(data)
             headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"

@@ -7,13 +7,20 @@ import math
 import numpy as np
 import pytest
 
-from nwb_lfads.baselines import (fit_poisson_glm, gaussian_kernel, predict_poisson_glm,
-                                 smooth_spikes, smoothing_baseline, smoothing_rates, to_hz)
+from nwb_lfads.baselines import (
+    fit_poisson_glm,
+    gaussian_kernel,
+    predict_poisson_glm,
+    smooth_spikes,
+    smoothing_baseline,
+    smoothing_rates,
+    to_hz,
+)
 from nwb_lfads.metrics import MetricInputError, co_bps
 
 
 def test_gaussian_kernel_is_normalised_symmetric_and_truncated_at_3_sd():
-    k = gaussian_kernel(0.01, 0.05)                 # sd = 5 bins -> 15 bins each side
+    k = gaussian_kernel(0.01, 0.05)  # sd = 5 bins -> 15 bins each side
     assert len(k) == 31 and k.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(k, k[::-1])
     assert k[16] / k[15] == pytest.approx(math.exp(-0.5 / 25))
@@ -42,8 +49,11 @@ def loop_smooth(spikes, k, renormalize):
 def test_smooth_spikes_matches_loop(edge):
     spikes = np.random.default_rng(0).poisson(1.0, size=(2, 9, 3))
     k = gaussian_kernel(0.01, 0.02)
-    np.testing.assert_allclose(smooth_spikes(spikes, 0.01, 0.02, edge=edge),
-                               loop_smooth(spikes, k, edge == "renormalize"), rtol=1e-12)
+    np.testing.assert_allclose(
+        smooth_spikes(spikes, 0.01, 0.02, edge=edge),
+        loop_smooth(spikes, k, edge == "renormalize"),
+        rtol=1e-12,
+    )
 
 
 def test_smoothing_preserves_mass_away_from_edges_and_constants_with_renormalisation():
@@ -52,7 +62,7 @@ def test_smoothing_preserves_mass_away_from_edges_and_constants_with_renormalisa
     assert smooth_spikes(spikes, 0.01, 0.03, edge="zero").sum() == pytest.approx(3.0)
     assert smooth_spikes(spikes, 0.01, 0.03).sum() == pytest.approx(3.0)
     const = np.full((1, 12, 2), 2.0)
-    np.testing.assert_allclose(smooth_spikes(const, 0.01, 0.05), 2.0)   # kernel wider than trial
+    np.testing.assert_allclose(smooth_spikes(const, 0.01, 0.05), 2.0)  # kernel wider than trial
     zero_pad = smooth_spikes(np.full((1, 13, 2), 2.0), 0.01, 0.02, edge="zero")  # h = 6 bins
     assert zero_pad[0, 0, 0] < 1.5 and zero_pad[0, 6, 0] == pytest.approx(2.0)
     np.testing.assert_array_equal(smooth_spikes(spikes, 0.01, 0.0), spikes)
@@ -60,19 +70,23 @@ def test_smoothing_preserves_mass_away_from_edges_and_constants_with_renormalisa
 
 def test_smoothing_rates_are_smoothed_counts_in_hz():
     spikes = np.random.default_rng(1).poisson(0.5, size=(3, 10, 2))
-    np.testing.assert_allclose(smoothing_rates(spikes, 0.005, 0.02),
-                               smooth_spikes(spikes, 0.005, 0.02) / 0.005)
+    np.testing.assert_allclose(
+        smoothing_rates(spikes, 0.005, 0.02), smooth_spikes(spikes, 0.005, 0.02) / 0.005
+    )
     np.testing.assert_allclose(to_hz(np.array([0.1, 0.2]), 0.01), [10.0, 20.0])
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda s: smooth_spikes(s, 0.0, 0.05), "bin_size=0.0 must be a positive"),
-    (lambda s: smooth_spikes(s, 0.01, -1.0), "sigma_s=-1.0 must be"),
-    (lambda s: smooth_spikes(s, 0.01, 0.05, edge="reflect"), "edge='reflect' is not one of"),
-    (lambda s: smooth_spikes(s[0], 0.01, 0.05), "expected \\[trials, time, units\\]"),
-    (lambda s: smooth_spikes(-s, 0.01, 0.05), "negative, NaN or infinite"),
-    (lambda s: to_hz(s, -0.01), "bin_size=-0.01"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda s: smooth_spikes(s, 0.0, 0.05), "bin_size=0.0 must be a positive"),
+        (lambda s: smooth_spikes(s, 0.01, -1.0), "sigma_s=-1.0 must be"),
+        (lambda s: smooth_spikes(s, 0.01, 0.05, edge="reflect"), "edge='reflect' is not one of"),
+        (lambda s: smooth_spikes(s[0], 0.01, 0.05), "expected \\[trials, time, units\\]"),
+        (lambda s: smooth_spikes(-s, 0.01, 0.05), "negative, NaN or infinite"),
+        (lambda s: to_hz(s, -0.01), "bin_size=-0.01"),
+    ],
+)
 def test_smoothing_rejects_bad_input(call, match):
     with pytest.raises(MetricInputError, match=match):
         call(np.ones((2, 5, 3)))
@@ -99,7 +113,7 @@ def test_poisson_glm_solution_is_stationary_for_the_penalised_objective():
     w, b = fit_poisson_glm(x, y, l2)
     mu = np.exp(x @ w + b)
     np.testing.assert_allclose(x.T @ (mu - y) / len(y) + l2 * w, 0.0, atol=1e-6)
-    assert np.mean(mu - y) == pytest.approx(0.0, abs=1e-6)     # intercept is unpenalised
+    assert np.mean(mu - y) == pytest.approx(0.0, abs=1e-6)  # intercept is unpenalised
 
 
 def test_poisson_glm_strong_penalty_leaves_the_mean_rate_and_fits_outputs_separately():
@@ -107,7 +121,7 @@ def test_poisson_glm_strong_penalty_leaves_the_mean_rate_and_fits_outputs_separa
     w, b = fit_poisson_glm(x, y, l2=1e6)
     np.testing.assert_allclose(w, 0.0, atol=1e-4)
     assert math.exp(b) == pytest.approx(y.mean(), rel=1e-3)
-    y2 = np.stack([y, np.zeros_like(y)], axis=1)      # a silent output goes to a tiny rate
+    y2 = np.stack([y, np.zeros_like(y)], axis=1)  # a silent output goes to a tiny rate
     w2, b2 = fit_poisson_glm(x, y2, l2=0.1)
     w1, b1 = fit_poisson_glm(x, y, l2=0.1)
     np.testing.assert_allclose(w2[:, 0], w1, rtol=1e-8)
@@ -115,11 +129,14 @@ def test_poisson_glm_strong_penalty_leaves_the_mean_rate_and_fits_outputs_separa
     np.testing.assert_allclose(predict_poisson_glm(x, w2, b2)[:, 0], np.exp(x @ w1 + b1))
 
 
-@pytest.mark.parametrize("x, y, l2, match", [
-    (np.ones((5, 2)), np.ones(4), 0.0, "expected x \\[samples, predictors\\]"),
-    (np.ones((5, 2)), -np.ones(5), 0.0, "finite counts >= 0"),
-    (np.ones((5, 2)), np.ones(5), -1.0, "l2=-1.0 must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "x, y, l2, match",
+    [
+        (np.ones((5, 2)), np.ones(4), 0.0, "expected x \\[samples, predictors\\]"),
+        (np.ones((5, 2)), -np.ones(5), 0.0, "finite counts >= 0"),
+        (np.ones((5, 2)), np.ones(5), -1.0, "l2=-1.0 must be >= 0"),
+    ],
+)
 def test_poisson_glm_rejects_bad_input(x, y, l2, match):
     with pytest.raises(MetricInputError, match=match):
         fit_poisson_glm(x, y, l2)
@@ -132,15 +149,16 @@ def shared_latent_session(seed=5, n_trials=40, n_t=50, n_in=12, n_out=4):
     phase = rng.uniform(0, 2 * np.pi, size=(n_trials, 1))
     lat = np.stack([np.sin(2 * np.pi * 2 * t + phase), np.cos(2 * np.pi * 1.3 * t + phase)], -1)
     loading = rng.normal(0, 0.8, size=(2, n_in + n_out))
-    rates = np.exp(-1.0 + lat @ loading)                   # counts per 10 ms bin
+    rates = np.exp(-1.0 + lat @ loading)  # counts per 10 ms bin
     spikes = rng.poisson(rates)
     return spikes[..., :n_in], spikes[..., n_in:], rates[..., n_in:]
 
 
 def test_smoothing_baseline_predicts_heldout_units_with_positive_co_bps():
     heldin, heldout, true_out = shared_latent_session()
-    pred = smoothing_baseline(heldin[:30], heldout[:30], heldin[30:], bin_size=0.01,
-                              sigma_s=0.03, l2=0.01)
+    pred = smoothing_baseline(
+        heldin[:30], heldout[:30], heldin[30:], bin_size=0.01, sigma_s=0.03, l2=0.01
+    )
     assert pred.shape == (10, 50, 4) and pred.min() >= 1e-9
     score = co_bps(pred, heldout[30:])
     assert 0.05 < score < co_bps(true_out[30:], heldout[30:]) + 0.05

@@ -8,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nwb_lfads.io import binning
-from nwb_lfads.io.binning import (average_samples, bin_edges, bin_index, continuous_starts,
-                                  count_spikes)
+from nwb_lfads.io.binning import (
+    average_samples,
+    bin_edges,
+    bin_index,
+    continuous_starts,
+    count_spikes,
+)
 
 
 def reference_counts(trains, starts, n_bins, bin_size):
@@ -67,9 +72,12 @@ def test_unit_subset_keeps_the_given_order():
 
 
 @settings(max_examples=60, deadline=None)
-@given(spikes=st.lists(st.floats(0, 10, allow_nan=False), max_size=60),
-       starts=st.lists(st.floats(-2, 10, allow_nan=False), min_size=1, max_size=8),
-       n_bins=st.integers(1, 12), bin_size=st.sampled_from([0.001, 0.01, 0.05, 0.3]))
+@given(
+    spikes=st.lists(st.floats(0, 10, allow_nan=False), max_size=60),
+    starts=st.lists(st.floats(-2, 10, allow_nan=False), min_size=1, max_size=8),
+    n_bins=st.integers(1, 12),
+    bin_size=st.sampled_from([0.001, 0.01, 0.05, 0.3]),
+)
 def test_total_counts_equal_spikes_inside_windows(spikes, starts, n_bins, bin_size):
     train, starts = np.sort(np.array(spikes, dtype=float)), np.array(starts)
     counts = count_spikes(train, np.array([train.size]), starts, n_bins, bin_size)

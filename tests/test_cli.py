@@ -5,7 +5,6 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-
 from nwb_lfads.cli.main import COMMANDS, main
 
 
@@ -27,9 +26,11 @@ def test_every_command_has_help(name):
 
 
 def test_importing_cli_does_not_import_jax():
-    code = ("import sys, nwb_lfads.cli.main as m; "
-            "[m.main.get_command(None, n) for n in m.COMMANDS]; "
-            "print('jax' in sys.modules, 'pynwb' in sys.modules)")
+    code = (
+        "import sys, nwb_lfads.cli.main as m; "
+        "[m.main.get_command(None, n) for n in m.COMMANDS]; "
+        "print('jax' in sys.modules, 'pynwb' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

@@ -22,8 +22,8 @@ os.environ.setdefault("DANDI_CACHE", "ignore")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-
 from nwb_lfads.cli.main import main  # noqa: E402
+
 from nwb_lfads.errors import DandiError, InputFileError  # noqa: E402
 from nwb_lfads.io.open import open_nwb  # noqa: E402
 from nwb_lfads.io.sources import DandiAsset, expand_sources, localize, parse_dandi_spec  # noqa: E402
@@ -47,7 +47,9 @@ def archive(tmp_path_factory, mc_maze_small, a8604):
     try:
         from nwb_lfads.synthetic import simulate
 
-        sim = simulate(root / "sim", sessions=1, seed=0, n_conditions=2, trials_per_condition=2, n_units=6)[0]
+        sim = simulate(
+            root / "sim", sessions=1, seed=0, n_conditions=2, trials_per_condition=2, n_units=6
+        )[0]
     except ImportError:  # simulate not in this checkout: a renamed real file stands in
         sim = a8604
     arc = FakeArchive(root / "blobs")
@@ -61,7 +63,8 @@ def archive(tmp_path_factory, mc_maze_small, a8604):
         fh.seek(1000)
         fh.write(b"\x01")
     corrupt = arc.add_version("000200", "0.230101.0000", {"sub-x/sub-x_ecephys.nwb": bad}).assets[
-        "sub-x/sub-x_ecephys.nwb"]
+        "sub-x/sub-x_ecephys.nwb"
+    ]
     with open(corrupt.file, "r+b") as fh:  # the blob store now serves bytes the etag does not match
         fh.seek(2000)
         fh.write(b"\x02")
@@ -101,12 +104,15 @@ def _assert_user_error(result, pattern):
 
 
 # ---- parsing and expanding ------------------------------------------------------------------
-@pytest.mark.parametrize("spec, expected", [
-    ("dandi:000128", ("000128", None, None)),
-    ("DANDI:000128/0.220113.0400", ("000128", PUBLISHED, None)),
-    ("dandi:000128@draft/sub-Jenkins/", ("000128", "draft", "sub-Jenkins/*")),
-    ("000128/sub-Jenkins/*.nwb", ("000128", None, "sub-Jenkins/*.nwb")),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("dandi:000128", ("000128", None, None)),
+        ("DANDI:000128/0.220113.0400", ("000128", PUBLISHED, None)),
+        ("dandi:000128@draft/sub-Jenkins/", ("000128", "draft", "sub-Jenkins/*")),
+        ("000128/sub-Jenkins/*.nwb", ("000128", None, "sub-Jenkins/*.nwb")),
+    ],
+)
 def test_parse_dandi_spec(spec, expected):
     parsed = parse_dandi_spec(spec)
     assert (parsed.dandiset_id, parsed.version, parsed.glob) == expected
@@ -134,9 +140,14 @@ def test_expand_defaults_to_latest_published_version(archive):
 
 def test_expand_draft_only_dandiset_and_version_glob(archive):
     assert [(s.version, s.path) for s in expand_sources(["dandi:000140"])] == [("draft", JENKINS)]
-    drafted = expand_sources(["dandi:000128@draft/sub-jenkins/*.nwb"])  # the archive's glob ignores case
+    drafted = expand_sources(
+        ["dandi:000128@draft/sub-jenkins/*.nwb"]
+    )  # the archive's glob ignores case
     assert [s.path for s in drafted] == [SIM, JENKINS]
-    assert [s.path for s in expand_sources(["dandi:000128@draft/sub-Jenkins"])] == [SIM, JENKINS]  # a folder
+    assert [s.path for s in expand_sources(["dandi:000128@draft/sub-Jenkins"])] == [
+        SIM,
+        JENKINS,
+    ]  # a folder
 
 
 def test_expand_archive_urls(archive):
@@ -145,7 +156,9 @@ def test_expand_archive_urls(archive):
     folder = expand_sources([f"{archive.url}/dandiset/000128/draft/files?location=sub-Jenkins/"])
     assert [s.path for s in folder] == [SIM, JENKINS]
     asset = gui[2]
-    by_url = expand_sources([f"{archive.api}/dandisets/000128/versions/draft/assets/{asset.asset_id}/download/"])
+    by_url = expand_sources(
+        [f"{archive.api}/dandisets/000128/versions/draft/assets/{asset.asset_id}/download/"]
+    )
     assert by_url == [asset]
     bare = expand_sources([f"{archive.api}/assets/{asset.asset_id}/download/"])
     assert [(s.dandiset_id, s.path, s.etag) for s in bare] == [(None, JENKINS, asset.etag)]
@@ -165,7 +178,9 @@ def test_expand_errors_name_what_exists():
         expand_sources(["dandi:000999"])
     with pytest.raises(DandiError, match=rf"has no version 9.9.9. Available: {PUBLISHED}, draft"):
         expand_sources(["dandi:000128@9.9.9"])
-    with pytest.raises(DandiError, match=rf"matches 'sub-Nobody/\*.nwb'.*3 assets exist.*\n  README.md\n  {A8604}"):
+    with pytest.raises(
+        DandiError, match=rf"matches 'sub-Nobody/\*.nwb'.*3 assets exist.*\n  README.md\n  {A8604}"
+    ):
         expand_sources(["dandi:000128/sub-Nobody/*.nwb"])
     with pytest.raises(DandiError, match=r"matches 1 asset\(s\) but no .nwb file \(README.md\)"):
         expand_sources(["dandi:000128/README*"])
@@ -180,7 +195,9 @@ def test_download_dandiset_byte_identical(archive, tmp_path):
     for path in (JENKINS, A8604, "README.md"):
         assert (tmp_path / "000128" / path).read_bytes() == archive.sources[path].read_bytes()
     assert (tmp_path / "000128" / "dandiset.yaml").exists()
-    assert not (tmp_path / "000128" / SIM).exists()  # the draft-only session is not in the published version
+    assert not (
+        tmp_path / "000128" / SIM
+    ).exists()  # the draft-only session is not in the published version
     assert "3 file(s)" in result.output
 
 
@@ -189,8 +206,11 @@ def test_download_glob_of_a_version_keeps_layout(archive, tmp_path):
 
     paths = download("dandi:000128/sub-Jenkins/*.nwb", tmp_path, version="draft", progress=False)
     assert paths == [tmp_path / "000128" / SIM, tmp_path / "000128" / JENKINS]
-    assert all(p.read_bytes() == archive.sources[p.relative_to(tmp_path / "000128").as_posix()].read_bytes()
-               for p in paths)
+    assert all(
+        p.read_bytes()
+        == archive.sources[p.relative_to(tmp_path / "000128").as_posix()].read_bytes()
+        for p in paths
+    )
     assert not (tmp_path / "000128" / A8604).exists()
     with pytest.raises(DandiError, match="names version draft but --version is 0.220113.0400"):
         download("dandi:000128@draft", tmp_path, version=PUBLISHED)
@@ -236,10 +256,14 @@ def test_localize_downloads_dandi_assets_into_the_cache(archive, tmp_path, a8604
     sources = expand_sources(["dandi:000128@draft/sub-Jenkins/*", a8604])
     local = localize(sources, cache_dir=tmp_path / "c", progress=False)
     assert local[2] == a8604
-    assert local[:2] == [tmp_path / "c" / archive.url[7:].replace(":", "_") / "000128" / "draft" / p
-                         for p in (SIM, JENKINS)]
-    assert [p.read_bytes() for p in local[:2]] == [archive.sources[SIM].read_bytes(),
-                                                   archive.sources[JENKINS].read_bytes()]
+    assert local[:2] == [
+        tmp_path / "c" / archive.url[7:].replace(":", "_") / "000128" / "draft" / p
+        for p in (SIM, JENKINS)
+    ]
+    assert [p.read_bytes() for p in local[:2]] == [
+        archive.sources[SIM].read_bytes(),
+        archive.sources[JENKINS].read_bytes(),
+    ]
     archive.requests.clear()
     assert localize(sources, cache_dir=tmp_path / "c", progress=False) == local
     assert archive.blob_requests() == []
@@ -267,7 +291,9 @@ def test_open_nwb_streams_one_asset_with_range_requests(archive, tmp_path):
     assert covered and len(covered) * 4096 < size  # only the parts read travelled
     assert not list((tmp_path / "cache" / "dandi").glob("**/*.nwb"))  # nothing downloaded
     archive.requests.clear()
-    with open_nwb(expand_sources(["dandi:000140"])[0]) as nwbfile:  # a DandiAsset; blocks now cached
+    with open_nwb(
+        expand_sources(["dandi:000140"])[0]
+    ) as nwbfile:  # a DandiAsset; blocks now cached
         assert len(nwbfile.units) == 107
     assert [r[2] for r in archive.blob_requests()] == ["bytes=0-0"]  # only the probe
 
@@ -294,12 +320,16 @@ def test_stalled_requests_time_out_and_are_retried(archive, monkeypatch):
 
 def test_a_bad_network_timeout_setting_is_named(monkeypatch):
     monkeypatch.setenv("NWB_LFADS_NETWORK_TIMEOUT", "soon")
-    _assert_user_error(_invoke("inspect", "dandi:000140/sub-Jenkins/*.nwb"),
-                       r"NWB_LFADS_NETWORK_TIMEOUT='soon' is not a positive number of seconds")
+    _assert_user_error(
+        _invoke("inspect", "dandi:000140/sub-Jenkins/*.nwb"),
+        r"NWB_LFADS_NETWORK_TIMEOUT='soon' is not a positive number of seconds",
+    )
 
 
 def test_open_nwb_needs_exactly_one_asset():
-    with pytest.raises(DandiError, match=r"names 2 assets, but one file is needed here.*\n  dandi:000128@"):
+    with pytest.raises(
+        DandiError, match=r"names 2 assets, but one file is needed here.*\n  dandi:000128@"
+    ):
         with open_nwb("dandi:000128"):
             pass
 
@@ -315,7 +345,9 @@ def test_streaming_a_missing_blob_is_a_clear_error():
 def test_streaming_a_blob_of_another_size_is_a_clear_error():
     asset = expand_sources(["dandi:000140"])[0]
     wrong = DandiAsset(**{**asset.__dict__, "size": asset.size + 1})
-    with pytest.raises(DandiError, match=rf"the blob has {asset.size} bytes, the archive lists {asset.size + 1}"):
+    with pytest.raises(
+        DandiError, match=rf"the blob has {asset.size} bytes, the archive lists {asset.size + 1}"
+    ):
         with open_nwb(wrong):
             pass
 
@@ -337,15 +369,30 @@ def test_inspect_and_read_session_stream_a_dandi_asset(mc_maze_small):
 
 # ---- errors through the CLI (exit code 2, one message, no traceback) --------------------------
 def test_cli_unknown_dandiset_version_asset_and_glob(archive, tmp_path):
-    _assert_user_error(_invoke("download", "000999", "--out", tmp_path), r"no dandiset 000999 on http://127")
-    _assert_user_error(_invoke("download", "000128", "--version", "9.9.9", "--out", tmp_path),
-                       rf"has no version 9\.9\.9\. Available: {PUBLISHED}, draft")
-    _assert_user_error(_invoke("download", "dandi:000128@9", "--out", tmp_path), r"'9' is not a DANDI version")
+    _assert_user_error(
+        _invoke("download", "000999", "--out", tmp_path), r"no dandiset 000999 on http://127"
+    )
+    _assert_user_error(
+        _invoke("download", "000128", "--version", "9.9.9", "--out", tmp_path),
+        rf"has no version 9\.9\.9\. Available: {PUBLISHED}, draft",
+    )
+    _assert_user_error(
+        _invoke("download", "dandi:000128@9", "--out", tmp_path), r"'9' is not a DANDI version"
+    )
     bogus = "00000000-0000-0000-0000-000000000000"
-    _assert_user_error(_invoke("download", f"{archive.api}/dandisets/000128/versions/draft/assets/{bogus}/",
-                               "--out", tmp_path), rf"has no asset {bogus}")
-    _assert_user_error(_invoke("download", "dandi:000128/sub-Nobody/*", "--out", tmp_path),
-                       rf"no asset of dandiset 000128 version {PUBLISHED} matches 'sub-Nobody/\*'.*{JENKINS}")
+    _assert_user_error(
+        _invoke(
+            "download",
+            f"{archive.api}/dandisets/000128/versions/draft/assets/{bogus}/",
+            "--out",
+            tmp_path,
+        ),
+        rf"has no asset {bogus}",
+    )
+    _assert_user_error(
+        _invoke("download", "dandi:000128/sub-Nobody/*", "--out", tmp_path),
+        rf"no asset of dandiset 000128 version {PUBLISHED} matches 'sub-Nobody/\*'.*{JENKINS}",
+    )
     assert not any(tmp_path.iterdir())
 
 
@@ -354,37 +401,55 @@ def test_cli_unreachable_archive(monkeypatch, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setenv("DANDI_INSTANCE", f"http://127.0.0.1:{port}")
-    _assert_user_error(_invoke("download", "000128", "--out", tmp_path),
-                       rf"could not reach the DANDI archive at http://127.0.0.1:{port}.*nothing was downloaded")
+    _assert_user_error(
+        _invoke("download", "000128", "--out", tmp_path),
+        rf"could not reach the DANDI archive at http://127.0.0.1:{port}.*nothing was downloaded",
+    )
     monkeypatch.setenv("DANDI_INSTANCE", "no-such-instance")
-    _assert_user_error(_invoke("download", "000128", "--out", tmp_path),
-                       r"DANDI_INSTANCE='no-such-instance' is not a DANDI instance the dandi client knows")
+    _assert_user_error(
+        _invoke("download", "000128", "--out", tmp_path),
+        r"DANDI_INSTANCE='no-such-instance' is not a DANDI instance the dandi client knows",
+    )
 
 
 def test_cli_api_failing_after_retries(archive, tmp_path):
     archive.fail("api", "503", times=10)
-    _assert_user_error(_invoke("download", "000140", "--out", tmp_path),
-                       r"000140: could not reach the DANDI archive.*503.*nothing was downloaded")
-    assert len([r for r in archive.requests if r[1] == "/api/dandisets/000140/"]) == 2  # the client retried
+    _assert_user_error(
+        _invoke("download", "000140", "--out", tmp_path),
+        r"000140: could not reach the DANDI archive.*503.*nothing was downloaded",
+    )
+    assert (
+        len([r for r in archive.requests if r[1] == "/api/dandisets/000140/"]) == 2
+    )  # the client retried
 
 
 def test_cli_blob_failing_after_retries_leaves_nothing_partial(archive, tmp_path):
     archive.fail("blob", "503", times=20)
     result = _invoke("download", "000140", "--out", tmp_path)
-    _assert_user_error(result, rf"1 of 1 downloads .* failed:\n  000140/{JENKINS}: download failed after "
-                               rf"retries \(503 .*no incomplete file was left .*nothing partial was left")
+    _assert_user_error(
+        result,
+        rf"1 of 1 downloads .* failed:\n  000140/{JENKINS}: download failed after "
+        rf"retries \(503 .*no incomplete file was left .*nothing partial was left",
+    )
     assert len(archive.blob_requests()) == 10  # dandi's own attempts
-    assert not (tmp_path / "000140" / "sub-Jenkins").exists() or not any((tmp_path / "000140" / "sub-Jenkins").iterdir())
+    assert not (tmp_path / "000140" / "sub-Jenkins").exists() or not any(
+        (tmp_path / "000140" / "sub-Jenkins").iterdir()
+    )
 
 
 def test_cli_checksum_mismatch_removes_the_file(archive, tmp_path):
     result = _invoke("download", "000200", "--out", tmp_path)
-    _assert_user_error(result, r"sub-x/sub-x_ecephys.nwb: checksum mismatch \(dandi-etag: downloaded .*the file was removed")
+    _assert_user_error(
+        result,
+        r"sub-x/sub-x_ecephys.nwb: checksum mismatch \(dandi-etag: downloaded .*the file was removed",
+    )
     assert not (tmp_path / "000200" / "sub-x" / "sub-x_ecephys.nwb").exists()
 
 
 def test_dandi_asset_is_a_plain_value():
-    asset = DandiAsset("http://x/api", "000128", "draft", "a/b.nwb", "id", 3, "e-1", "http://x/d", "http://x/b")
+    asset = DandiAsset(
+        "http://x/api", "000128", "draft", "a/b.nwb", "id", 3, "e-1", "http://x/d", "http://x/b"
+    )
     assert asset.name == "b.nwb" and str(asset) == "dandi:000128@draft/a/b.nwb"
     assert {asset: 1}[DandiAsset(*[getattr(asset, f) for f in asset.__dataclass_fields__])] == 1
 
@@ -394,16 +459,48 @@ def test_dandi_asset_is_a_plain_value():
 def test_fit_a_dandi_asset_end_to_end(archive, tmp_path):
     if main.get_command(None, "fit") is None:
         pytest.skip("fit not in this checkout")
-    tiny = [f"--set={k}" for k in ("model.gen_dim=8", "model.ic_enc_dim=4", "model.ci_enc_dim=4",
-                                    "model.con_dim=4", "model.fac_dim=3", "model.ic_dim=4", "model.co_dim=1",
-                                    "train.batch_size=16", "train.n_samples=2")]
-    result = _invoke("fit", "dandi:000140/sub-Jenkins/*.nwb", "--out", tmp_path / "run", "--cache-dir",
-                     tmp_path / "cache", "--align-to", "move_onset_time", "--window", -0.25, 0.45,
-                     "--bin-size", 0.01, "--max-epochs", 1, "--quiet", "--no-plots", *tiny)
+    tiny = [
+        f"--set={k}"
+        for k in (
+            "model.gen_dim=8",
+            "model.ic_enc_dim=4",
+            "model.ci_enc_dim=4",
+            "model.con_dim=4",
+            "model.fac_dim=3",
+            "model.ic_dim=4",
+            "model.co_dim=1",
+            "train.batch_size=16",
+            "train.n_samples=2",
+        )
+    ]
+    result = _invoke(
+        "fit",
+        "dandi:000140/sub-Jenkins/*.nwb",
+        "--out",
+        tmp_path / "run",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--align-to",
+        "move_onset_time",
+        "--window",
+        -0.25,
+        0.45,
+        "--bin-size",
+        0.01,
+        "--max-epochs",
+        1,
+        "--quiet",
+        "--no-plots",
+        *tiny,
+    )
     assert result.exit_code == 0, result.output
     cached = next((tmp_path / "cache").glob(f"*/000140/draft/{JENKINS}"))
-    assert cached.read_bytes() == archive.sources[JENKINS].read_bytes()  # fit wrote a copy, not the cache
+    assert (
+        cached.read_bytes() == archive.sources[JENKINS].read_bytes()
+    )  # fit wrote a copy, not the cache
     import pynwb
 
-    with pynwb.NWBHDF5IO(str(tmp_path / "run" / "sub-Jenkins_ses-small_desc-test_ecephys.lfads.nwb"), "r") as io:
+    with pynwb.NWBHDF5IO(
+        str(tmp_path / "run" / "sub-Jenkins_ses-small_desc-test_ecephys.lfads.nwb"), "r"
+    ) as io:
         assert io.read().processing["lfads"]["rates"].data.shape == (7000, 107)

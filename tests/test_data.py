@@ -11,18 +11,28 @@ from nwb_lfads.train.config import DataConfig
 
 def session(sid="a", M=40, T=15, N=6, heldout=None, split=None, seed=0):
     rng = np.random.default_rng(seed)
-    coords = {"trial": np.arange(100, 100 + M), "time": np.arange(T) * 0.01, "unit": np.arange(N) + 7,
-              "condition_id": ("trial", np.arange(M) % 4), "align_time": ("trial", np.arange(M) * 1.5)}
+    coords = {
+        "trial": np.arange(100, 100 + M),
+        "time": np.arange(T) * 0.01,
+        "unit": np.arange(N) + 7,
+        "condition_id": ("trial", np.arange(M) % 4),
+        "align_time": ("trial", np.arange(M) * 1.5),
+    }
     if heldout is not None:
         coords["heldout"] = ("unit", np.asarray(heldout, bool))
     if split is not None:
         coords["split"] = ("trial", np.asarray(split))
-    return xr.Dataset({"spikes": (("trial", "time", "unit"), rng.poisson(1.0, (M, T, N)).astype(np.int32))},
-                      coords=coords, attrs={"session_id": sid, "source": f"/x/{sid}.nwb", "bin_size": 0.01})
+    return xr.Dataset(
+        {"spikes": (("trial", "time", "unit"), rng.poisson(1.0, (M, T, N)).astype(np.int32))},
+        coords=coords,
+        attrs={"session_id": sid, "source": f"/x/{sid}.nwb", "bin_size": 0.01},
+    )
 
 
 def test_stacks_sessions_pads_units_and_builds_masks():
-    data = prepare_data([session("a", M=40, N=6), session("b", M=20, N=9, seed=1)], DataConfig(valid_fraction=0.25))
+    data = prepare_data(
+        [session("a", M=40, N=6), session("b", M=20, N=9, seed=1)], DataConfig(valid_fraction=0.25)
+    )
     assert data.spikes.shape == (60, 15, 9) and data.spikes.dtype == np.float32
     np.testing.assert_array_equal(data.session, [0] * 40 + [1] * 20)
     np.testing.assert_array_equal(data.unit_mask, [[True] * 6 + [False] * 3, [True] * 9])
@@ -32,7 +42,9 @@ def test_stacks_sessions_pads_units_and_builds_masks():
     assert data.valid[:40].sum() == 10 and data.valid[40:].sum() == 5
     assert [s.session_id for s in data.sessions] == ["a", "b"] and data.sessions[1].n_units == 9
     assert data.sessions[0].trial_ids[0] == 100 and data.sessions[0].unit_ids[0] == 7
-    np.testing.assert_allclose(data.unit_means[1], data.spikes[40:][data.train[40:]].mean(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(
+        data.unit_means[1], data.spikes[40:][data.train[40:]].mean(axis=(0, 1)), rtol=1e-5
+    )
     assert np.all(data.unit_means[0, 6:] == 0)
 
 
@@ -43,7 +55,10 @@ def test_split_is_seeded_and_stratified_by_condition():
     c = prepare_data([session()], DataConfig(valid_fraction=0.25, split_seed=4))
     assert not np.array_equal(a.valid, c.valid)
     conditions = np.arange(40) % 4
-    assert set(np.bincount(conditions[a.valid], minlength=4)) <= {2, 3}  # 10 of 40, spread over conditions
+    assert set(np.bincount(conditions[a.valid], minlength=4)) <= {
+        2,
+        3,
+    }  # 10 of 40, spread over conditions
     mask = split_trials(5, None, 0.9, np.ones(5, bool), np.random.default_rng(0))
     assert mask.sum() == 4  # at least one trial stays for training
 
@@ -51,7 +66,10 @@ def test_split_is_seeded_and_stratified_by_condition():
 def test_heldout_units_and_eval_trials():
     held = [False, False, False, False, True, True]
     split = np.where(np.arange(40) < 30, "train", "val")
-    data = prepare_data([session(heldout=held, split=split)], DataConfig(eval_trials="split=val", valid_fraction=0.2))
+    data = prepare_data(
+        [session(heldout=held, split=split)],
+        DataConfig(eval_trials="split=val", valid_fraction=0.2),
+    )
     np.testing.assert_array_equal(data.input_mask[0], ~np.asarray(held))
     assert data.eval[30:].all() and not data.eval[:30].any()
     assert not data.valid[30:].any()  # eval trials never validate
@@ -62,24 +80,65 @@ def test_heldout_units_and_eval_trials():
     # the unobserved spikes do not enter unit_means
     ds = session(heldout=held, split=split)
     ds["spikes"][30:, :, 4:] = 1000
-    np.testing.assert_array_equal(prepare_data([ds], DataConfig(eval_trials="split=val")).unit_means,
-                                  prepare_data([session(heldout=held, split=split)], DataConfig(eval_trials="split=val")).unit_means)
+    np.testing.assert_array_equal(
+        prepare_data([ds], DataConfig(eval_trials="split=val")).unit_means,
+        prepare_data(
+            [session(heldout=held, split=split)], DataConfig(eval_trials="split=val")
+        ).unit_means,
+    )
 
 
-@pytest.mark.parametrize("make, cfg, error, match", [
-    (lambda: [], DataConfig(), SelectionError, "no sessions"),
-    (lambda: [session(), session("b", T=16)], DataConfig(), SessionMismatchError, "16 bins per trial"),
-    (lambda: [session(), session()], DataConfig(), SessionMismatchError, "duplicate sessions"),
-    (lambda: [session(M=0)], DataConfig(), SelectionError, "zero usable trials"),
-    (lambda: [session().rename({"spikes": "counts"})], DataConfig(), NwbContentError, "no 'spikes'"),
-    (lambda: [session()], DataConfig(heldout_units="nlb_heldout"), SelectionError, "not a unit coordinate"),
-    (lambda: [session(heldout=[True] * 6)], DataConfig(), SelectionError, "every unit is held out"),
-    (lambda: [session(heldout=[False] * 5 + [True])], DataConfig(eval_trials="split"), ConfigError, "COLUMN=VALUE"),
-    (lambda: [session(heldout=[False] * 5 + [True])], DataConfig(eval_trials="phase=val"), SelectionError,
-     "not a trial coordinate"),
-    (lambda: [session()], DataConfig(eval_trials="condition_id=1"), SelectionError, "need held-out units"),
-    (lambda: [session()], DataConfig(valid_fraction=1.0), ConfigError, "valid_fraction"),
-])
+@pytest.mark.parametrize(
+    "make, cfg, error, match",
+    [
+        (lambda: [], DataConfig(), SelectionError, "no sessions"),
+        (
+            lambda: [session(), session("b", T=16)],
+            DataConfig(),
+            SessionMismatchError,
+            "16 bins per trial",
+        ),
+        (lambda: [session(), session()], DataConfig(), SessionMismatchError, "duplicate sessions"),
+        (lambda: [session(M=0)], DataConfig(), SelectionError, "zero usable trials"),
+        (
+            lambda: [session().rename({"spikes": "counts"})],
+            DataConfig(),
+            NwbContentError,
+            "no 'spikes'",
+        ),
+        (
+            lambda: [session()],
+            DataConfig(heldout_units="nlb_heldout"),
+            SelectionError,
+            "not a unit coordinate",
+        ),
+        (
+            lambda: [session(heldout=[True] * 6)],
+            DataConfig(),
+            SelectionError,
+            "every unit is held out",
+        ),
+        (
+            lambda: [session(heldout=[False] * 5 + [True])],
+            DataConfig(eval_trials="split"),
+            ConfigError,
+            "COLUMN=VALUE",
+        ),
+        (
+            lambda: [session(heldout=[False] * 5 + [True])],
+            DataConfig(eval_trials="phase=val"),
+            SelectionError,
+            "not a trial coordinate",
+        ),
+        (
+            lambda: [session()],
+            DataConfig(eval_trials="condition_id=1"),
+            SelectionError,
+            "need held-out units",
+        ),
+        (lambda: [session()], DataConfig(valid_fraction=1.0), ConfigError, "valid_fraction"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(make, cfg, error, match):
     with pytest.raises(error, match=match):
         prepare_data(make(), cfg)

@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
 from nwb_lfads.errors import InputFileError, NwbLfadsError, RunDirError
-from nwb_lfads.evaluate import EvaluationError, evaluate, evaluation_path, format_evaluation, read_data_config
+from nwb_lfads.evaluate import (
+    EvaluationError,
+    evaluate,
+    evaluation_path,
+    format_evaluation,
+    read_data_config,
+)
 from nwb_lfads.nlb_targets import TargetsError
 from nwb_lfads.train.config import RunConfig
 
 BIN = 0.01
 WINDOW = (-0.25, 0.75)  # the simulator's whole 1 s trial around move_onset_time (= start + 0.25 s)
-CFG = RunConfig().with_overrides(["data.align_to=move_onset_time", f"data.window={list(WINDOW)}",
-                                  f"data.bin_size={BIN}", "data.heldout_units=heldout", "data.eval_trials=split=val"])
+CFG = RunConfig().with_overrides(
+    [
+        "data.align_to=move_onset_time",
+        f"data.window={list(WINDOW)}",
+        f"data.bin_size={BIN}",
+        "data.heldout_units=heldout",
+        "data.eval_trials=split=val",
+    ]
+)
 
 
 def _results(ds, rates_hz):
@@ -25,9 +37,14 @@ def _results(ds, rates_hz):
     import xarray as xr
 
     factors = np.zeros(rates_hz.shape[:2] + (3,), np.float32)
-    return xr.Dataset({"rates": (("trial", "time", "unit"), np.asarray(rates_hz, np.float32)),
-                       "factors": (("trial", "time", "factor"), factors)},
-                      coords={k: v for k, v in ds.coords.items()}, attrs=dict(ds.attrs))
+    return xr.Dataset(
+        {
+            "rates": (("trial", "time", "unit"), np.asarray(rates_hz, np.float32)),
+            "factors": (("trial", "time", "factor"), factors),
+        },
+        coords={k: v for k, v in ds.coords.items()},
+        attrs=dict(ds.attrs),
+    )
 
 
 def _enrich(src, out, rates_fn, cfg=CFG):
@@ -36,10 +53,18 @@ def _enrich(src, out, rates_fn, cfg=CFG):
     from nwb_lfads.io.read import read_session
     from nwb_lfads.io.write import write_results
 
-    ds = read_session(src, bin_size=BIN, align_to="move_onset_time", window=WINDOW, heldout="heldout",
-                      include_columns=["split"])
+    ds = read_session(
+        src,
+        bin_size=BIN,
+        align_to="move_onset_time",
+        window=WINDOW,
+        heldout="heldout",
+        include_columns=["split"],
+    )
     truth = read_ground_truth(src, ds).values
-    path = write_results(src, _results(ds, rates_fn(truth)), out, provenance={"config": cfg.to_dict()})
+    path = write_results(
+        src, _results(ds, rates_fn(truth)), out, provenance={"config": cfg.to_dict()}
+    )
     return path, ds, truth
 
 
@@ -47,8 +72,16 @@ def _enrich(src, out, rates_fn, cfg=CFG):
 def sim(tmp_path_factory):
     from nwb_lfads.synthetic import simulate
 
-    [path] = simulate(tmp_path_factory.mktemp("sim"), sessions=1, seed=1, n_conditions=4, trials_per_condition=6,
-                      n_units=24, heldout_fraction=0.25, eval_fraction=0.25)
+    [path] = simulate(
+        tmp_path_factory.mktemp("sim"),
+        sessions=1,
+        seed=1,
+        n_conditions=4,
+        trials_per_condition=6,
+        n_units=24,
+        heldout_fraction=0.25,
+        eval_fraction=0.25,
+    )
     return path
 
 
@@ -64,7 +97,9 @@ def report(enriched):
 
 @pytest.fixture(scope="module")
 def wrong_report(sim, tmp_path_factory):
-    path, _, _ = _enrich(sim, tmp_path_factory.mktemp("wrong") / "sim_session-0.lfads.nwb", lambda t: t[:, ::-1])
+    path, _, _ = _enrich(
+        sim, tmp_path_factory.mktemp("wrong") / "sim_session-0.lfads.nwb", lambda t: t[:, ::-1]
+    )
     return evaluate(path)
 
 
@@ -76,7 +111,9 @@ def test_true_rates_recover_truth_and_beat_the_smoothing_baseline(report):
     assert m["r2_truth"] == pytest.approx(1.0, abs=1e-5)  # float32 storage only
     assert m["r2_truth_heldout_eval"] == pytest.approx(1.0, abs=1e-5)
     assert m["r2_truth_heldin"] == pytest.approx(1.0, abs=1e-5)
-    assert m["co_bps_truth"] == pytest.approx(m["co_bps"], abs=1e-4)  # the rates are the truth (the ceiling)
+    assert m["co_bps_truth"] == pytest.approx(
+        m["co_bps"], abs=1e-4
+    )  # the rates are the truth (the ceiling)
     assert m["r2_truth_smoothing"] < 0.5
     assert m["bps"] > 0.1 and m["bps_heldin"] > 0.1
     assert m["co_bps"] > m["co_bps_smoothing"] + 0.1
@@ -95,9 +132,13 @@ def test_wrong_rates_score_worse(report, wrong_report):
 def test_evaluation_json_beside_the_file(enriched, report):
     path = enriched[0]
     out = evaluation_path(path)
-    assert out == path.with_name("sim_session-0.lfads.evaluation.json") and report["written"] == str(out)
+    assert out == path.with_name("sim_session-0.lfads.evaluation.json") and report[
+        "written"
+    ] == str(out)
     saved = json.loads(out.read_text())
-    assert saved["sessions"][0]["metrics"]["co_bps"] == pytest.approx(report["sessions"][0]["metrics"]["co_bps"])
+    assert saved["sessions"][0]["metrics"]["co_bps"] == pytest.approx(
+        report["sessions"][0]["metrics"]["co_bps"]
+    )
     assert not list(out.parent.glob(".*tmp*"))
 
 
@@ -119,7 +160,9 @@ def test_run_dir(sim, enriched, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text(CFG.to_yaml())
-    (run / "sessions.json").write_text(json.dumps([{"source": str(sim), "path": str(sim), "session_id": "sim-0"}]))
+    (run / "sessions.json").write_text(
+        json.dumps([{"source": str(sim), "path": str(sim), "session_id": "sim-0"}])
+    )
     shutil.copy(enriched[0], run / "sim_session-0.lfads.nwb")
     rep = evaluate(run)
     assert (run / "evaluation.json").exists() and rep["written"] == str(run / "evaluation.json")
@@ -138,10 +181,14 @@ def _targets(path, ds, truth, groups=("mc_maze_small_10",), heldout_spikes=None)
     with h5py.File(path, "w") as f:
         for g in groups:
             grp = f.create_group(g)
-            grp["eval_spikes_heldout"] = spikes[ev][..., ho] if heldout_spikes is None else heldout_spikes
+            grp["eval_spikes_heldout"] = (
+                spikes[ev][..., ho] if heldout_spikes is None else heldout_spikes
+            )
             grp["train_behavior"] = nlb[tr] @ w
             grp["eval_behavior"] = nlb[ev] @ w
-            grp["psth"] = nlb[ev].reshape(-1, nlb.shape[2])  # chaotic: trials of a condition share rates
+            grp["psth"] = nlb[ev].reshape(
+                -1, nlb.shape[2]
+            )  # chaotic: trials of a condition share rates
             grp["eval_spikes_heldin_forward"] = np.zeros((int(ev.sum()), 20, int((~ho).sum())))
     return path
 
@@ -152,7 +199,9 @@ def test_targets_scored_like_nlb(enriched, report, tmp_path):
     rep = evaluate(path, targets=targets, write=False)
     m = rep["sessions"][0]["metrics"]
     assert rep["sessions"][0]["targets_dataset"] == "mc_maze_small_10"
-    assert m["targets_co_bps"] == pytest.approx(report["sessions"][0]["metrics"]["co_bps"], rel=1e-9)
+    assert m["targets_co_bps"] == pytest.approx(
+        report["sessions"][0]["metrics"]["co_bps"], rel=1e-9
+    )
     assert m["targets_vel_r2"] > 0.99 and m["targets_psth_r2"] == pytest.approx(1.0, abs=1e-5)
     assert "targets_fp_bps" in rep["sessions"][0]["skipped"] and rep["written"] is None
 
@@ -165,7 +214,9 @@ def test_targets_dataset_choice_and_mismatch(enriched, tmp_path):
     with pytest.raises(TargetsError, match="no dataset 'mc_maze'"):
         evaluate(path, targets=two, dataset="mc_maze", write=False)
     bad = _targets(tmp_path / "bad.h5", ds, truth, heldout_spikes=np.zeros((3, 100, 6)))
-    with pytest.raises(TargetsError, match=r"'eval_spikes_heldout' have shape \(3, 100, 6\).*\(6, 100, 6\)"):
+    with pytest.raises(
+        TargetsError, match=r"'eval_spikes_heldout' have shape \(3, 100, 6\).*\(6, 100, 6\)"
+    ):
         evaluate(path, targets=bad, write=False)
     with pytest.raises(InputFileError, match="targets file not found or not HDF5"):
         evaluate(path, targets=tmp_path / "missing.h5", write=False)
@@ -184,8 +235,14 @@ def with_behavior(tmp_path_factory):
     vel = np.zeros(s.rates_hz.shape[:2] + (2,))
     vel[:, lag:] = s.rates_hz[:, :-lag] @ np.random.default_rng(3).standard_normal((20, 2))
     nwbfile = session_to_nwbfile(s, np.random.default_rng(4))
-    nwbfile.add_acquisition(TimeSeries(name="hand_vel", data=vel.reshape(-1, 2), unit="m/s",
-                                       timestamps=bin_centres(s.start_time, s.rates_hz.shape[1], s.bin_size)))
+    nwbfile.add_acquisition(
+        TimeSeries(
+            name="hand_vel",
+            data=vel.reshape(-1, 2),
+            unit="m/s",
+            timestamps=bin_centres(s.start_time, s.rates_hz.shape[1], s.bin_size),
+        )
+    )
     d = tmp_path_factory.mktemp("behav")
     src = write_nwbfile(nwbfile, d / "beh.nwb")
     cfg = CFG.with_overrides(["data.heldout_units=null", "data.eval_trials=null"])
@@ -194,8 +251,12 @@ def with_behavior(tmp_path_factory):
     from nwb_lfads.io.write import write_results
 
     ds = read_session(src, bin_size=BIN, align_to="move_onset_time", window=WINDOW)
-    return write_results(src, _results(ds, read_ground_truth(src, ds).values), d / "beh.lfads.nwb",
-                         provenance={"config": cfg.to_dict()})
+    return write_results(
+        src,
+        _results(ds, read_ground_truth(src, ds).values),
+        d / "beh.lfads.nwb",
+        provenance={"config": cfg.to_dict()},
+    )
 
 
 def test_behavior_decoding(with_behavior):
@@ -211,7 +272,9 @@ def test_behavior_decoding(with_behavior):
 def test_bad_inputs(sim, tmp_path):
     with pytest.raises(InputFileError, match="no such run directory or NWB file"):
         evaluate(tmp_path / "nothing")
-    with pytest.raises(EvaluationError, match=r"no processing/lfads/rates .*ground_truth.*Pass a run directory"):
+    with pytest.raises(
+        EvaluationError, match=r"no processing/lfads/rates .*ground_truth.*Pass a run directory"
+    ):
         evaluate(sim)
     with pytest.raises(RunDirError, match="not a run directory"):
         evaluate(tmp_path)
@@ -223,14 +286,16 @@ def test_bad_inputs(sim, tmp_path):
 
 def test_cli(enriched, sim, tmp_path):
     from click.testing import CliRunner
-
     from nwb_lfads.cli.main import main
 
     runner = CliRunner()
     ok = runner.invoke(main, ["evaluate", str(enriched[0]), "--no-write"])
     assert ok.exit_code == 0, ok.output
     assert "co-bps (held-out units, eval trials)" in ok.output and "wrote" not in ok.output
-    for bad, message in ((tmp_path / "nothing", "no such run directory"), (sim, "no processing/lfads/rates")):
+    for bad, message in (
+        (tmp_path / "nothing", "no such run directory"),
+        (sim, "no processing/lfads/rates"),
+    ):
         res = runner.invoke(main, ["evaluate", str(bad)])
         assert res.exit_code == 2 and message in res.output
         assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
@@ -243,13 +308,21 @@ def test_continuous_mode_samples_merged_windows(a8604, tmp_path):
     from nwb_lfads.io.write import write_results
     from nwb_lfads.metrics import bits_per_spike
 
-    cfg = RunConfig().with_overrides(["data.bin_size=0.02", "data.window_length=2.0", "data.overlap=0.4"])
+    cfg = RunConfig().with_overrides(
+        ["data.bin_size=0.02", "data.window_length=2.0", "data.overlap=0.4"]
+    )
     ds = read_session(a8604, bin_size=0.02, window_length=2.0, overlap=0.4)
-    hz = 1.5 * ds.spikes.values.mean(axis=(0, 1)) / 0.02 + np.array([0.0, 0.5, 1.0])  # not the null model
+    hz = 1.5 * ds.spikes.values.mean(axis=(0, 1)) / 0.02 + np.array(
+        [0.0, 0.5, 1.0]
+    )  # not the null model
     rates = np.broadcast_to(hz, ds.spikes.shape)
-    out = write_results(a8604, _results(ds, rates), tmp_path / "a.lfads.nwb", provenance={"config": cfg.to_dict()})
+    out = write_results(
+        a8604, _results(ds, rates), tmp_path / "a.lfads.nwb", provenance={"config": cfg.to_dict()}
+    )
     s = evaluate(out, write=False)["sessions"][0]
-    expected = bits_per_spike(np.broadcast_to(hz.astype(np.float32) * 0.02, ds.spikes.shape), ds.spikes.values)
+    expected = bits_per_spike(
+        np.broadcast_to(hz.astype(np.float32) * 0.02, ds.spikes.shape), ds.spikes.values
+    )
     assert s["n_trials"] == ds.sizes["trial"] and s["eval_trials"] == "all"
     assert s["metrics"]["bps"] == pytest.approx(expected, rel=1e-6) and expected < 0
     assert set(s["metrics"]) == {"bps"} and "no held-out units" in s["skipped"]["co_bps"]
@@ -266,6 +339,12 @@ def test_without_eval_split_the_baseline_is_cross_fitted(enriched):
     s = evaluate_session(path, dataclasses.replace(CFG.data, eval_trials=None))
     assert (s["eval_trials"], s["n_eval_trials"]) == ("all", 24)
     k, ho = ds.spikes.values, ds.heldout.values
-    in_sample = co_bps(smoothing_baseline(k[..., ~ho], k[..., ho], k[..., ~ho], BIN, SMOOTHING_SIGMA_S), k[..., ho])
-    assert s["metrics"]["co_bps_smoothing"] < in_sample - 0.05  # never scored on its own training trials
-    assert s["metrics"]["co_bps"] == pytest.approx(co_bps(truth[..., ho] * BIN, k[..., ho]), rel=1e-5)
+    in_sample = co_bps(
+        smoothing_baseline(k[..., ~ho], k[..., ho], k[..., ~ho], BIN, SMOOTHING_SIGMA_S), k[..., ho]
+    )
+    assert (
+        s["metrics"]["co_bps_smoothing"] < in_sample - 0.05
+    )  # never scored on its own training trials
+    assert s["metrics"]["co_bps"] == pytest.approx(
+        co_bps(truth[..., ho] * BIN, k[..., ho]), rel=1e-5
+    )

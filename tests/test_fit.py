@@ -10,13 +10,30 @@ import numpy as np
 import pynwb
 import pytest
 from click.testing import CliRunner
-
 from nwb_lfads.cli.main import main
 
-TINY = ["--set", "model.gen_dim=12", "--set", "model.ic_enc_dim=8", "--set", "model.ci_enc_dim=8",
-        "--set", "model.con_dim=8", "--set", "model.fac_dim=4", "--set", "model.ic_dim=8",
-        "--set", "model.co_dim=2", "--set", "train.batch_size=16", "--set", "train.n_samples=3", "--quiet",
-        "--no-plots"]
+TINY = [
+    "--set",
+    "model.gen_dim=12",
+    "--set",
+    "model.ic_enc_dim=8",
+    "--set",
+    "model.ci_enc_dim=8",
+    "--set",
+    "model.con_dim=8",
+    "--set",
+    "model.fac_dim=4",
+    "--set",
+    "model.ic_dim=8",
+    "--set",
+    "model.co_dim=2",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.n_samples=3",
+    "--quiet",
+    "--no-plots",
+]
 NLB = ["--align-to", "move_onset_time", "--window", "-0.25", "0.45", "--bin-size", "0.01"]
 
 
@@ -67,8 +84,12 @@ def test_fit_writes_enriched_copy_as_the_contract_says(maze_run, maze_copy):
             assert np.all(np.any(inside, axis=0))  # every sample lies inside an aligned window
         assert lfads["factors"].data.shape == (7000, 4)
         assert lfads["inferred_inputs"].data.shape == (7000, 2)
-        np.testing.assert_array_equal(nwb.units["spike_times"].data[:], src.units["spike_times"].data[:])
-        np.testing.assert_array_equal(nwb.trials["move_onset_time"][:], src.trials["move_onset_time"][:])
+        np.testing.assert_array_equal(
+            nwb.units["spike_times"].data[:], src.units["spike_times"].data[:]
+        )
+        np.testing.assert_array_equal(
+            nwb.trials["move_onset_time"][:], src.trials["move_onset_time"][:]
+        )
         assert nwb.identifier != src.identifier
 
 
@@ -76,14 +97,19 @@ def test_fit_adds_no_inspector_findings(maze_run, maze_copy):
     from nwb_lfads.io.write import new_inspector_findings
 
     run, _, _ = maze_run
-    assert new_inspector_findings(maze_copy, run / "sub-Jenkins_ses-small_desc-test_ecephys.lfads.nwb") == []
+    assert (
+        new_inspector_findings(maze_copy, run / "sub-Jenkins_ses-small_desc-test_ecephys.lfads.nwb")
+        == []
+    )
 
 
 def test_resume_continues_to_more_epochs(maze_run, maze_copy):
     run, _, _ = maze_run
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert len(rows) == 3
-    result = invoke(["fit", maze_copy, "--out", run, "--resume", "--max-epochs", 5, "--quiet", "--no-plots"])
+    result = invoke(
+        ["fit", maze_copy, "--out", run, "--resume", "--max-epochs", 5, "--quiet", "--no-plots"]
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert len(rows) == 5
@@ -115,7 +141,17 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, maze_run, maze
     before = sorted(p.name for p in out.glob("*")) if out.exists() else []
     args = ["fit", source, "--out", out, *(extra or NLB), "--max-epochs", 1, *TINY]
     if case == "align":
-        args = ["fit", source, "--out", out, "--align-to", "no_such_column", "--max-epochs", 1, *TINY]
+        args = [
+            "fit",
+            source,
+            "--out",
+            out,
+            "--align-to",
+            "no_such_column",
+            "--max-epochs",
+            1,
+            *TINY,
+        ]
     result = invoke(args)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
@@ -146,8 +182,23 @@ def test_continuous_mode_on_a_recording_without_trials(a8604, tmp_path):
     src = tmp_path / a8604.name
     shutil.copy(a8604, src)
     run = tmp_path / "run"
-    result = invoke(["fit", src, "--out", run, "--max-epochs", 1, "--set", "data.window_length=2.0",
-                     "--set", "data.overlap=0.5", "--set", "data.bin_size=0.02", *TINY])
+    result = invoke(
+        [
+            "fit",
+            src,
+            "--out",
+            run,
+            "--max-epochs",
+            1,
+            "--set",
+            "data.window_length=2.0",
+            "--set",
+            "data.overlap=0.5",
+            "--set",
+            "data.bin_size=0.02",
+            *TINY,
+        ]
+    )
     assert result.exit_code == 0, result.output
     with pynwb.NWBHDF5IO(str(run / "A8604-211122.lfads.nwb"), "r") as io:
         rates = io.read().processing["lfads"]["rates"]

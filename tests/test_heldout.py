@@ -6,20 +6,37 @@ import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-
 from nwb_lfads.cli.main import main
+
 from nwb_lfads.data import prepare_data
 from nwb_lfads.errors import SelectionError
 from nwb_lfads.synthetic import simulate
 from nwb_lfads.train.config import DataConfig
 
-ALIGN = ["--align-to", "move_onset_time", "--window", "-0.25", "0.75", "--max-epochs", "1", "--quiet"]
+ALIGN = [
+    "--align-to",
+    "move_onset_time",
+    "--window",
+    "-0.25",
+    "0.75",
+    "--max-epochs",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    (path,) = simulate(tmp_path_factory.mktemp("sim"), sessions=1, n_conditions=2, trials_per_condition=4,
-                       n_units=8, heldout_fraction=0.25, eval_fraction=0.25, seed=3)
+    (path,) = simulate(
+        tmp_path_factory.mktemp("sim"),
+        sessions=1,
+        n_conditions=2,
+        trials_per_condition=4,
+        n_units=8,
+        heldout_fraction=0.25,
+        eval_fraction=0.25,
+        seed=3,
+    )
     return path
 
 
@@ -30,38 +47,60 @@ def _one_error_line(result):
     return lines[0]
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--heldout-units", "no_such_column"], "not a column of the units table"),
-    (["--heldout-units", "spike_times"], "not boolean"),
-    (["--heldout-units", "heldout", "--eval-trials", "split=nope"], "matches no trial"),
-    (["--heldout-units", "heldout", "--eval-trials", "nosuchcol=val"], "not trials columns|not a trial coordinate"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--heldout-units", "no_such_column"], "not a column of the units table"),
+        (["--heldout-units", "spike_times"], "not boolean"),
+        (["--heldout-units", "heldout", "--eval-trials", "split=nope"], "matches no trial"),
+        (
+            ["--heldout-units", "heldout", "--eval-trials", "nosuchcol=val"],
+            "not trials columns|not a trial coordinate",
+        ),
+    ],
+)
 def test_bad_heldout_options_exit_2_before_training(session, tmp_path, args, match):
     out = tmp_path / "run"
-    line = _one_error_line(CliRunner().invoke(main, ["fit", str(session), "--out", str(out), *ALIGN, *args]))
+    line = _one_error_line(
+        CliRunner().invoke(main, ["fit", str(session), "--out", str(out), *ALIGN, *args])
+    )
     assert __import__("re").search(match, line), line
     assert not out.exists() or not any(out.iterdir())
 
 
 def _dataset(heldout):
     n = len(heldout)
-    return xr.Dataset({"spikes": (("trial", "time", "unit"), np.ones((4, 5, n), np.int32))},
-                      coords={"trial": np.arange(4), "unit": np.arange(n), "heldout": ("unit", np.array(heldout))},
-                      attrs={"session_id": "s", "source": "s.nwb", "bin_size": 0.01})
+    return xr.Dataset(
+        {"spikes": (("trial", "time", "unit"), np.ones((4, 5, n), np.int32))},
+        coords={
+            "trial": np.arange(4),
+            "unit": np.arange(n),
+            "heldout": ("unit", np.array(heldout)),
+        },
+        attrs={"session_id": "s", "source": "s.nwb", "bin_size": 0.01},
+    )
 
 
-@pytest.mark.parametrize("heldout, match", [([False, False, False], "marks no unit"),
-                                            ([True, True, True], "every unit is held out")])
+@pytest.mark.parametrize(
+    "heldout, match",
+    [([False, False, False], "marks no unit"), ([True, True, True], "every unit is held out")],
+)
 def test_empty_or_full_heldout_set_is_refused(heldout, match):
     with pytest.raises(SelectionError, match=match):
         prepare_data([_dataset(heldout)], DataConfig(heldout_units="heldout"))
 
 
 def test_eval_trials_mask_heldout_units_only_on_eval_trials():
-    ds = _dataset([False, True, False]).assign_coords(split=("trial", ["train", "val", "train", "val"]))
-    data = prepare_data([ds], DataConfig(heldout_units="heldout", eval_trials="split=val", valid_fraction=0.5))
+    ds = _dataset([False, True, False]).assign_coords(
+        split=("trial", ["train", "val", "train", "val"])
+    )
+    data = prepare_data(
+        [ds], DataConfig(heldout_units="heldout", eval_trials="split=val", valid_fraction=0.5)
+    )
     assert data.input_mask[0].tolist() == [True, False, True]
-    np.testing.assert_array_equal(data.loss_mask[:, :3], [[1, 1, 1], [1, 0, 1], [1, 1, 1], [1, 0, 1]])
+    np.testing.assert_array_equal(
+        data.loss_mask[:, :3], [[1, 1, 1], [1, 0, 1], [1, 1, 1], [1, 0, 1]]
+    )
     assert not np.any(data.valid & data.eval)  # eval trials never decide early stopping
 
 
@@ -75,15 +114,37 @@ def _write_all_heldout(folder):
 
     (sim,) = generate_sessions(n_conditions=2, trials_per_condition=2, n_units=4, seed=1)
     sim = dataclasses.replace(sim, heldout=np.ones(4, bool))
-    return write_nwbfile(session_to_nwbfile(sim, np.random.default_rng(0)), folder / "all_heldout.nwb")
+    return write_nwbfile(
+        session_to_nwbfile(sim, np.random.default_rng(0)), folder / "all_heldout.nwb"
+    )
 
 
 def test_cli_refuses_an_empty_heldout_set_of_a_real_file(mc_maze_small, tmp_path):
     # NLB's test files keep the 'heldout' column but drop the held-out units: it is False everywhere.
     out = tmp_path / "run"
-    line = _one_error_line(CliRunner().invoke(main, [
-        "fit", str(mc_maze_small), "--out", str(out), "--align-to", "move_onset_time", "--window", "-0.25", "0.45",
-        "--bin-size", "0.005", "--heldout-units", "heldout", "--max-epochs", "1", "--quiet"]))
+    line = _one_error_line(
+        CliRunner().invoke(
+            main,
+            [
+                "fit",
+                str(mc_maze_small),
+                "--out",
+                str(out),
+                "--align-to",
+                "move_onset_time",
+                "--window",
+                "-0.25",
+                "0.45",
+                "--bin-size",
+                "0.005",
+                "--heldout-units",
+                "heldout",
+                "--max-epochs",
+                "1",
+                "--quiet",
+            ],
+        )
+    )
     assert "'heldout' marks no unit" in line and str(mc_maze_small) in line
     assert not out.exists() or not any(out.iterdir())
 
@@ -91,8 +152,11 @@ def test_cli_refuses_an_empty_heldout_set_of_a_real_file(mc_maze_small, tmp_path
 def test_cli_refuses_a_heldout_set_of_all_units(tmp_path):
     path = _write_all_heldout(tmp_path)
     out = tmp_path / "run"
-    line = _one_error_line(CliRunner().invoke(main, ["fit", str(path), "--out", str(out), *ALIGN,
-                                                     "--heldout-units", "heldout"]))
+    line = _one_error_line(
+        CliRunner().invoke(
+            main, ["fit", str(path), "--out", str(out), *ALIGN, "--heldout-units", "heldout"]
+        )
+    )
     assert "every unit is held out" in line and "all_heldout.nwb" in line
     assert not out.exists() or not any(out.iterdir())
 
@@ -103,18 +167,31 @@ def _masked_session(eval_heldout=None, train_heldout=None):
     (``train_heldout``)."""
     rng = np.random.default_rng(11)
     n_trials, n_bins, n_units = 24, 12, 6
-    rates = np.exp(np.sin(np.linspace(0, 3, n_bins)[None, :, None] * (1 + np.arange(n_trials) % 3)[:, None, None]
-                          + rng.uniform(0, 6, n_units)) - 0.5)
+    rates = np.exp(
+        np.sin(
+            np.linspace(0, 3, n_bins)[None, :, None] * (1 + np.arange(n_trials) % 3)[:, None, None]
+            + rng.uniform(0, 6, n_units)
+        )
+        - 0.5
+    )
     spikes = rng.poisson(rates).astype(np.int32)
     if eval_heldout is not None:
         spikes[18:, :, 4:] = eval_heldout
     if train_heldout is not None:
         spikes[:18, :, 4:] = train_heldout
-    coords = {"trial": np.arange(n_trials), "time": np.arange(n_bins) * 0.01, "unit": np.arange(n_units),
-              "condition_id": ("trial", np.arange(n_trials) % 3), "heldout": ("unit", np.arange(n_units) >= 4),
-              "split": ("trial", np.where(np.arange(n_trials) >= 18, "val", "train"))}
-    return xr.Dataset({"spikes": (("trial", "time", "unit"), spikes)}, coords=coords,
-                      attrs={"session_id": "s", "source": "s.nwb", "bin_size": 0.01})
+    coords = {
+        "trial": np.arange(n_trials),
+        "time": np.arange(n_bins) * 0.01,
+        "unit": np.arange(n_units),
+        "condition_id": ("trial", np.arange(n_trials) % 3),
+        "heldout": ("unit", np.arange(n_units) >= 4),
+        "split": ("trial", np.where(np.arange(n_trials) >= 18, "val", "train")),
+    }
+    return xr.Dataset(
+        {"spikes": (("trial", "time", "unit"), spikes)},
+        coords=coords,
+        attrs={"session_id": "s", "source": "s.nwb", "bin_size": 0.01},
+    )
 
 
 def test_eval_trial_heldout_spikes_cannot_influence_the_fitted_parameters():
@@ -129,10 +206,28 @@ def test_eval_trial_heldout_spikes_cannot_influence_the_fitted_parameters():
 
     cfg = RunConfig().replace(
         data={"heldout_units": "heldout", "eval_trials": "split=val", "valid_fraction": 0.25},
-        model={"ic_enc_dim": 4, "ci_enc_dim": 4, "ic_dim": 4, "gen_dim": 8, "con_dim": 4, "co_dim": 1, "fac_dim": 3,
-               "cd_rate": 0.3, "sv_rate": 0.2, "dropout_rate": 0.1},
-        train={"batch_size": 8, "steps_per_call": 2, "lr_init": 1e-2, "lr_patience": 0, "kl_increase_epochs": 1,
-               "l2_increase_epochs": 1, "n_samples": 1})
+        model={
+            "ic_enc_dim": 4,
+            "ci_enc_dim": 4,
+            "ic_dim": 4,
+            "gen_dim": 8,
+            "con_dim": 4,
+            "co_dim": 1,
+            "fac_dim": 3,
+            "cd_rate": 0.3,
+            "sv_rate": 0.2,
+            "dropout_rate": 0.1,
+        },
+        train={
+            "batch_size": 8,
+            "steps_per_call": 2,
+            "lr_init": 1e-2,
+            "lr_patience": 0,
+            "kl_increase_epochs": 1,
+            "l2_increase_epochs": 1,
+            "n_samples": 1,
+        },
+    )
 
     def fitted(**change):
         trainer = Trainer(prepare_data([_masked_session(**change)], cfg.data), cfg)

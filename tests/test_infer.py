@@ -12,18 +12,35 @@ from nwb_lfads.train.config import RunConfig
 from nwb_lfads.train.trainer import Trainer
 
 T = 12
-CFG = RunConfig().replace(model=dict(ic_enc_dim=8, ci_enc_dim=8, ic_dim=8, gen_dim=16, con_dim=8, co_dim=2,
-                                     fac_dim=6, readin_dim=5),
-                          train=dict(batch_size=8, n_samples=3))
+CFG = RunConfig().replace(
+    model=dict(
+        ic_enc_dim=8,
+        ci_enc_dim=8,
+        ic_dim=8,
+        gen_dim=16,
+        con_dim=8,
+        co_dim=2,
+        fac_dim=6,
+        readin_dim=5,
+    ),
+    train=dict(batch_size=8, n_samples=3),
+)
 
 
 def _session(sid, M, N, seed):
     rng = np.random.default_rng(seed)
-    return xr.Dataset({"spikes": (("trial", "time", "unit"), rng.poisson(0.5, (M, T, N)).astype(np.int32))},
-                      coords={"trial": np.arange(M) + 10, "time": np.arange(T) * 0.02, "unit": np.arange(N),
-                              "align_time": ("trial", np.arange(M) * 3.0), "condition_id": ("trial", np.arange(M) % 2),
-                              "depth": ("unit", np.arange(N) * 10.0)},
-                      attrs={"session_id": sid, "source": f"{sid}.nwb", "bin_size": 0.02, "align_to": "go"})
+    return xr.Dataset(
+        {"spikes": (("trial", "time", "unit"), rng.poisson(0.5, (M, T, N)).astype(np.int32))},
+        coords={
+            "trial": np.arange(M) + 10,
+            "time": np.arange(T) * 0.02,
+            "unit": np.arange(N),
+            "align_time": ("trial", np.arange(M) * 3.0),
+            "condition_id": ("trial", np.arange(M) % 2),
+            "depth": ("unit", np.arange(N) * 10.0),
+        },
+        attrs={"session_id": sid, "source": f"{sid}.nwb", "bin_size": 0.02, "align_to": "go"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +60,9 @@ def test_posterior_means_per_session(fitted):
     again = posterior_means(params, CFG, data, n_samples=2, batch_size=8)
     np.testing.assert_array_equal(means[0]["rates"], again[0]["rates"])  # seeded
     one = posterior_means(params, CFG, data, n_samples=1, batch_size=8, seed=1)
-    assert not np.array_equal(one[0]["rates"], means[0]["rates"])  # samples differ, the average is taken
+    assert not np.array_equal(
+        one[0]["rates"], means[0]["rates"]
+    )  # samples differ, the average is taken
     with pytest.raises(ConfigError, match="n_samples >= 1"):
         posterior_means(params, CFG, data, n_samples=0)
 
@@ -53,7 +72,9 @@ def test_infer_returns_xarray_in_hz_with_input_coordinates(fitted):
     out = infer(params, CFG, sessions, n_samples=2, batch_size=8)
     means = posterior_means(params, CFG, data, n_samples=2, batch_size=8)
     for ds, res, m in zip(sessions, out, means):
-        assert res["rates"].dims == ("trial", "time", "unit") and res["rates"].attrs["units"] == "Hz"
+        assert (
+            res["rates"].dims == ("trial", "time", "unit") and res["rates"].attrs["units"] == "Hz"
+        )
         np.testing.assert_allclose(res["rates"].values, m["rates"] / 0.02, rtol=1e-6)
         assert res["factors"].dims == ("trial", "time", "factor")
         assert res["inferred_inputs"].dims == ("trial", "time", "input")
@@ -64,7 +85,13 @@ def test_infer_returns_xarray_in_hz_with_input_coordinates(fitted):
 
 def test_infer_matches_sessions_by_identity(fitted):
     sessions, data, params = fitted
-    only_b = infer(params, CFG, [sessions[1].isel(trial=slice(0, 3))], sessions=list(data.sessions), n_samples=1)
+    only_b = infer(
+        params,
+        CFG,
+        [sessions[1].isel(trial=slice(0, 3))],
+        sessions=list(data.sessions),
+        n_samples=1,
+    )
     assert only_b[0]["rates"].shape == (3, T, 4)
     with pytest.raises(SessionMismatchError, match="2 sessions"):
         infer(params, CFG, [sessions[1]], n_samples=1)

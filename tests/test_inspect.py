@@ -7,14 +7,22 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from nwb_lfads.cli.main import main
+
 from nwb_lfads.errors import InputFileError
 from nwb_lfads.io.inspect import format_summary, summarize
 from nwb_lfads.synthetic import generate_sessions, simulate
 
-SIM = dict(kind="chaotic", sessions=1, seed=2, n_conditions=3, trials_per_condition=2, n_units=12,
-           heldout_fraction=0.25, eval_fraction=0.5)
+SIM = dict(
+    kind="chaotic",
+    sessions=1,
+    seed=2,
+    n_conditions=3,
+    trials_per_condition=2,
+    n_units=12,
+    heldout_fraction=0.25,
+    eval_fraction=0.5,
+)
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +40,9 @@ def test_mc_maze_small(mc_maze_small):
     cols = {c["name"]: c for c in s["trials"]["columns"]}
     assert cols["move_onset_time"]["non_nan"] == 100 and cols["split"]["dtype"] == "text"
     assert not cols["split"]["align_candidate"] and cols["split"]["values"] == ["test"]
-    assert s["duration"]["from"] == "obs_intervals" and s["duration"]["seconds"] == pytest.approx(79.9)
+    assert s["duration"]["from"] == "obs_intervals" and s["duration"]["seconds"] == pytest.approx(
+        79.9
+    )
     rate = s["units"]["firing_rate_hz"]
     assert 0 < rate["min"] < rate["median"] < rate["max"] < 100
     assert s["subject"]["species"] == "Macaca mulatta"
@@ -63,7 +73,11 @@ def test_simulated_file(sim_file):
     assert cols["condition_id"]["numeric"] and not cols["condition_id"]["align_candidate"]
     assert cols["split"]["values"] == ["train", "val"]
     gt = {e["name"]: e for e in s["processing"]["ground_truth"]}
-    assert gt["rates"]["shape"] == [600, 12] and gt["rates"]["unit"] == "Hz" and gt["latents"]["shape"] == [600, 50]
+    assert (
+        gt["rates"]["shape"] == [600, 12]
+        and gt["rates"]["unit"] == "Hz"
+        and gt["latents"]["shape"] == [600, 50]
+    )
     assert s["subject"]["species"] == "Macaca mulatta"
 
 
@@ -80,11 +94,20 @@ def test_in_memory_file_with_behaviour_and_silent_unit():
     nwbfile.add_trial_column("reach_angle", "target angle (degrees)")
     nwbfile.add_trial(start_time=1.0, stop_time=2.0, go_cue_time=1.2, reach_angle=90.0)
     nwbfile.add_trial(start_time=3.0, stop_time=4.0, go_cue_time=np.nan, reach_angle=180.0)
-    nwbfile.add_acquisition(TimeSeries(name="hand_vel", data=np.zeros((100, 2)), unit="m/s", rate=100.0))
-    nwbfile.add_acquisition(TimeSeries(name="video", data=np.zeros((10, 8, 8)), unit="a.u.", rate=10.0))
+    nwbfile.add_acquisition(
+        TimeSeries(name="hand_vel", data=np.zeros((100, 2)), unit="m/s", rate=100.0)
+    )
+    nwbfile.add_acquisition(
+        TimeSeries(name="video", data=np.zeros((10, 8, 8)), unit="a.u.", rate=10.0)
+    )
     module = nwbfile.create_processing_module("behavior", "behaviour")
-    module.add(Position(spatial_series=SpatialSeries(name="xy", data=np.zeros((50, 2)), reference_frame="origin",
-                                                     rate=50.0)))
+    module.add(
+        Position(
+            spatial_series=SpatialSeries(
+                name="xy", data=np.zeros((50, 2)), reference_frame="origin", rate=50.0
+            )
+        )
+    )
     s = summarize(nwbfile)
     assert s["units"]["total_spikes"] == 6 and s["units"]["silent_units"] == 1
     assert s["duration"] == {"start": 0.5, "stop": 9.5, "from": "spike times", "seconds": 9.0}
@@ -122,8 +145,11 @@ def bad_files(tmp_path):
     plain = tmp_path / "plain.h5"
     with h5py.File(plain, "w") as f:
         f["x"] = np.arange(3)
-    return {"missing": (tmp_path / "absent.nwb", "file not found"), "text": (text, "not an HDF5 file"),
-            "hdf5": (plain, "HDF5 file without NWB structure")}
+    return {
+        "missing": (tmp_path / "absent.nwb", "file not found"),
+        "text": (text, "not an HDF5 file"),
+        "hdf5": (plain, "HDF5 file without NWB structure"),
+    }
 
 
 @pytest.mark.parametrize("case", ["missing", "text", "hdf5"])
@@ -134,5 +160,10 @@ def test_bad_input_exits_2_with_one_line(bad_files, case):
     result = CliRunner().invoke(main, ["inspect", str(path)])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0] and str(path) in lines[0]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("Error: ")
+        and message in lines[0]
+        and str(path) in lines[0]
+    )
     assert "Traceback" not in result.output

@@ -8,9 +8,20 @@ import numpy as np
 import pytest
 
 from nwb_lfads.errors import NwbLfadsError
-from nwb_lfads.metrics import (MetricInputError, bits_per_spike, co_bps, condition_average,
-                               fit_ridge, fp_bps, lag_align, poisson_nll, psth_r2,
-                               r2_per_neuron, ridge_decoding_r2, velocity_r2)
+from nwb_lfads.metrics import (
+    MetricInputError,
+    bits_per_spike,
+    co_bps,
+    condition_average,
+    fit_ridge,
+    fp_bps,
+    lag_align,
+    poisson_nll,
+    psth_r2,
+    r2_per_neuron,
+    ridge_decoding_r2,
+    velocity_r2,
+)
 
 
 @pytest.fixture
@@ -118,22 +129,31 @@ def test_co_bps_and_fp_bps_are_bits_per_spike_on_their_arrays(small):
     assert co_bps(true[..., 2:], spikes[..., 2:]) == bits_per_spike(true[..., 2:], spikes[..., 2:])
     fwd_rates = np.concatenate([true[..., :2], true[..., 2:]], axis=-1)
     fwd_spikes = np.concatenate([spikes[..., :2], spikes[..., 2:]], axis=-1)
-    assert fp_bps(fwd_rates, fwd_spikes) == pytest.approx(loop_bps(
-        true, spikes, np.ones(spikes.shape, bool)), rel=1e-10)
+    assert fp_bps(fwd_rates, fwd_spikes) == pytest.approx(
+        loop_bps(true, spikes, np.ones(spikes.shape, bool)), rel=1e-10
+    )
 
 
-@pytest.mark.parametrize("rates, spikes, mask, match", [
-    (np.ones((2, 3, 4)), np.ones((2, 3, 5)), None, r"rates_per_bin has shape \(2, 3, 4\) but"),
-    (-np.ones((2, 3, 4)), np.ones((2, 3, 4)), None, "negative values"),
-    (np.full((2, 3, 4), np.nan), np.ones((2, 3, 4)), None, "NaN or infinite"),
-    (np.ones((2, 3, 4)), np.full((2, 3, 4), 0.5), None, "non-negative integer spike counts"),
-    (np.ones((2, 3, 4)), -np.ones((2, 3, 4)), None, "non-negative integer spike counts"),
-    (np.ones((2, 3, 4)), np.zeros((2, 3, 4)), None, "no spike at all"),
-    (np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones((3, 1, 1), bool), "does not broadcast"),
-    (np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.zeros((2, 3, 4), bool), "no entry is evaluated"),
-    (np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones((2, 3, 4)), "boolean array"),
-    (np.ones(4), np.ones(4), None, "at least 2 dimensions"),
-])
+@pytest.mark.parametrize(
+    "rates, spikes, mask, match",
+    [
+        (np.ones((2, 3, 4)), np.ones((2, 3, 5)), None, r"rates_per_bin has shape \(2, 3, 4\) but"),
+        (-np.ones((2, 3, 4)), np.ones((2, 3, 4)), None, "negative values"),
+        (np.full((2, 3, 4), np.nan), np.ones((2, 3, 4)), None, "NaN or infinite"),
+        (np.ones((2, 3, 4)), np.full((2, 3, 4), 0.5), None, "non-negative integer spike counts"),
+        (np.ones((2, 3, 4)), -np.ones((2, 3, 4)), None, "non-negative integer spike counts"),
+        (np.ones((2, 3, 4)), np.zeros((2, 3, 4)), None, "no spike at all"),
+        (np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones((3, 1, 1), bool), "does not broadcast"),
+        (
+            np.ones((2, 3, 4)),
+            np.ones((2, 3, 4)),
+            np.zeros((2, 3, 4), bool),
+            "no entry is evaluated",
+        ),
+        (np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones((2, 3, 4)), "boolean array"),
+        (np.ones(4), np.ones(4), None, "at least 2 dimensions"),
+    ],
+)
 def test_bits_per_spike_rejects_bad_input(rates, spikes, mask, match):
     with pytest.raises(MetricInputError, match=match):
         bits_per_spike(rates, spikes, mask=mask)
@@ -149,7 +169,8 @@ def test_nan_rates_outside_the_mask_are_ignored(small):
     rates[0] = np.nan
     keep = np.arange(5)[:, None, None] > 0
     assert bits_per_spike(rates, spikes, mask=keep) == pytest.approx(
-        bits_per_spike(true[1:], spikes[1:]), rel=1e-12)
+        bits_per_spike(true[1:], spikes[1:]), rel=1e-12
+    )
 
 
 # ----------------------------------------------------------------------------- R^2
@@ -176,8 +197,7 @@ def test_r2_per_neuron_matches_loop_and_known_cases(small):
     np.testing.assert_allclose(r2_per_neuron(mean_pred, true)[0], 0.0, atol=1e-12)
     shift = np.array([0.1, 0.2, 0.3, 0.4])
     var = true.reshape(-1, 4).var(axis=0)
-    np.testing.assert_allclose(r2_per_neuron(true + shift, true)[0], 1 - shift**2 / var,
-                               rtol=1e-12)
+    np.testing.assert_allclose(r2_per_neuron(true + shift, true)[0], 1 - shift**2 / var, rtol=1e-12)
 
 
 def test_r2_per_neuron_constant_unit_is_nan_and_left_out_of_mean(small):
@@ -223,8 +243,9 @@ def loop_psth_r2(rates, conds, psth, labels):
         for t in range(psth.shape[1]):
             if math.isnan(psth[c, t, 0]):
                 continue
-            preds.append([sum(rates[i, t, n] for i in trials) / len(trials)
-                          for n in range(rates.shape[2])])
+            preds.append(
+                [sum(rates[i, t, n] for i in trials) / len(trials) for n in range(rates.shape[2])]
+            )
             trues.append(list(psth[c, t]))
     return float(np.mean(loop_r2(np.array(preds), np.array(trues))))
 
@@ -234,7 +255,7 @@ def test_psth_r2_matches_loop_with_nan_bins_and_missing_conditions():
     rates = rng.uniform(0, 2, size=(8, 5, 3))
     conds = np.array([0, 1, 0, 1, 2, 2, 0, 1])
     psth = rng.uniform(0, 2, size=(4, 5, 3))
-    psth[1, 3:] = np.nan           # condition 1 shorter
+    psth[1, 3:] = np.nan  # condition 1 shorter
     labels = np.array([0, 1, 2, 3])  # condition 3 has no evaluation trial: skipped
     got = psth_r2(rates, psth, conds, target_conditions=labels)
     assert got == pytest.approx(loop_psth_r2(rates, conds, psth, labels), rel=1e-12)
@@ -248,7 +269,8 @@ def test_psth_r2_per_trial_target_and_known_cases():
     labels, psth = condition_average(true, conds)
     assert psth_r2(true, true, conds) == pytest.approx(1.0)
     assert psth_r2(true * 1.2, true, conds) == pytest.approx(
-        psth_r2(true * 1.2, psth, conds, target_conditions=labels))
+        psth_r2(true * 1.2, psth, conds, target_conditions=labels)
+    )
     shift = 0.2
     expected = np.mean(1 - 18 * shift**2 / ((psth - psth.mean(axis=(0, 1))) ** 2).sum(axis=(0, 1)))
     assert psth_r2(true + shift, true, conds) == pytest.approx(expected, rel=1e-10)
@@ -259,9 +281,9 @@ def test_psth_r2_constant_target_unit_follows_sklearn_convention():
     true = np.ones((2, 3, 2))
     true[1, :, 1] = 3.0
     pred = true.copy()
-    assert psth_r2(pred, true, conds) == 1.0     # unit 0 constant but exact: counts as 1
+    assert psth_r2(pred, true, conds) == 1.0  # unit 0 constant but exact: counts as 1
     pred[..., 0] += 0.5
-    assert psth_r2(pred, true, conds) == 0.5     # constant and missed: counts as 0
+    assert psth_r2(pred, true, conds) == 0.5  # constant and missed: counts as 0
 
 
 def test_psth_r2_rejects_bad_input():
@@ -278,8 +300,8 @@ def test_psth_r2_rejects_bad_input():
 
 # ----------------------------------------------------------------------------- decoding
 def test_lag_align_pairs_behaviour_at_t_with_rates_at_t_minus_lag():
-    rates = np.arange(5.0)[None, :, None]           # rate value = bin index
-    beh = np.arange(5.0)[None, :, None] + 100        # behaviour value = 100 + bin index
+    rates = np.arange(5.0)[None, :, None]  # rate value = bin index
+    beh = np.arange(5.0)[None, :, None] + 100  # behaviour value = 100 + bin index
     r, b = lag_align(rates, beh, 2)
     assert r[0, :, 0].tolist() == [0, 1, 2] and b[0, :, 0].tolist() == [102, 103, 104]
     r, b = lag_align(rates, beh[..., 0], -1)
@@ -299,7 +321,7 @@ def test_fit_ridge_matches_normal_equations():
     sol = np.linalg.lstsq(xa, y, rcond=None)[0]
     np.testing.assert_allclose(w, sol[:3], rtol=1e-10)
     np.testing.assert_allclose(b, sol[3], rtol=1e-10)
-    alpha = 7.0   # penalised weights, free intercept: closed form on centred data
+    alpha = 7.0  # penalised weights, free intercept: closed form on centred data
     xc, yc = x - x.mean(0), y - y.mean(0)
     w2, b2 = fit_ridge(x, y, alpha)
     np.testing.assert_allclose(w2, np.linalg.inv(xc.T @ xc + alpha * np.eye(3)) @ xc.T @ yc)
@@ -313,7 +335,7 @@ def make_decoding_data(lag, seed=9):
     rates = rng.uniform(0, 1, size=(12, 20, 5))
     w = rng.normal(size=(5, 2))
     beh = np.full((12, 20, 2), np.nan)
-    beh[:, lag:] = rates[:, :20 - lag] @ w + 0.3   # behaviour at t from rates at t - lag
+    beh[:, lag:] = rates[:, : 20 - lag] @ w + 0.3  # behaviour at t from rates at t - lag
     return rates, beh, w
 
 
@@ -334,16 +356,20 @@ def test_ridge_decoding_r2_needs_the_right_lag_and_drops_nan_behaviour():
     assert ridge_decoding_r2(rates, beh, train, lag_bins=4) == pytest.approx(1.0, abs=1e-3)
     assert ridge_decoding_r2(rates, beh, train, lag_bins=0) < 0.5
     assert velocity_r2(rates, beh, train, bin_size=0.01, lag_s=0.04) == pytest.approx(
-        ridge_decoding_r2(rates, beh, train, lag_bins=4))
+        ridge_decoding_r2(rates, beh, train, lag_bins=4)
+    )
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(train_trials=np.zeros(12, bool)), "selects no trial"),
-    (dict(train_trials=np.ones(12, bool)), "no evaluation trial"),
-    (dict(train_trials=np.ones(5, bool)), "expected shape \\(12,\\)"),
-    (dict(train_trials=[0, 40]), "outside 0..11"),
-    (dict(train_trials=[0], eval_trials=[3]), "at least 2 training trials"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(train_trials=np.zeros(12, bool)), "selects no trial"),
+        (dict(train_trials=np.ones(12, bool)), "no evaluation trial"),
+        (dict(train_trials=np.ones(5, bool)), "expected shape \\(12,\\)"),
+        (dict(train_trials=[0, 40]), "outside 0..11"),
+        (dict(train_trials=[0], eval_trials=[3]), "at least 2 training trials"),
+    ],
+)
 def test_ridge_decoding_r2_rejects_bad_selections(kwargs, match):
     rates, beh, _ = make_decoding_data(lag=0)
     with pytest.raises(MetricInputError, match=match):

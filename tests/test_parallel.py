@@ -18,10 +18,18 @@ from nwb_lfads.errors import ConfigError
 from nwb_lfads.train.config import RunConfig
 
 T, N, M, B = 10, 5, 24, 8
-TINY = dict(model=dict(ic_enc_dim=6, ci_enc_dim=4, ic_dim=4, gen_dim=8, con_dim=4, co_dim=0, fac_dim=3),
-            train=dict(batch_size=B, n_samples=2, lr_init=1e-3, kl_increase_epochs=1, l2_increase_epochs=1,
-                       devices=1),
-            data=dict(valid_fraction=0.25))
+TINY = dict(
+    model=dict(ic_enc_dim=6, ci_enc_dim=4, ic_dim=4, gen_dim=8, con_dim=4, co_dim=0, fac_dim=3),
+    train=dict(
+        batch_size=B,
+        n_samples=2,
+        lr_init=1e-3,
+        kl_increase_epochs=1,
+        l2_increase_epochs=1,
+        devices=1,
+    ),
+    data=dict(valid_fraction=0.25),
+)
 
 
 def tiny_data(n_trials: int = M):
@@ -31,16 +39,30 @@ def tiny_data(n_trials: int = M):
     rng = np.random.default_rng(0)
     spikes = rng.poisson(0.3, (n_trials, T, N)).astype(np.float32)
     valid = np.arange(n_trials) % 4 == 0
-    return TrainingData(spikes, np.zeros(n_trials, np.int32), np.ones((1, N), bool), np.ones((1, N), bool),
-                        np.ones((n_trials, N), bool), ~valid, valid, np.zeros(n_trials, bool),
-                        spikes.mean(axis=(0, 1))[None], (np.arange(T) + 0.5) * 0.01, 0.01,
-                        (SessionInfo("tiny", "tiny", N, tuple(range(N)), tuple(range(n_trials)), (False,) * N),))
+    return TrainingData(
+        spikes,
+        np.zeros(n_trials, np.int32),
+        np.ones((1, N), bool),
+        np.ones((1, N), bool),
+        np.ones((n_trials, N), bool),
+        ~valid,
+        valid,
+        np.zeros(n_trials, bool),
+        spikes.mean(axis=(0, 1))[None],
+        (np.arange(T) + 0.5) * 0.01,
+        0.01,
+        (SessionInfo("tiny", "tiny", N, tuple(range(N)), tuple(range(n_trials)), (False,) * N),),
+    )
 
 
 def _max_diff(a, b) -> float:
     import jax
-    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in
-               zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)) if np.size(x))
+
+    return max(
+        float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+        if np.size(x)
+    )
 
 
 def while_depths(hlo: str) -> tuple[int, int]:
@@ -82,13 +104,18 @@ def _child() -> dict:
     cfg = RunConfig().replace(**TINY)
     one, two = Trainer(data, cfg), Trainer(data, cfg.replace(train={"devices": 2}))
     auto = Trainer(data, cfg.replace(train={"devices": 0}))  # automatic: every CPU device
-    out = {"n_devices": len(jax.devices()), "mesh": [one.parallel.n_devices, two.parallel.n_devices],
-           "auto_mesh": auto.parallel.n_devices,
-           "init_params_diff": _max_diff(one.params, two.params)}
+    out = {
+        "n_devices": len(jax.devices()),
+        "mesh": [one.parallel.n_devices, two.parallel.n_devices],
+        "auto_mesh": auto.parallel.n_devices,
+        "init_params_diff": _max_diff(one.params, two.params),
+    }
     # (a) one step's loss and gradients
     (m1, g1), (m2, g2) = one.gradient(), two.gradient()
     out["loss"] = [m1["loss"], m2["loss"]]
-    out["grad_max_abs"] = max(float(np.max(np.abs(g))) for g in jax.tree_util.tree_leaves(g1) if np.size(g))
+    out["grad_max_abs"] = max(
+        float(np.max(np.abs(g))) for g in jax.tree_util.tree_leaves(g1) if np.size(g)
+    )
     out["grad_diff"] = _max_diff(g1, g2)
     # (b) two epochs of training (several compiled calls, validation included)
     rows = [(one.train_epoch(), two.train_epoch()) for _ in range(2)]
@@ -98,6 +125,7 @@ def _child() -> dict:
     out["param_change"] = _max_diff(one.params, Trainer(data, cfg).params)
     # a checkpoint of the 1-device run resumed on 2 devices continues with the same next step
     import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         one.save(f"{tmp}/ckpt")
         resumed = Trainer(data, cfg.replace(train={"devices": 2}))
@@ -117,8 +145,15 @@ def _child() -> dict:
     leaf = jax.tree_util.tree_leaves(two.state.params)[0]
     out["params_devices"] = len(leaf.sharding.device_set)
     out["params_replicated"] = bool(leaf.sharding.is_fully_replicated)
-    valid_args = (two.state.params, two.device, two._put(two._valid_chunks), two._put(jax.random.key(0)))
-    out["eval_half_batch"] = f"f32[{B // 2},{T},{N}]" in two._evaluate.lower(*valid_args).compile().as_text()
+    valid_args = (
+        two.state.params,
+        two.device,
+        two._put(two._valid_chunks),
+        two._put(jax.random.key(0)),
+    )
+    out["eval_half_batch"] = (
+        f"f32[{B // 2},{T},{N}]" in two._evaluate.lower(*valid_args).compile().as_text()
+    )
     # (d) random draws split along their trial axis (first or not) are the whole batch's draws
     from jax.sharding import PartitionSpec as P
 
@@ -126,24 +161,41 @@ def _child() -> dict:
     from nwb_lfads.train.parallel import BATCH_AXIS, NO_REPLICATION_CHECK, shard_map
 
     seed = np.uint32(7)
-    for draw in (noise.random_bits, lambda s, shape, batch_axis: noise.keep_mask(s, 0.3, shape, batch_axis)):
+    for draw in (
+        noise.random_bits,
+        lambda s, shape, batch_axis: noise.keep_mask(s, 0.3, shape, batch_axis),
+    ):
         for axis, shape in ((0, (B, T, 3)), (1, (T, B, 3)), (1, (T, B))):
+
             def local(dummy, axis=axis, draw=draw):
                 with noise.batch_shard(BATCH_AXIS):
                     return draw(seed, dummy.shape, batch_axis=axis)
+
             spec = P(*([None] * axis + [BATCH_AXIS]))
-            split = shard_map(local, mesh=two.parallel.mesh, in_specs=(spec,), out_specs=spec,
-                              **NO_REPLICATION_CHECK)
+            split = shard_map(
+                local,
+                mesh=two.parallel.mesh,
+                in_specs=(spec,),
+                out_specs=spec,
+                **NO_REPLICATION_CHECK,
+            )
             whole = np.asarray(draw(seed, shape, batch_axis=axis))
             out.setdefault("noise_split_equal", []).append(
-                bool(np.array_equal(np.asarray(jax.jit(split)(jnp.zeros(shape))), whole)))
+                bool(np.array_equal(np.asarray(jax.jit(split)(jnp.zeros(shape))), whole))
+            )
     return out
 
 
 @pytest.fixture(scope="module")
 def two_devices() -> dict:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+    }
+    proc = subprocess.run(
+        [sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -161,7 +213,7 @@ def test_two_devices_match_after_training(two_devices):
     r = two_devices
     assert r["steps"] >= 4
     assert r["param_change"] > 1e-3  # training moved the parameters ...
-    assert r["param_diff"] <= 1e-5   # ... identically on one and two devices
+    assert r["param_diff"] <= 1e-5  # ... identically on one and two devices
     for v1, v2 in r["valid_loss"]:
         assert abs(v1 - v2) <= 1e-5 * abs(v1)
     l1, l3 = r["resume_loss"]
@@ -189,8 +241,11 @@ def test_more_devices_than_exist():
     from nwb_lfads.train.parallel import make_parallel
 
     n = len(jax.local_devices()) + 1
-    with pytest.raises(ConfigError, match=rf"train.devices={n}.*only {n - 1} JAX device.*"
-                                          r"xla_force_host_platform_device_count"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"train.devices={n}.*only {n - 1} JAX device.*"
+        r"xla_force_host_platform_device_count",
+    ):
         make_parallel(n, 8 * n)
 
 
@@ -207,8 +262,11 @@ def test_batch_not_divisible():
     from nwb_lfads.train.parallel import check_devices
 
     with _two_local_devices():
-        with pytest.raises(ConfigError, match=r"train.batch_size=7 does not divide by train.devices=2.*"
-                                              r"--set train.batch_size=6 or 8"):
+        with pytest.raises(
+            ConfigError,
+            match=r"train.batch_size=7 does not divide by train.devices=2.*"
+            r"--set train.batch_size=6 or 8",
+        ):
             check_devices(2, 7)
     with pytest.raises(ConfigError, match=r"train.devices=-1: expected a whole number"):
         check_devices(-1, 8)
@@ -236,11 +294,16 @@ def test_split_host_sets_the_flag_only_before_jax_and_never_over_the_user(monkey
     from nwb_lfads.train import host_devices as hd
 
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    assert hd.split_host(3) is None and "XLA_FLAGS" not in os.environ  # JAX is already imported here
+    assert (
+        hd.split_host(3) is None and "XLA_FLAGS" not in os.environ
+    )  # JAX is already imported here
     monkeypatch.delitem(sys.modules, "jax")
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     assert hd.split_host(3) == 3
-    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count=3"
+    assert (
+        os.environ["XLA_FLAGS"]
+        == "--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count=3"
+    )
     assert hd.split_host(5) is None  # a count already named wins
     assert os.environ["XLA_FLAGS"].endswith("count=3")
     monkeypatch.setenv("XLA_FLAGS", "")
@@ -253,8 +316,11 @@ def test_trainer_rejects_indivisible_batch():
 
     cfg = RunConfig().replace(**TINY).replace(train={"devices": 2, "batch_size": 9})
     with _two_local_devices():
-        with pytest.raises(ConfigError, match=r"train.batch_size=9 does not divide by train.devices=2.*"
-                                              r"multiple of 2"):
+        with pytest.raises(
+            ConfigError,
+            match=r"train.batch_size=9 does not divide by train.devices=2.*"
+            r"multiple of 2",
+        ):
             Trainer(tiny_data(), cfg)
 
 
@@ -273,10 +339,14 @@ def test_cli_devices_beyond_available(tmp_path, mc_maze_small):
     from cli.main import main
 
     n = len(jax.local_devices()) + 1
-    result = CliRunner().invoke(main, ["fit", str(mc_maze_small), "--out", str(tmp_path / "run"),
-                                       "--devices", str(n)])
+    result = CliRunner().invoke(
+        main, ["fit", str(mc_maze_small), "--out", str(tmp_path / "run"), "--devices", str(n)]
+    )
     assert result.exit_code == 2, result.output
-    assert f"only {n - 1} JAX device" in result.output and "xla_force_host_platform_device_count" in result.output
+    assert (
+        f"only {n - 1} JAX device" in result.output
+        and "xla_force_host_platform_device_count" in result.output
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -286,8 +356,19 @@ def test_cli_batch_not_divisible(tmp_path, mc_maze_small):
     from cli.main import main
 
     with _two_local_devices():
-        result = CliRunner().invoke(main, ["fit", str(mc_maze_small), "--out", str(tmp_path / "run"),
-                                           "--devices", "2", "--set", "train.batch_size=9"])
+        result = CliRunner().invoke(
+            main,
+            [
+                "fit",
+                str(mc_maze_small),
+                "--out",
+                str(tmp_path / "run"),
+                "--devices",
+                "2",
+                "--set",
+                "train.batch_size=9",
+            ],
+        )
     assert result.exit_code == 2, result.output
     assert "train.batch_size=9 does not divide by train.devices=2" in result.output
     assert not (tmp_path / "run").exists()
@@ -304,15 +385,28 @@ def test_cli_set_devices_and_distributed_flag(tmp_path, mc_maze_small):
     from cli.main import main
 
     n = len(jax.local_devices()) + 1
-    args = ["fit", str(mc_maze_small), "--out", str(tmp_path / "run"), "--set", f"train.devices={n}"]
+    args = [
+        "fit",
+        str(mc_maze_small),
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        f"train.devices={n}",
+    ]
     with mock.patch.object(jax.distributed, "initialize") as init:
         result = CliRunner().invoke(main, args + ["--distributed"])
     assert init.call_count == 1
     assert result.exit_code == 2 and f"train.devices={n}" in result.output
-    with mock.patch.object(jax.distributed, "initialize", side_effect=ValueError("coordinator_address should be "
-                                                                                  "defined.")):
+    with mock.patch.object(
+        jax.distributed,
+        "initialize",
+        side_effect=ValueError("coordinator_address should be defined."),
+    ):
         result = CliRunner().invoke(main, args + ["--distributed"])
-    assert result.exit_code == 2 and "--distributed: jax.distributed.initialize() could not" in result.output
+    assert (
+        result.exit_code == 2
+        and "--distributed: jax.distributed.initialize() could not" in result.output
+    )
 
 
 def _process_child(process_id: int, port: int) -> dict:
@@ -324,7 +418,11 @@ def _process_child(process_id: int, port: int) -> dict:
 
     trainer = Trainer(tiny_data(), RunConfig().replace(**TINY))  # train.devices=1 per process
     metrics, _ = trainer.gradient()
-    return {"mesh": trainer.parallel.n_devices, "loss": metrics["loss"], "valid": trainer.evaluate()["valid_loss"]}
+    return {
+        "mesh": trainer.parallel.n_devices,
+        "loss": metrics["loss"],
+        "valid": trainer.evaluate()["valid_loss"],
+    }
 
 
 @pytest.mark.slow  # two processes compiling the model (~25 s of CPU)
@@ -338,8 +436,16 @@ def test_two_processes_match_two_devices(two_devices):
         port = sock.getsockname()[1]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)
-    procs = [subprocess.Popen([sys.executable, __file__, "process", str(i), str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "process", str(i), str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     try:
         outs = [p.communicate(timeout=600) for p in procs]
     finally:

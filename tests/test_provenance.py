@@ -19,13 +19,17 @@ class _Model:
 
 
 def _results():
-    return xr.Dataset({"rates": (("trial", "time", "unit"), np.zeros((3, 2, 1), np.float32))},
-                      attrs={"bin_size": 0.01, "align_to": None, "session_id": "s1"})
+    return xr.Dataset(
+        {"rates": (("trial", "time", "unit"), np.zeros((3, 2, 1), np.float32))},
+        attrs={"bin_size": 0.01, "align_to": None, "session_id": "s1"},
+    )
 
 
 def test_rows_flatten_dataclasses_nested_dicts_and_lists_of_dicts():
-    prov = {"config": {"model": _Model(), "sessions": [{"name": "a"}, {"name": "b"}]},
-            "metrics": {"valid_loss": np.float32(0.5), "epoch": np.int64(3)}}
+    prov = {
+        "config": {"model": _Model(), "sessions": [{"name": "a"}, {"name": "b"}]},
+        "metrics": {"valid_loss": np.float32(0.5), "epoch": np.int64(3)},
+    }
     rows = provenance_rows(_results(), prov, "x.nwb")
     assert rows["nwb_lfads_version"] == nwb_lfads.__version__
     assert rows["config.model.gen_dim"] == 64 and rows["config.model.window"] == [-0.25, 0.45]
@@ -40,9 +44,14 @@ def test_rows_flatten_dataclasses_nested_dicts_and_lists_of_dicts():
 def test_table_and_description_hold_every_row():
     rows = provenance_rows(_results(), {"metrics": {"valid_loss": 0.25}}, "x.nwb")
     df = provenance_table(rows).to_dataframe()
-    assert list(df["key"]) == list(rows) and df.set_index("key")["value"]["metrics.valid_loss"] == "0.25"
+    assert (
+        list(df["key"]) == list(rows)
+        and df.set_index("key")["value"]["metrics.valid_loss"] == "0.25"
+    )
     desc = module_description(rows, ["rates", "factors"])
     assert "valid_loss=0.25" in desc and "rates, factors" in desc
     assert json.loads(desc.split("the same as JSON: ", 1)[1]) == json.loads(json.dumps(rows))
-    rows = provenance_rows(_results(), {"final_metrics": {"epoch": 5}, "config": {"epochs": 9}}, "x.nwb")
+    rows = provenance_rows(
+        _results(), {"final_metrics": {"epoch": 5}, "config": {"epochs": 9}}, "x.nwb"
+    )
     assert "Final metrics: epoch=5." in module_description(rows, ["rates"])

@@ -15,25 +15,45 @@ from nwb_lfads import report
 BIN = 0.01
 
 
-def fabricate(n_trials=12, n_time=70, n_units=20, n_factors=6, n_conditions=3, conditions=True, seed=0):
+def fabricate(
+    n_trials=12, n_time=70, n_units=20, n_factors=6, n_conditions=3, conditions=True, seed=0
+):
     """A reader Dataset and matching results Dataset (DESIGN_NOTES.md) with condition structure."""
     rng = np.random.default_rng(seed)
     time = -0.25 + BIN * (np.arange(n_time) + 0.5)
     cond = np.arange(n_trials) % n_conditions
     phase = 2 * np.pi * cond / n_conditions
-    latent = np.stack([np.sin(2 * np.pi * time[None, :] + phase[:, None] + j) for j in range(n_factors)], -1)
+    latent = np.stack(
+        [np.sin(2 * np.pi * time[None, :] + phase[:, None] + j) for j in range(n_factors)], -1
+    )
     factors = latent + 0.05 * rng.normal(size=latent.shape)
-    rates = 20 * np.exp(0.5 * factors @ rng.normal(size=(n_factors, n_units)) / np.sqrt(n_factors))  # Hz
+    rates = 20 * np.exp(
+        0.5 * factors @ rng.normal(size=(n_factors, n_units)) / np.sqrt(n_factors)
+    )  # Hz
     spikes = rng.poisson(rates * BIN).astype(np.int32)
-    coords = {"trial": np.arange(100, 100 + n_trials), "time": time, "unit": np.arange(1000, 1000 + n_units),
-              "align_time": ("trial", 1.0 + 0.8 * np.arange(n_trials))}
+    coords = {
+        "trial": np.arange(100, 100 + n_trials),
+        "time": time,
+        "unit": np.arange(1000, 1000 + n_units),
+        "align_time": ("trial", 1.0 + 0.8 * np.arange(n_trials)),
+    }
     if conditions:
         coords["condition_id"] = ("trial", cond)
-    attrs = {"session_id": "sim-0", "bin_size": BIN, "align_to": "move_onset_time", "window": (-0.25, 0.45)}
+    attrs = {
+        "session_id": "sim-0",
+        "bin_size": BIN,
+        "align_to": "move_onset_time",
+        "window": (-0.25, 0.45),
+    }
     ds = xr.Dataset({"spikes": (("trial", "time", "unit"), spikes)}, coords=coords, attrs=attrs)
-    res = xr.Dataset({"rates": (("trial", "time", "unit"), rates.astype(np.float32)),
-                      "factors": (("trial", "time", "factor"), factors.astype(np.float32))},
-                     coords=coords, attrs=attrs)
+    res = xr.Dataset(
+        {
+            "rates": (("trial", "time", "unit"), rates.astype(np.float32)),
+            "factors": (("trial", "time", "factor"), factors.astype(np.float32)),
+        },
+        coords=coords,
+        attrs=attrs,
+    )
     return ds, res
 
 
@@ -50,8 +70,19 @@ def assert_good_png(path, min_w=400, min_h=300):
     assert path.stat().st_size > 10_000  # something was drawn
 
 
-METRICS = [{"epoch": e, "train_loss": 100 / e, "valid_loss": 110 / e + 1, "kl_ic": 5.0 / e, "kl_co": 1.0 + e,
-            "l2": 0.5, "lr": 4e-3 * 0.95 ** e, "valid_bps": 0.01 * e} for e in range(1, 11)]
+METRICS = [
+    {
+        "epoch": e,
+        "train_loss": 100 / e,
+        "valid_loss": 110 / e + 1,
+        "kl_ic": 5.0 / e,
+        "kl_co": 1.0 + e,
+        "l2": 0.5,
+        "lr": 4e-3 * 0.95**e,
+        "valid_bps": 0.01 * e,
+    }
+    for e in range(1, 11)
+]
 
 
 def test_learning_curves_from_rows_and_csv(tmp_path):
@@ -66,14 +97,23 @@ def test_learning_curves_from_rows_and_csv(tmp_path):
     [path2] = report.plot_learning_curves(csv_path, tmp_path / "csv", prefix="s1")
     assert path2.name == "s1_learning_curves.png"
     assert_good_png(path2)
-    assert report.plot_learning_curves([], tmp_path) == [] and report.plot_learning_curves(None, tmp_path) == []
+    assert (
+        report.plot_learning_curves([], tmp_path) == []
+        and report.plot_learning_curves(None, tmp_path) == []
+    )
     assert not list((tmp_path / "run").glob(".*"))  # no temporary files left
 
 
 def test_metric_columns_sorted_into_panels():
-    panels = report._panels(["train_loss", "valid_loss", "kl_ic", "kl_co", "l2", "kl_weight", "lr", "valid_bps"])
-    assert panels == {"loss": ["train_loss", "valid_loss"], "KL and L2 penalties": ["kl_ic", "kl_co", "l2"],
-                      "validation scores": ["valid_bps"], "learning rate": ["lr"]}
+    panels = report._panels(
+        ["train_loss", "valid_loss", "kl_ic", "kl_co", "l2", "kl_weight", "lr", "valid_bps"]
+    )
+    assert panels == {
+        "loss": ["train_loss", "valid_loss"],
+        "KL and L2 penalties": ["kl_ic", "kl_co", "l2"],
+        "validation scores": ["valid_bps"],
+        "learning rate": ["lr"],
+    }
 
 
 def test_session_report_makes_every_figure(tmp_path):

@@ -8,18 +8,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from nwb_lfads.cli.main import main
+
 from nwb_lfads.data import prepare_data
 from nwb_lfads.errors import SessionMismatchError
 from nwb_lfads.io.read import read_session, read_sessions
 from nwb_lfads.synthetic import simulate
 from nwb_lfads.train.config import DataConfig
 
-TINY = ["--set", "model.gen_dim=8", "--set", "model.ic_enc_dim=4", "--set", "model.ci_enc_dim=4",
-        "--set", "model.con_dim=0", "--set", "model.co_dim=0", "--set", "model.fac_dim=3",
-        "--set", "model.ic_dim=4", "--set", "train.batch_size=4", "--set", "train.n_samples=2",
-        "--quiet", "--no-plots"]
+TINY = [
+    "--set",
+    "model.gen_dim=8",
+    "--set",
+    "model.ic_enc_dim=4",
+    "--set",
+    "model.ci_enc_dim=4",
+    "--set",
+    "model.con_dim=0",
+    "--set",
+    "model.co_dim=0",
+    "--set",
+    "model.fac_dim=3",
+    "--set",
+    "model.ic_dim=4",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.n_samples=2",
+    "--quiet",
+    "--no-plots",
+]
 WINDOW = ["--align-to", "start_time", "--window", "0", "0.5"]
 
 
@@ -38,8 +56,13 @@ def one_error_line(result) -> str:
 @pytest.fixture(scope="module")
 def sim_files(tmp_path_factory):
     """Two tiny simulated sessions (5 and 6 units, 6 trials of 1 s each)."""
-    return simulate(tmp_path_factory.mktemp("sim"), sessions=2, n_conditions=2, trials_per_condition=3,
-                    n_units=[5, 6])
+    return simulate(
+        tmp_path_factory.mktemp("sim"),
+        sessions=2,
+        n_conditions=2,
+        trials_per_condition=3,
+        n_units=[5, 6],
+    )
 
 
 # ------------------------------------------------------------------ bad input
@@ -48,7 +71,9 @@ def sim_files(tmp_path_factory):
 def test_sessions_with_different_windows_are_refused_before_training(sim_files):
     a = read_session(sim_files[0], align_to="start_time", window=(0.0, 0.5))
     b = read_session(sim_files[1], align_to="start_time", window=(0.0, 0.3))
-    with pytest.raises(SessionMismatchError, match=r"30 bins per trial.*has 50.*--window and --bin-size"):
+    with pytest.raises(
+        SessionMismatchError, match=r"30 bins per trial.*has 50.*--window and --bin-size"
+    ):
         prepare_data([a, b], DataConfig())
 
 
@@ -56,7 +81,9 @@ def test_sessions_with_different_bin_sizes_are_refused_even_with_equal_bin_count
     a = read_session(sim_files[0], bin_size=0.01, align_to="start_time", window=(0.0, 0.5))
     b = read_session(sim_files[1], bin_size=0.02, align_to="start_time", window=(0.0, 1.0))
     assert a.sizes["time"] == b.sizes["time"] == 50
-    with pytest.raises(SessionMismatchError, match=r"different bin sizes \[0\.01, 0\.02\].*one --bin-size"):
+    with pytest.raises(
+        SessionMismatchError, match=r"different bin sizes \[0\.01, 0\.02\].*one --bin-size"
+    ):
         prepare_data([a, b], DataConfig())
 
 
@@ -65,14 +92,28 @@ def test_a_copy_of_a_session_under_another_name_is_refused_as_a_duplicate(sim_fi
 
     copy = tmp_path / "renamed.nwb"
     shutil.copy(sim_files[0], copy)
-    with pytest.raises(SessionMismatchError, match=r"renamed\.nwb: same NWB identifier .* Remove one of them"):
+    with pytest.raises(
+        SessionMismatchError, match=r"renamed\.nwb: same NWB identifier .* Remove one of them"
+    ):
         read_sessions([sim_files[0], sim_files[1], copy], align_to="start_time", window=(0.0, 0.5))
 
 
 def test_same_file_twice_exits_2_and_writes_nothing(sim_files, tmp_path):
     out = tmp_path / "run"
-    result = invoke(["fit", sim_files[0], sim_files[1], sim_files[0], "--out", out, *WINDOW,
-                     "--max-epochs", 1, *TINY])
+    result = invoke(
+        [
+            "fit",
+            sim_files[0],
+            sim_files[1],
+            sim_files[0],
+            "--out",
+            out,
+            *WINDOW,
+            "--max-epochs",
+            1,
+            *TINY,
+        ]
+    )
     line = one_error_line(result)
     assert "sim_session-0.nwb" in line and "once" in line
     assert not out.exists() or not any(out.iterdir())
@@ -80,8 +121,22 @@ def test_same_file_twice_exits_2_and_writes_nothing(sim_files, tmp_path):
 
 def test_session_with_zero_usable_trials_exits_2_before_training(sim_files, tmp_path):
     out = tmp_path / "run"
-    result = invoke(["fit", *sim_files, "--out", out, "--align-to", "start_time", "--window", "1000", "1000.5",
-                     "--max-epochs", 1, *TINY])
+    result = invoke(
+        [
+            "fit",
+            *sim_files,
+            "--out",
+            out,
+            "--align-to",
+            "start_time",
+            "--window",
+            "1000",
+            "1000.5",
+            "--max-epochs",
+            1,
+            *TINY,
+        ]
+    )
     line = one_error_line(result)
     assert "sim_session-0.nwb" in line and "no trials left" in line
     assert not out.exists() or not any(out.iterdir())
@@ -118,9 +173,23 @@ def _bench():
     return module
 
 
-SMALL_SCALE = dict(units=[20, 25, 30], trials=[200, 200, 10], n_conditions=10, steps=800,
-                   model=dict(gen_dim=32, ic_enc_dim=16, ci_enc_dim=16, ic_dim=16, con_dim=0, co_dim=0,
-                              fac_dim=8, dropout_rate=0.05), batch_size=32)
+SMALL_SCALE = dict(
+    units=[20, 25, 30],
+    trials=[200, 200, 10],
+    n_conditions=10,
+    steps=800,
+    model=dict(
+        gen_dim=32,
+        ic_enc_dim=16,
+        ci_enc_dim=16,
+        ic_dim=16,
+        con_dim=0,
+        co_dim=0,
+        fac_dim=8,
+        dropout_rate=0.05,
+    ),
+    batch_size=32,
+)
 # The small session has one trial per condition (8 training trials). Measured margins (joint -
 # alone, small session R^2) at this scale with the fixes of issue 5 (random read-ins by default,
 # kl_ic_scale 0.5 in both fits): seeds 0/1/2 +0.144/+0.125/+0.080. With two trials per condition
@@ -132,6 +201,11 @@ MIN_MARGIN = 0.10
 @pytest.mark.slow
 def test_joint_fit_recovers_the_small_session_better_than_fitting_it_alone():
     res = _bench().recovery(seed=0, **SMALL_SCALE)
-    assert res["joint"]["steps"] >= SMALL_SCALE["steps"] and res["alone"]["steps"] >= SMALL_SCALE["steps"]
+    assert (
+        res["joint"]["steps"] >= SMALL_SCALE["steps"]
+        and res["alone"]["steps"] >= SMALL_SCALE["steps"]
+    )
     assert res["small_joint_r2"] >= res["small_alone_r2"] + MIN_MARGIN, res
-    assert min(res["large_joint_r2"]) > res["small_alone_r2"], res  # the large sessions are fitted too
+    assert min(res["large_joint_r2"]) > res["small_alone_r2"], (
+        res
+    )  # the large sessions are fitted too

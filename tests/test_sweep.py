@@ -11,17 +11,32 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from nwb_lfads.cli.main import main
+
 from nwb_lfads.errors import ConfigError, RunDirError
 from nwb_lfads.sweep import space as sp
-from nwb_lfads.sweep.cluster import ClusterError, RayMissingError, check_reachable, import_ray, parse_address
+from nwb_lfads.sweep.cluster import (
+    ClusterError,
+    RayMissingError,
+    check_reachable,
+    import_ray,
+    parse_address,
+)
 from nwb_lfads.sweep.member import member_config, member_index, smooth
 from nwb_lfads.sweep.population import best_of, exploits, history, lineage, plot_population
 from nwb_lfads.train.config import RunConfig
 
-TINY = ["model.gen_dim=8", "model.ic_enc_dim=8", "model.ci_enc_dim=4", "model.con_dim=4", "model.co_dim=1",
-        "model.ic_dim=4", "model.fac_dim=3", "train.batch_size=8", "train.n_samples=2"]
+TINY = [
+    "model.gen_dim=8",
+    "model.ic_enc_dim=8",
+    "model.ci_enc_dim=4",
+    "model.con_dim=4",
+    "model.co_dim=1",
+    "model.ic_dim=4",
+    "model.fac_dim=3",
+    "train.batch_size=8",
+    "train.n_samples=2",
+]
 
 
 def _closed_port() -> int:
@@ -32,10 +47,18 @@ def _closed_port() -> int:
 
 # ------------------------------------------------------------------ search space
 
+
 def test_default_space_is_autolfads_and_inside_its_ranges():
     space = sp.default_search_space()
-    assert set(space.names) == {"model.dropout_rate", "model.cd_rate", "train.kl_ic_scale", "train.kl_co_scale",
-                                "train.l2_gen_scale", "train.l2_con_scale", "train.lr_init"}
+    assert set(space.names) == {
+        "model.dropout_rate",
+        "model.cd_rate",
+        "train.kl_ic_scale",
+        "train.kl_co_scale",
+        "train.l2_gen_scale",
+        "train.l2_con_scale",
+        "train.lr_init",
+    }
     for h in space.hyperparameters:
         lo, hi = h.init_range
         assert h.low <= lo <= hi <= h.high
@@ -50,11 +73,13 @@ def test_default_space_is_autolfads_and_inside_its_ranges():
 
 def test_yaml_file_merges_over_defaults(tmp_path):
     path = tmp_path / "space.yaml"
-    path.write_text("hyperparameters:\n"
-                    "  train.lr_init: {low: 1e-4, high: 1e-2}\n"
-                    "  train.l2_con_scale: null\n"
-                    "  model.cd_rate: {init: [0.1, 0.2]}\n"
-                    "pbt:\n  perturbation_interval: 5\n  synch: false\n")
+    path.write_text(
+        "hyperparameters:\n"
+        "  train.lr_init: {low: 1e-4, high: 1e-2}\n"
+        "  train.l2_con_scale: null\n"
+        "  model.cd_rate: {init: [0.1, 0.2]}\n"
+        "pbt:\n  perturbation_interval: 5\n  synch: false\n"
+    )
     space = sp.load_search_space(path)
     assert "train.l2_con_scale" not in space.names
     lr = space["train.lr_init"]
@@ -67,31 +92,48 @@ def test_yaml_file_merges_over_defaults(tmp_path):
 def test_unknown_hyperparameter_lists_known_ones(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("hyperparameters:\n  model.gen_dim: {low: 8, high: 64}\n")
-    with pytest.raises(ConfigError, match=r"unknown hyperparameter 'model.gen_dim'.*train\.lr_init"):
+    with pytest.raises(
+        ConfigError, match=r"unknown hyperparameter 'model.gen_dim'.*train\.lr_init"
+    ):
         sp.load_search_space(path)
     with pytest.raises(ConfigError, match=r"unknown hyperparameter 'lr'"):
         sp.search_space_from_dict({"hyperparameters": {"lr": None}})
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"train.lr_init": {"low": 1e-2, "high": 1e-3}}, r"low \(0\.01\) must be below high"),
-    ({"train.kl_ic_scale": {"low": 0.0, "high": 1.0}}, r"log-scale range needs low > 0"),
-    ({"model.dropout_rate": {"low": 0.0, "high": 1.5}}, r"probability: its range must lie in \[0, 1\)"),
-    ({"train.lr_init": {"init": [1e-6, 1e-3]}}, r"init \[1e-06, 0\.001\] must lie inside"),
-    ({"train.lr_init": {"low": "fast", "high": 1.0}}, r"lr_init\.low: expected a finite number"),
-    ({"train.lr_init": {"step": 2}}, r"unknown field\(s\) \['step'\]"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"train.lr_init": {"low": 1e-2, "high": 1e-3}}, r"low \(0\.01\) must be below high"),
+        ({"train.kl_ic_scale": {"low": 0.0, "high": 1.0}}, r"log-scale range needs low > 0"),
+        (
+            {"model.dropout_rate": {"low": 0.0, "high": 1.5}},
+            r"probability: its range must lie in \[0, 1\)",
+        ),
+        ({"train.lr_init": {"init": [1e-6, 1e-3]}}, r"init \[1e-06, 0\.001\] must lie inside"),
+        (
+            {"train.lr_init": {"low": "fast", "high": 1.0}},
+            r"lr_init\.low: expected a finite number",
+        ),
+        ({"train.lr_init": {"step": 2}}, r"unknown field\(s\) \['step'\]"),
+    ],
+)
 def test_bad_ranges_are_refused(entry, message):
     with pytest.raises(ConfigError, match=message):
         sp.search_space_from_dict({"hyperparameters": entry})
 
 
-@pytest.mark.parametrize("pbt, message", [
-    ({"perturbation_interval": 0}, r"pbt\.perturbation_interval: expected a whole number of epochs >= 1"),
-    ({"quantile_fraction": 0.7}, r"pbt\.quantile_fraction: expected a value in \(0, 0\.5\]"),
-    ({"perturbation_factors": [0.8, -1]}, r"factors must be positive"),
-    ({"generations": 3}, r"pbt: unknown field\(s\) \['generations'\]"),
-])
+@pytest.mark.parametrize(
+    "pbt, message",
+    [
+        (
+            {"perturbation_interval": 0},
+            r"pbt\.perturbation_interval: expected a whole number of epochs >= 1",
+        ),
+        ({"quantile_fraction": 0.7}, r"pbt\.quantile_fraction: expected a value in \(0, 0\.5\]"),
+        ({"perturbation_factors": [0.8, -1]}, r"factors must be positive"),
+        ({"generations": 3}, r"pbt: unknown field\(s\) \['generations'\]"),
+    ],
+)
 def test_bad_schedule_is_refused(pbt, message):
     with pytest.raises(ConfigError, match=message):
         sp.search_space_from_dict({"pbt": pbt})
@@ -108,18 +150,31 @@ def test_missing_or_empty_search_space(tmp_path):
 
 def test_clip_keeps_perturbations_in_range():
     space = sp.default_search_space()
-    clipped = space.clip({"train.lr_init": 1.0, "model.dropout_rate": -0.2, "train.kl_co_scale": 0.5, "other": 7})
-    assert clipped == {"train.lr_init": 3e-2, "model.dropout_rate": 0.0, "train.kl_co_scale": 0.5, "other": 7}
+    clipped = space.clip(
+        {"train.lr_init": 1.0, "model.dropout_rate": -0.2, "train.kl_co_scale": 0.5, "other": 7}
+    )
+    assert clipped == {
+        "train.lr_init": 3e-2,
+        "model.dropout_rate": 0.0,
+        "train.kl_co_scale": 0.5,
+        "other": 7,
+    }
 
 
 # ------------------------------------------------------------------ member pieces
 
+
 def test_member_config_sets_hyperparameters_and_hands_lr_to_pbt():
     base = RunConfig().with_overrides(["train.max_minutes=5", "train.seed=3"])
-    cfg = member_config(base, {"train.lr_init": 2e-3, "model.cd_rate": 0.3, "train.kl_co_scale": 0.1}, seed=7)
+    cfg = member_config(
+        base, {"train.lr_init": 2e-3, "model.cd_rate": 0.3, "train.kl_co_scale": 0.1}, seed=7
+    )
     assert cfg.train.lr_init == 2e-3 and cfg.model.cd_rate == 0.3 and cfg.train.kl_co_scale == 0.1
     assert cfg.train.lr_decay == 1.0 and cfg.train.max_minutes is None and cfg.train.seed == 7
-    assert cfg.train.devices == 1 and member_config(base.replace(train={"devices": 2}), {}).train.devices == 2
+    assert (
+        cfg.train.devices == 1
+        and member_config(base.replace(train={"devices": 2}), {}).train.devices == 2
+    )
     assert cfg.model.gen_dim == base.model.gen_dim
 
 
@@ -141,8 +196,13 @@ class _FakeTune:
 
         self.reports, self._keep = [], keep
         self.get_context = lambda: types.SimpleNamespace(get_trial_id=lambda: trial_id)
-        ckpt = None if checkpoint_dir is None else types.SimpleNamespace(
-            as_directory=lambda: contextlib.nullcontext(str(checkpoint_dir)))
+        ckpt = (
+            None
+            if checkpoint_dir is None
+            else types.SimpleNamespace(
+                as_directory=lambda: contextlib.nullcontext(str(checkpoint_dir))
+            )
+        )
         self.get_checkpoint = lambda: ckpt
 
         def from_directory(folder):  # Ray copies the folder away before it is deleted
@@ -156,7 +216,9 @@ class _FakeTune:
         self.reports.append((dict(metrics), checkpoint))
 
 
-def test_member_copied_from_a_finished_donor_reports_the_epoch_it_holds(tmp_path, session, monkeypatch):
+def test_member_copied_from_a_finished_donor_reports_the_epoch_it_holds(
+    tmp_path, session, monkeypatch
+):
     """A member exploited with the checkpoint of a donor that already reached max_epochs trains
     nothing more but still reports once, at the donor's epoch, naming the donor (the resumed
     sweep otherwise listed it as done at an earlier epoch)."""
@@ -189,20 +251,39 @@ def test_member_copied_from_a_finished_donor_reports_the_epoch_it_holds(tmp_path
     metrics, checkpoint = copy[0]
     assert metrics["epoch"] == 1 and metrics["exploited_from"] == "abc_00000"
     assert math.isfinite(metrics["valid_recon"]) and metrics["member"] == "abc_00002"
-    assert checkpoint is not None and json.loads((checkpoint / MEMBER_FILE).read_text())["trial_id"] == "abc_00002"
+    assert (
+        checkpoint is not None
+        and json.loads((checkpoint / MEMBER_FILE).read_text())["trial_id"] == "abc_00002"
+    )
 
 
 # ------------------------------------------------------------------ population log
 
+
 def _rec(trial, epoch, value, donor=""):
-    return {"trial_id": trial, "epoch": epoch, "hyperparameters": {"train.lr_init": 1e-3 * epoch},
-            "row": {"epoch": epoch, "valid_recon_smoothed": value, "exploited_from": donor, "member": trial}}
+    return {
+        "trial_id": trial,
+        "epoch": epoch,
+        "hyperparameters": {"train.lr_init": 1e-3 * epoch},
+        "row": {
+            "epoch": epoch,
+            "valid_recon_smoothed": value,
+            "exploited_from": donor,
+            "member": trial,
+        },
+    }
 
 
 def test_history_exploits_and_lineage():
-    records = [_rec("a", 1, 5.0), _rec("b", 1, 9.0), _rec("a", 2, 4.0), _rec("b", 2, 8.0),
-               _rec("b", 2, 3.9, donor="a"),  # b restarted from a's epoch-1 checkpoint (repeat of epoch 2)
-               _rec("a", 3, 3.8), _rec("b", 3, 3.5)]
+    records = [
+        _rec("a", 1, 5.0),
+        _rec("b", 1, 9.0),
+        _rec("a", 2, 4.0),
+        _rec("b", 2, 8.0),
+        _rec("b", 2, 3.9, donor="a"),  # b restarted from a's epoch-1 checkpoint (repeat of epoch 2)
+        _rec("a", 3, 3.8),
+        _rec("b", 3, 3.5),
+    ]
     hist = history(records)
     assert [r["epoch"] for r in hist["b"]] == [1, 2, 3]
     assert hist["b"][1]["row"]["valid_recon_smoothed"] == 3.9  # last record of (b, 2) kept
@@ -214,7 +295,9 @@ def test_history_exploits_and_lineage():
 
 
 def test_population_plot_is_a_png(tmp_path):
-    hist = history([_rec("a", 1, 5.0), _rec("b", 1, 9.0), _rec("a", 2, 4.0), _rec("b", 2, 4.1, donor="a")])
+    hist = history(
+        [_rec("a", 1, 5.0), _rec("b", 1, 9.0), _rec("a", 2, 4.0), _rec("b", 2, 4.1, donor="a")]
+    )
     path = plot_population(hist, tmp_path)
     assert path == tmp_path / "population.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
@@ -222,10 +305,17 @@ def test_population_plot_is_a_png(tmp_path):
 
 # ------------------------------------------------------------------ Ray and the cluster
 
-@pytest.mark.parametrize("address, parsed", [
-    ("auto", None), ("ray://head:10001", ("ray", "head", 10001)), ("ray://head", ("ray", "head", 10001)),
-    ("10.0.0.5:6380", ("gcs", "10.0.0.5", 6380)), ("head", ("gcs", "head", 6379)),
-])
+
+@pytest.mark.parametrize(
+    "address, parsed",
+    [
+        ("auto", None),
+        ("ray://head:10001", ("ray", "head", 10001)),
+        ("ray://head", ("ray", "head", 10001)),
+        ("10.0.0.5:6380", ("gcs", "10.0.0.5", 6380)),
+        ("head", ("gcs", "head", 6379)),
+    ],
+)
 def test_parse_address(address, parsed):
     assert parse_address(address) == parsed
 
@@ -246,13 +336,16 @@ def test_without_ray_sweep_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RayMissingError, match=r'pip install "nwb-lfads\[sweep\]"'):
         import_ray()
-    result = CliRunner().invoke(main, ["sweep", str(tmp_path / "x.nwb"), "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        main, ["sweep", str(tmp_path / "x.nwb"), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2
     assert 'pip install "nwb-lfads[sweep]"' in result.output
     assert not (tmp_path / "out").exists()
 
 
 # ------------------------------------------------------------------ sweep: errors before training
+
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
@@ -263,7 +356,9 @@ def session(tmp_path_factory):
 
 
 def test_population_below_two_is_refused(tmp_path, session):
-    result = CliRunner().invoke(main, ["sweep", str(session), "--out", str(tmp_path / "out"), "--population", "1"])
+    result = CliRunner().invoke(
+        main, ["sweep", str(session), "--out", str(tmp_path / "out"), "--population", "1"]
+    )
     assert result.exit_code == 2
     assert "needs at least 2 members" in result.output
     assert not (tmp_path / "out").exists()
@@ -273,18 +368,24 @@ def test_unknown_hyperparameter_in_search_space_file_exit_2(tmp_path, session):
     pytest.importorskip("ray")
     space = tmp_path / "space.yaml"
     space.write_text("hyperparameters:\n  train.momentum: {low: 0.1, high: 0.9}\n")
-    result = CliRunner().invoke(main, ["sweep", str(session), "--out", str(tmp_path / "out"),
-                                       "--search-space", str(space)])
+    result = CliRunner().invoke(
+        main, ["sweep", str(session), "--out", str(tmp_path / "out"), "--search-space", str(space)]
+    )
     assert result.exit_code == 2
-    assert "unknown hyperparameter 'train.momentum'" in result.output and "model.dropout_rate" in result.output
+    assert (
+        "unknown hyperparameter 'train.momentum'" in result.output
+        and "model.dropout_rate" in result.output
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_unreachable_address_leaves_nothing_running(tmp_path, session):
     ray = pytest.importorskip("ray")
     port = _closed_port()
-    result = CliRunner().invoke(main, ["sweep", str(session), "--out", str(tmp_path / "out"),
-                                       "--address", f"127.0.0.1:{port}"])
+    result = CliRunner().invoke(
+        main,
+        ["sweep", str(session), "--out", str(tmp_path / "out"), "--address", f"127.0.0.1:{port}"],
+    )
     assert result.exit_code == 2, result.output
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in result.output
     assert not ray.is_initialized()
@@ -298,9 +399,16 @@ def test_run_dir_checks(tmp_path, session):
         sweep([session], tmp_path / "new", resume=True)
     taken = tmp_path / "taken"
     taken.mkdir()
-    (taken / "sweep.yaml").write_text(yaml.safe_dump({"sources": [str(session)], "population": 4,
-                                                      "config": RunConfig().to_dict(),
-                                                      "search_space": sp.default_search_space().to_dict()}))
+    (taken / "sweep.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "sources": [str(session)],
+                "population": 4,
+                "config": RunConfig().to_dict(),
+                "search_space": sp.default_search_space().to_dict(),
+            }
+        )
+    )
     with pytest.raises(RunDirError, match="already holds a sweep"):
         sweep([session], taken)
     with pytest.raises(ConfigError, match=r"cannot change --population \(was 4\)"):
@@ -308,6 +416,7 @@ def test_run_dir_checks(tmp_path, session):
 
 
 # ------------------------------------------------------------------ sweep: a real population
+
 
 @pytest.mark.slow
 def test_population_exploits_resumes_and_best_is_a_run_dir(tmp_path, session):
@@ -331,8 +440,15 @@ def test_population_exploits_resumes_and_best_is_a_run_dir(tmp_path, session):
         if line.startswith("generation 2 "):
             os.kill(os.getpid(), signal.SIGINT)
 
-    first = sweep([session], out, overrides=["data.align_to=move_onset_time", "train.max_epochs=3", *TINY],
-                  search_space=space, population=4, workers=2, echo=echo)
+    first = sweep(
+        [session],
+        out,
+        overrides=["data.align_to=move_onset_time", "train.max_epochs=3", *TINY],
+        search_space=space,
+        population=4,
+        workers=2,
+        echo=echo,
+    )
     assert first.interrupted and max(int(r["epochs"]) for r in first.leaderboard) < 3
     assert {r["status"] for r in first.leaderboard} == {"interrupted"}
     assert (out / "best" / "checkpoint" / "best_params.npz").exists()  # the best so far
@@ -349,7 +465,9 @@ def test_population_exploits_resumes_and_best_is_a_run_dir(tmp_path, session):
     lr = sp.default_search_space()["train.lr_init"]
     for r in board:
         assert r["status"] == "done" and int(r["epochs"]) == 3
-        assert math.isfinite(float(r["valid_bps"])) and math.isfinite(float(r["r2"]))  # simulated: truth known
+        assert math.isfinite(float(r["valid_bps"])) and math.isfinite(
+            float(r["r2"])
+        )  # simulated: truth known
         assert lr.low <= float(r["train.lr_init"]) <= lr.high
 
     records = [json.loads(line) for line in (out / "population.jsonl").read_text().splitlines()]
@@ -362,22 +480,34 @@ def test_population_exploits_resumes_and_best_is_a_run_dir(tmp_path, session):
     assert (out / "population.png").stat().st_size > 5000
 
     best = out / "best"
-    for name in ("config.yaml", "metrics.csv", "summary.json", "sim_session-0.lfads.nwb", "learning_curves.png",
-                 "checkpoint/state.npz", "checkpoint/best_params.npz", "checkpoint/config.yaml",
-                 "checkpoint/sessions.json"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "summary.json",
+        "sim_session-0.lfads.nwb",
+        "learning_curves.png",
+        "checkpoint/state.npz",
+        "checkpoint/best_params.npz",
+        "checkpoint/config.yaml",
+        "checkpoint/sessions.json",
+    ):
         assert (best / name).exists(), name
     cfg = RunConfig.from_yaml(best / "config.yaml")
     assert cfg.train.lr_init == pytest.approx(float(board[0]["train.lr_init"]), rel=1e-5)
     assert cfg.model.gen_dim == 8
     with open(best / "metrics.csv", newline="") as f:
         epochs = [int(float(r["epoch"])) for r in csv.DictReader(f)]
-    assert epochs == list(range(1, int(board[0]["best_epoch"]) + 1))  # the winner's lineage, one row per epoch
+    assert epochs == list(
+        range(1, int(board[0]["best_epoch"]) + 1)
+    )  # the winner's lineage, one row per epoch
 
     from nwb_lfads.train.checkpoint import load_run
 
     run_cfg, params, sessions = load_run(best)
     assert [s.session_id for s in sessions] == ["sim-0"] and run_cfg == cfg
     if main.get_command(None, "infer") is not None:
-        inferred = CliRunner().invoke(main, ["infer", str(best), str(session), "--out", str(tmp_path / "inferred")])
+        inferred = CliRunner().invoke(
+            main, ["infer", str(best), str(session), "--out", str(tmp_path / "inferred")]
+        )
         assert inferred.exit_code == 0, inferred.output
         assert (tmp_path / "inferred" / "sim_session-0.lfads.nwb").exists()

@@ -5,14 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from nwb_lfads.cli.main import main
+
 from nwb_lfads.errors import ConfigError, NwbLfadsError
-from nwb_lfads.synthetic import (OutputDirError, benchmark_rates, chaotic_rnn_weights, generate_sessions,
-                                 integrate_lorenz, lorenz_latents, loglinear_readout, run_chaotic_rnn, simulate)
+from nwb_lfads.synthetic import (
+    OutputDirError,
+    benchmark_rates,
+    chaotic_rnn_weights,
+    generate_sessions,
+    integrate_lorenz,
+    loglinear_readout,
+    lorenz_latents,
+    run_chaotic_rnn,
+    simulate,
+)
 
 BENCH = dict(kind="chaotic", sessions=1, seed=3, n_conditions=6, trials_per_condition=8)
-MULTI = dict(kind="chaotic", sessions=3, seed=5, n_conditions=4, heldout_fraction=0.2, eval_fraction=0.25)
+MULTI = dict(
+    kind="chaotic", sessions=3, seed=5, n_conditions=4, heldout_fraction=0.2, eval_fraction=0.25
+)
 LORENZ = dict(kind="lorenz", sessions=1, seed=7, n_conditions=4, trials_per_condition=5)
 
 
@@ -20,8 +31,10 @@ LORENZ = dict(kind="lorenz", sessions=1, seed=7, n_conditions=4, trials_per_cond
 def sim_files(tmp_path_factory):
     """Files of the three variants: {"bench": [path], "multi": [3 paths], "lorenz": [path]}."""
     root = tmp_path_factory.mktemp("sim")
-    return {name: simulate(root / name, **kw) for name, kw in
-            (("bench", BENCH), ("multi", MULTI), ("lorenz", LORENZ))}
+    return {
+        name: simulate(root / name, **kw)
+        for name, kw in (("bench", BENCH), ("multi", MULTI), ("lorenz", LORENZ))
+    }
 
 
 def read_file(path) -> dict:
@@ -33,13 +46,19 @@ def read_file(path) -> dict:
         rates_ts = f.processing["ground_truth"]["rates"]
         rates = rates_ts.data[:]
         out = {
-            "start": f.trials["start_time"].data[:], "stop": f.trials["stop_time"].data[:],
-            "move": f.trials["move_onset_time"].data[:], "condition": f.trials["condition_id"].data[:],
+            "start": f.trials["start_time"].data[:],
+            "stop": f.trials["stop_time"].data[:],
+            "move": f.trials["move_onset_time"].data[:],
+            "condition": f.trials["condition_id"].data[:],
             "split": f.trials["split"].data[:] if "split" in f.trials.colnames else None,
             "heldout": f.units["heldout"].data[:] if "heldout" in f.units.colnames else None,
-            "rates_unit": rates_ts.unit, "rates_dtype": rates.dtype, "rates": rates,
-            "timestamps": rates_ts.timestamps[:], "latents": f.processing["ground_truth"]["latents"].data[:],
-            "species": f.subject.species, "resolution": f.units.resolution,
+            "rates_unit": rates_ts.unit,
+            "rates_dtype": rates.dtype,
+            "rates": rates,
+            "timestamps": rates_ts.timestamps[:],
+            "latents": f.processing["ground_truth"]["latents"].data[:],
+            "species": f.subject.species,
+            "resolution": f.units.resolution,
             "start_time_tz": f.session_start_time.tzinfo,
         }
         ends = f.units.spike_times_index.data[:]
@@ -47,7 +66,9 @@ def read_file(path) -> dict:
         units = np.split(flat, ends[:-1])
     n_trials, n_units = len(out["start"]), len(units)
     edges = out["start"][:, None] + np.arange(101) * 0.01  # [K, T+1] bin edges in session time
-    counts = np.stack([np.diff(np.searchsorted(u, edges, side="left"), axis=1) for u in units], axis=-1)
+    counts = np.stack(
+        [np.diff(np.searchsorted(u, edges, side="left"), axis=1) for u in units], axis=-1
+    )
     out["spikes"], out["units"] = counts, units
     out["rates3"] = rates.reshape(n_trials, 100, n_units)
     return out
@@ -86,8 +107,12 @@ def test_benchmark_statistics():
     assert (s.rates_hz * s.bin_size).max() == pytest.approx(0.3)
     lat = s.latents  # tanh(x): the rates are its min-max normalisation over time
     span = lat.max(axis=1, keepdims=True) - lat.min(axis=1, keepdims=True)
-    np.testing.assert_allclose(s.rates_hz, 30 * (lat - lat.min(axis=1, keepdims=True)) / span, atol=1e-9)
-    np.testing.assert_allclose(benchmark_rates(np.zeros((1, 2, 1)) + [[[0.0], [1.0]]]), [[[0.0], [30.0]]])
+    np.testing.assert_allclose(
+        s.rates_hz, 30 * (lat - lat.min(axis=1, keepdims=True)) / span, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        benchmark_rates(np.zeros((1, 2, 1)) + [[[0.0], [1.0]]]), [[[0.0], [30.0]]]
+    )
     # all trials of a condition share x0, hence rates; conditions differ; dynamics do not die out
     for c in range(6):
         trials = s.rates_hz[s.condition_id == c]
@@ -97,7 +122,9 @@ def test_benchmark_statistics():
 
 
 def test_poisson_counts_match_rates_in_generator():
-    s = generate_sessions(kind="chaotic", sessions=1, seed=0, n_conditions=20, trials_per_condition=10)[0]
+    s = generate_sessions(
+        kind="chaotic", sessions=1, seed=0, n_conditions=20, trials_per_condition=10
+    )[0]
     lam = s.rates_hz * s.bin_size
     z = (s.spikes.sum() - lam.sum()) / np.sqrt(lam.sum())
     assert abs(z) < 5
@@ -139,8 +166,10 @@ def test_multi_session_shares_latent_and_differs_in_readout():
 
 
 def test_seed_determines_everything():
-    a, b, c = (generate_sessions(kind="lorenz", seed=seed, n_conditions=2, trials_per_condition=2)[0]
-               for seed in (1, 1, 2))
+    a, b, c = (
+        generate_sessions(kind="lorenz", seed=seed, n_conditions=2, trials_per_condition=2)[0]
+        for seed in (1, 1, 2)
+    )
     np.testing.assert_array_equal(a.spikes, b.spikes)
     np.testing.assert_array_equal(a.start_time, b.start_time)
     assert not np.array_equal(a.rates_hz, c.rates_hz)
@@ -155,10 +184,14 @@ def test_condition_seed_keeps_the_network_and_draws_new_conditions():
 
     def steps(s):  # one Euler step per bin: tanh(x_t) W^T = (x_{t+1} - 0.6 x_t) / 0.4
         x = np.arctanh(s.latents)
-        return np.tanh(x[:, :-1]).reshape(-1, 50), ((x[:, 1:] - 0.6 * x[:, :-1]) / 0.4).reshape(-1, 50)
+        return np.tanh(x[:, :-1]).reshape(-1, 50), ((x[:, 1:] - 0.6 * x[:, :-1]) / 0.4).reshape(
+            -1, 50
+        )
 
     r, target = steps(a)
-    w_t = np.linalg.lstsq(r, target, rcond=None)[0]  # the network's weights, from seed 3's conditions
+    w_t = np.linalg.lstsq(r, target, rcond=None)[
+        0
+    ]  # the network's weights, from seed 3's conditions
     r, target = steps(b)
     np.testing.assert_allclose(r @ w_t, target, atol=1e-5)  # the new conditions obey the same W
     other = generate_sessions(**{**BENCH, "seed": 4})[0]
@@ -166,13 +199,16 @@ def test_condition_seed_keeps_the_network_and_draws_new_conditions():
     assert np.abs(r @ w_t - target).max() > 0.1  # another seed's network does not
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(kind="rossler"), "unknown kind 'rossler'"),
-    (dict(sessions=2, n_units=[40, 50, 60]), "n_units has 3 values for 2 sessions"),
-    (dict(trials_per_condition=0), "trials_per_condition must be at least 1"),
-    (dict(heldout_fraction=1.0), r"heldout_fraction must be in \[0, 1\)"),
-    (dict(n_conditions=0), "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(kind="rossler"), "unknown kind 'rossler'"),
+        (dict(sessions=2, n_units=[40, 50, 60]), "n_units has 3 values for 2 sessions"),
+        (dict(trials_per_condition=0), "trials_per_condition must be at least 1"),
+        (dict(heldout_fraction=1.0), r"heldout_fraction must be in \[0, 1\)"),
+        (dict(n_conditions=0), "must be at least 1"),
+    ],
+)
 def test_bad_arguments_raise_config_error(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         generate_sessions(**{"n_conditions": 2, **kwargs})
@@ -184,7 +220,9 @@ def test_bad_arguments_raise_config_error(kwargs, match):
 def test_spike_counts_in_file_are_poisson_with_stored_rates(sim_files):
     (path,) = sim_files["bench"]
     f = read_file(path)
-    np.testing.assert_array_equal(f["spikes"], generate_sessions(**BENCH)[0].spikes)  # file encodes counts exactly
+    np.testing.assert_array_equal(
+        f["spikes"], generate_sessions(**BENCH)[0].spikes
+    )  # file encodes counts exactly
     lam = f["rates3"].astype(np.float64) * 0.01  # [K, T, N] expected counts
     assert lam.max() == pytest.approx(0.3, rel=1e-6)
     # the 8 trials of a condition share their rates: per (condition, bin, unit) sample mean and variance
@@ -195,7 +233,9 @@ def test_spike_counts_in_file_are_poisson_with_stored_rates(sim_files):
     mean, var = groups.mean(axis=1), groups.var(axis=1, ddof=1)
     se_mean = np.sqrt(lam_g.sum() / r)
     assert abs(mean.sum() - lam_g.sum()) < 5 * se_mean
-    var_of_var = (lam_g + 3 * lam_g**2) / r - lam_g**2 * (r - 3) / (r * (r - 1))  # Poisson sample variance
+    var_of_var = (lam_g + 3 * lam_g**2) / r - lam_g**2 * (r - 3) / (
+        r * (r - 1)
+    )  # Poisson sample variance
     assert abs(var.sum() - lam_g.sum()) < 5 * np.sqrt(var_of_var.sum())
     # and per rate level: counts at high-rate bins are higher (mean follows the rate)
     high, low = lam > 0.2, lam < 0.05
@@ -207,7 +247,11 @@ def test_file_layout_matches_contract(sim_files):
     (path,) = sim_files["bench"]
     f = read_file(path)
     k = len(f["start"])
-    assert f["rates"].shape == (k * 100, 50) and f["rates_dtype"] == np.float32 and f["rates_unit"] == "Hz"
+    assert (
+        f["rates"].shape == (k * 100, 50)
+        and f["rates_dtype"] == np.float32
+        and f["rates_unit"] == "Hz"
+    )
     assert f["latents"].shape == (k * 100, 50)
     expected = (f["start"][:, None] + (np.arange(100) + 0.5) * 0.01).ravel()
     np.testing.assert_allclose(f["timestamps"], expected)
@@ -230,7 +274,9 @@ def test_multi_session_files_share_latent_and_mark_splits(sim_files):
     files = [read_file(p) for p in sim_files["multi"]]
     assert [f["rates"].shape[1] for f in files] == [40, 55, 70]
     for c in range(4):
-        lat = [f["latents"].reshape(len(f["start"]), 100, -1)[f["condition"] == c][0] for f in files]
+        lat = [
+            f["latents"].reshape(len(f["start"]), 100, -1)[f["condition"] == c][0] for f in files
+        ]
         np.testing.assert_array_equal(lat[0], lat[1])
         np.testing.assert_array_equal(lat[0], lat[2])
     for f in files:
@@ -245,14 +291,21 @@ def test_files_pass_nwbinspector(sim_files, variant):
     from nwbinspector import Importance, inspect_nwbfile
 
     for path in sim_files[variant]:
-        bad = [f"{m.check_function_name}: {m.message}" for m in inspect_nwbfile(nwbfile_path=str(path))
-               if m.importance.value >= Importance.BEST_PRACTICE_VIOLATION.value]
+        bad = [
+            f"{m.check_function_name}: {m.message}"
+            for m in inspect_nwbfile(nwbfile_path=str(path))
+            if m.importance.value >= Importance.BEST_PRACTICE_VIOLATION.value
+        ]
         assert bad == []
 
 
 def test_writes_are_atomic_and_named_by_session(sim_files):
     folder = sim_files["multi"][0].parent
-    assert sorted(p.name for p in folder.iterdir()) == ["sim_session-0.nwb", "sim_session-1.nwb", "sim_session-2.nwb"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "sim_session-0.nwb",
+        "sim_session-1.nwb",
+        "sim_session-2.nwb",
+    ]
 
 
 # ---------------------------------------------------------------- simulate / CLI
@@ -271,7 +324,16 @@ def test_simulate_refuses_non_empty_folder(tmp_path):
 def test_cli_simulate_refuses_then_overwrites(tmp_path):
     out = tmp_path / "sim"
     runner = CliRunner()
-    args = ["simulate", str(out), "--conditions", "2", "--trials-per-condition", "2", "--kind", "lorenz"]
+    args = [
+        "simulate",
+        str(out),
+        "--conditions",
+        "2",
+        "--trials-per-condition",
+        "2",
+        "--kind",
+        "lorenz",
+    ]
     first = runner.invoke(main, args)
     assert first.exit_code == 0, first.output
     assert str(out / "sim_session-0.nwb") in first.output
@@ -290,9 +352,25 @@ def test_cli_simulate_refuses_then_overwrites(tmp_path):
 
 def test_cli_simulate_units_and_sessions(tmp_path):
     out = tmp_path / "multi"
-    result = CliRunner().invoke(main, ["simulate", str(out), "--sessions", "2", "--conditions", "2",
-                                       "--trials-per-condition", "1", "--units", "12,17",
-                                       "--heldout-fraction", "0.25", "--eval-fraction", "0.5"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            str(out),
+            "--sessions",
+            "2",
+            "--conditions",
+            "2",
+            "--trials-per-condition",
+            "1",
+            "--units",
+            "12,17",
+            "--heldout-fraction",
+            "0.25",
+            "--eval-fraction",
+            "0.5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     files = [read_file(out / f"sim_session-{i}.nwb") for i in range(2)]
     assert [f["rates"].shape[1] for f in files] == [12, 17]
@@ -304,7 +382,9 @@ def test_cli_simulate_bad_units_exit_2(tmp_path):
     result = CliRunner().invoke(main, ["simulate", str(tmp_path / "x"), "--units", "ten"])
     assert result.exit_code == 2
     assert "--units: 'ten' is not an integer" in result.output
-    result = CliRunner().invoke(main, ["simulate", str(tmp_path / "y"), "--sessions", "2", "--units", "1,2,3"])
+    result = CliRunner().invoke(
+        main, ["simulate", str(tmp_path / "y"), "--sessions", "2", "--units", "1,2,3"]
+    )
     assert result.exit_code == 2 and "n_units has 3 values for 2 sessions" in result.output
 
 
@@ -312,7 +392,9 @@ def test_reader_recovers_generator_counts_and_timestamps(sim_files):
     """The contract's reader, aligned on move_onset_time with window (-0.25, 0.75), sees the true bins."""
     read = pytest.importorskip("nwb_lfads.io.read")
     path = sim_files["multi"][1]
-    ds = read.read_session(str(path), bin_size=0.01, align_to="move_onset_time", window=(-0.25, 0.75))
+    ds = read.read_session(
+        str(path), bin_size=0.01, align_to="move_onset_time", window=(-0.25, 0.75)
+    )
     truth = generate_sessions(**MULTI)[1]
     np.testing.assert_array_equal(ds["spikes"].values, truth.spikes)
     np.testing.assert_array_equal(ds["condition_id"].values, truth.condition_id)

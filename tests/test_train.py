@@ -20,22 +20,39 @@ from nwb_lfads.train.trainer import Trainer
 M, T, N = 48, 20, 10
 CFG = RunConfig().replace(
     model=dict(ic_enc_dim=8, ci_enc_dim=8, ic_dim=8, gen_dim=16, con_dim=8, co_dim=2, fac_dim=6),
-    train=dict(batch_size=16, steps_per_call=10, lr_init=1e-2, kl_increase_epochs=2, l2_increase_epochs=2,
-               n_samples=2),
-    data=dict(valid_fraction=0.25))
+    train=dict(
+        batch_size=16,
+        steps_per_call=10,
+        lr_init=1e-2,
+        kl_increase_epochs=2,
+        l2_increase_epochs=2,
+        n_samples=2,
+    ),
+    data=dict(valid_fraction=0.25),
+)
 
 
 def _session(seed=0, heldout=False):
     rng = np.random.default_rng(seed)
     cond = np.arange(M) % 6
     phase = rng.uniform(0, 2 * np.pi, N)
-    rates = np.exp(np.sin(np.linspace(0, 3, T)[None, :, None] * (1 + cond[:, None, None]) + phase) - 0.3)
-    coords = {"trial": np.arange(M), "time": np.arange(T) * 0.01, "unit": np.arange(N),
-              "condition_id": ("trial", cond), "split": ("trial", np.where(np.arange(M) < 36, "train", "val"))}
+    rates = np.exp(
+        np.sin(np.linspace(0, 3, T)[None, :, None] * (1 + cond[:, None, None]) + phase) - 0.3
+    )
+    coords = {
+        "trial": np.arange(M),
+        "time": np.arange(T) * 0.01,
+        "unit": np.arange(N),
+        "condition_id": ("trial", cond),
+        "split": ("trial", np.where(np.arange(M) < 36, "train", "val")),
+    }
     if heldout:
         coords["heldout"] = ("unit", np.arange(N) >= N - 3)
-    return xr.Dataset({"spikes": (("trial", "time", "unit"), rng.poisson(rates).astype(np.int32))}, coords=coords,
-                      attrs={"session_id": "s", "source": "s.nwb", "bin_size": 0.01})
+    return xr.Dataset(
+        {"spikes": (("trial", "time", "unit"), rng.poisson(rates).astype(np.int32))},
+        coords=coords,
+        attrs={"session_id": "s", "source": "s.nwb", "bin_size": 0.01},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +77,15 @@ def test_thirty_steps_lower_validation_loss_and_same_seed_same_params(data):
     assert rows[-1]["step"] == 30 and a.steps_per_call == 10
     assert rows[-1]["valid_recon"] < before
     assert all(r["n_skipped_nonfinite"] == 0 for r in rows)
-    assert {"train_loss", "valid_loss", "train_kl_ic", "valid_kl_co", "lr", "kl_weight", "valid_recon_s"} <= set(rows[0])
+    assert {
+        "train_loss",
+        "valid_loss",
+        "train_kl_ic",
+        "valid_kl_co",
+        "lr",
+        "kl_weight",
+        "valid_recon_s",
+    } <= set(rows[0])
     b = Trainer(data, CFG)
     for _ in range(3):
         b.train_epoch()
@@ -99,7 +124,9 @@ def test_parameter_average_is_what_validation_scores_and_best_keeps(data):
         np.testing.assert_allclose(_flat(tr.averaged_params), average, rtol=1e-6, atol=1e-7)
     assert not np.allclose(_flat(tr.averaged_params), _flat(tr.params))
     assert tr.evaluate() == tr.evaluate(tr.averaged_params) != tr.evaluate(tr.params)
-    np.testing.assert_array_equal(_flat(tr.best_params), _flat(tr.averaged_params))  # still ramping: latest
+    np.testing.assert_array_equal(
+        _flat(tr.best_params), _flat(tr.averaged_params)
+    )  # still ramping: latest
     plain = Trainer(data, CFG.replace(train={"ema_decay": 0.0}))
     plain.train_epoch()
     np.testing.assert_array_equal(_flat(plain.averaged_params), _flat(plain.params))
@@ -134,7 +161,7 @@ def test_heldout_spikes_of_eval_trials_cannot_influence_training():
     cfg = CFG.replace(data={"eval_trials": "split=val"})
     ds = _session(heldout=True)
     changed = ds.copy(deep=True)
-    changed["spikes"][36:, :, N - 3:] = np.random.default_rng(5).poisson(4.0, (M - 36, T, 3))
+    changed["spikes"][36:, :, N - 3 :] = np.random.default_rng(5).poisson(4.0, (M - 36, T, 3))
     fits = []
     for d in (ds, changed):
         tr = Trainer(prepare_data([d], cfg.data), cfg)
@@ -159,6 +186,7 @@ def test_interrupt_saves_checkpoint_and_resume_continues(data, tmp_path):
     def interrupt(trainer, row):
         if row["epoch"] == 1:
             os.kill(os.getpid(), signal.SIGINT)
+
     with pytest.raises(KeyboardInterrupt, match="resume with --resume"):
         train(data, cfg, tmp_path / "run", progress=False, callback=interrupt)
     assert (tmp_path / "run" / "checkpoint" / "state.npz").exists()

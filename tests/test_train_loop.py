@@ -16,15 +16,28 @@ def _session(seed=0, M=48, T=20, N=10):
     rng = np.random.default_rng(seed)
     cond = np.repeat(np.arange(6), M // 6)
     phase = rng.uniform(0, 2 * np.pi, N)
-    rates = np.exp(np.sin(np.linspace(0, 3, T)[None, :, None] * (1 + cond[:, None, None]) + phase) - 0.3)
-    return xr.Dataset({"spikes": (("trial", "time", "unit"), rng.poisson(rates).astype(np.int32))},
-                      coords={"trial": np.arange(M), "time": np.arange(T) * 0.01, "unit": np.arange(N),
-                              "condition_id": ("trial", cond), "align_time": ("trial", np.arange(M) * 2.0)},
-                      attrs={"session_id": f"s{seed}", "source": f"s{seed}.nwb", "bin_size": 0.01})
+    rates = np.exp(
+        np.sin(np.linspace(0, 3, T)[None, :, None] * (1 + cond[:, None, None]) + phase) - 0.3
+    )
+    return xr.Dataset(
+        {"spikes": (("trial", "time", "unit"), rng.poisson(rates).astype(np.int32))},
+        coords={
+            "trial": np.arange(M),
+            "time": np.arange(T) * 0.01,
+            "unit": np.arange(N),
+            "condition_id": ("trial", cond),
+            "align_time": ("trial", np.arange(M) * 2.0),
+        },
+        attrs={"session_id": f"s{seed}", "source": f"s{seed}.nwb", "bin_size": 0.01},
+    )
 
 
-TINY = dict(model=dict(ic_enc_dim=8, ci_enc_dim=8, ic_dim=8, gen_dim=16, con_dim=8, co_dim=2, fac_dim=6),
-            train=dict(batch_size=16, n_samples=3, kl_increase_epochs=4, l2_increase_epochs=4, lr_init=1e-2))
+TINY = dict(
+    model=dict(ic_enc_dim=8, ci_enc_dim=8, ic_dim=8, gen_dim=16, con_dim=8, co_dim=2, fac_dim=6),
+    train=dict(
+        batch_size=16, n_samples=3, kl_increase_epochs=4, l2_increase_epochs=4, lr_init=1e-2
+    ),
+)
 
 
 def test_fit_writes_run_and_infer_returns_rates_in_hz(tmp_path):

@@ -26,17 +26,27 @@ def smoothed(spikes, bin_size, sigma_bins=3.0):
     k = np.arange(-4 * int(sigma_bins), 4 * int(sigma_bins) + 1)
     kernel = np.exp(-0.5 * (k / sigma_bins) ** 2)
     kernel /= kernel.sum()
-    out = np.apply_along_axis(lambda x: np.convolve(x, kernel, mode="same"), 1, spikes.astype(float))
+    out = np.apply_along_axis(
+        lambda x: np.convolve(x, kernel, mode="same"), 1, spikes.astype(float)
+    )
     return out / bin_size
 
 
 def test_chaotic_rnn_rates_are_recovered():
-    (s,) = generate_sessions("chaotic", sessions=1, seed=1, n_conditions=40, trials_per_condition=10)
+    (s,) = generate_sessions(
+        "chaotic", sessions=1, seed=1, n_conditions=40, trials_per_condition=10
+    )
     K, T, N = s.spikes.shape
-    ds = xr.Dataset({"spikes": (("trial", "time", "unit"), s.spikes.astype(np.int32))},
-                    coords={"trial": np.arange(K), "time": np.arange(T) * s.bin_size, "unit": np.arange(N),
-                            "condition_id": ("trial", s.condition_id)},
-                    attrs={"session_id": "chaotic", "source": "chaotic.nwb", "bin_size": s.bin_size})
+    ds = xr.Dataset(
+        {"spikes": (("trial", "time", "unit"), s.spikes.astype(np.int32))},
+        coords={
+            "trial": np.arange(K),
+            "time": np.arange(T) * s.bin_size,
+            "unit": np.arange(N),
+            "condition_id": ("trial", s.condition_id),
+        },
+        attrs={"session_id": "chaotic", "source": "chaotic.nwb", "bin_size": s.bin_size},
+    )
     cfg = RunConfig()
     data = prepare_data([ds], cfg.data)
     trainer = Trainer(data, cfg)

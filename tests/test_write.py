@@ -15,14 +15,27 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from nwb_lfads.errors import InputFileError, NwbContentError, NwbLfadsError, NwbLfadsRuntimeError, SessionMismatchError
+from nwb_lfads.errors import (
+    InputFileError,
+    NwbContentError,
+    NwbLfadsError,
+    NwbLfadsRuntimeError,
+    SessionMismatchError,
+)
 from nwb_lfads.io import write as W
-from nwb_lfads.io.write import ResultsFormatError, new_inspector_findings, trial_timeline, write_results
+from nwb_lfads.io.write import (
+    ResultsFormatError,
+    new_inspector_findings,
+    trial_timeline,
+    write_results,
+)
 
 BIN = 0.01
 WINDOW = (-0.25, 0.45)
-PROV = {"config": {"model": {"gen_dim": 64, "co_dim": 2}, "train": {"lr": 0.01}},
-        "metrics": {"valid_loss": 0.123, "epoch": 3}}
+PROV = {
+    "config": {"model": {"gen_dim": 64, "co_dim": 2}, "train": {"lr": 0.01}},
+    "metrics": {"valid_loss": 0.123, "epoch": 3},
+}
 
 
 def sha256(path) -> str:
@@ -41,32 +54,64 @@ def centres(window=WINDOW, bin_size=BIN) -> np.ndarray:
     return window[0] + bin_size * (np.arange(n) + 0.5)
 
 
-def fabricate(unit_ids, align_time, time, *, align_to="move_onset_time", trial_ids=None,
-              n_factors=8, n_inputs=2, rates=None, seed=0) -> xr.Dataset:
+def fabricate(
+    unit_ids,
+    align_time,
+    time,
+    *,
+    align_to="move_onset_time",
+    trial_ids=None,
+    n_factors=8,
+    n_inputs=2,
+    rates=None,
+    seed=0,
+) -> xr.Dataset:
     """A results Dataset as nwb_lfads.infer makes it (DESIGN_NOTES.md)."""
     rng = np.random.default_rng(seed)
     n_trial, n_time, n_unit = len(align_time), len(time), len(unit_ids)
     if rates is None:
         rates = rng.gamma(2.0, 5.0, (n_trial, n_time, n_unit))
-    data = {"rates": (("trial", "time", "unit"), np.asarray(rates, dtype=np.float32)),
-            "factors": (("trial", "time", "factor"), rng.normal(size=(n_trial, n_time, n_factors)).astype(np.float32))}
+    data = {
+        "rates": (("trial", "time", "unit"), np.asarray(rates, dtype=np.float32)),
+        "factors": (
+            ("trial", "time", "factor"),
+            rng.normal(size=(n_trial, n_time, n_factors)).astype(np.float32),
+        ),
+    }
     if n_inputs:
-        data["inferred_inputs"] = (("trial", "time", "input"),
-                                   rng.normal(size=(n_trial, n_time, n_inputs)).astype(np.float32))
+        data["inferred_inputs"] = (
+            ("trial", "time", "input"),
+            rng.normal(size=(n_trial, n_time, n_inputs)).astype(np.float32),
+        )
     trial_ids = np.arange(n_trial) if trial_ids is None else trial_ids
-    return xr.Dataset(data, coords={"trial": trial_ids, "time": time, "unit": np.asarray(unit_ids),
-                                    "align_time": ("trial", np.asarray(align_time, dtype=float))},
-                      attrs={"bin_size": BIN, "align_to": align_to, "window": WINDOW, "session_id": "test",
-                             "dropped_trials": []})
+    return xr.Dataset(
+        data,
+        coords={
+            "trial": trial_ids,
+            "time": time,
+            "unit": np.asarray(unit_ids),
+            "align_time": ("trial", np.asarray(align_time, dtype=float)),
+        },
+        attrs={
+            "bin_size": BIN,
+            "align_to": align_to,
+            "window": WINDOW,
+            "session_id": "test",
+            "dropped_trials": [],
+        },
+    )
 
 
 @pytest.fixture(scope="module")
 def mc_meta(mc_maze_small):
     io, nwb = read_file(mc_maze_small)
-    meta = {"unit_ids": nwb.units.id[:], "trial_ids": nwb.trials.id[:],
-            "move_onset": nwb.trials["move_onset_time"][:],
-            "spikes": [np.asarray(nwb.units.get_unit_spike_times(i)) for i in range(len(nwb.units))],
-            "trials": {c: nwb.trials[c][:] for c in nwb.trials.colnames}}
+    meta = {
+        "unit_ids": nwb.units.id[:],
+        "trial_ids": nwb.trials.id[:],
+        "move_onset": nwb.trials["move_onset_time"][:],
+        "spikes": [np.asarray(nwb.units.get_unit_spike_times(i)) for i in range(len(nwb.units))],
+        "trials": {c: nwb.trials[c][:] for c in nwb.trials.colnames},
+    }
     io.close()
     return meta
 
@@ -79,9 +124,18 @@ def mc_written(mc_maze_small, mc_meta, tmp_path_factory):
     shutil.copyfile(mc_maze_small, src)
     before = sha256(src)
     perm = np.random.default_rng(1).permutation(len(mc_meta["unit_ids"]))
-    res = fabricate(mc_meta["unit_ids"][perm], mc_meta["move_onset"], centres(), trial_ids=mc_meta["trial_ids"])
+    res = fabricate(
+        mc_meta["unit_ids"][perm], mc_meta["move_onset"], centres(), trial_ids=mc_meta["trial_ids"]
+    )
     out = write_results(src, res, root / "run" / "in.lfads.nwb", provenance=PROV)
-    return {"src": src, "out": out, "results": res, "perm": perm, "sha_before": before, "root": root}
+    return {
+        "src": src,
+        "out": out,
+        "results": res,
+        "perm": perm,
+        "sha_before": before,
+        "root": root,
+    }
 
 
 def test_mc_rates_shape_unit_and_timestamps(mc_written, mc_meta):
@@ -113,7 +167,9 @@ def test_mc_factors_inputs_and_provenance(mc_written):
         assert mod["factors"].data.shape == (7000, 8) and mod["factors"].unit == "a.u."
         assert mod["inferred_inputs"].data.shape == (7000, 2)
         np.testing.assert_array_equal(mod["factors"].data[:70], res["factors"].values[0])
-        np.testing.assert_array_equal(mod["inferred_inputs"].timestamps[:], mod["rates"].timestamps[:])
+        np.testing.assert_array_equal(
+            mod["inferred_inputs"].timestamps[:], mod["rates"].timestamps[:]
+        )
         table = mod["provenance"].to_dataframe().set_index("key")["value"]
         import nwb_lfads
 
@@ -137,7 +193,9 @@ def test_mc_rest_of_file_unchanged_and_new_identifier(mc_written, mc_meta, mc_ma
         for col, values in mc_meta["trials"].items():
             np.testing.assert_array_equal(nwb.trials[col][:], values)
         np.testing.assert_array_equal(nwb.units["heldout"][:], nwb0.units["heldout"][:])
-        assert nwb.session_id == nwb0.session_id and nwb.subject.subject_id == nwb0.subject.subject_id
+        assert (
+            nwb.session_id == nwb0.session_id and nwb.subject.subject_id == nwb0.subject.subject_id
+        )
         assert len(nwb.electrodes) == len(nwb0.electrodes)
         assert nwb.identifier != nwb0.identifier and nwb.object_id != nwb0.object_id
         assert len(nwb.identifier) == 36  # a uuid4
@@ -165,7 +223,15 @@ def test_inspector_helper_reports_new_findings(a8604, tmp_path):
     with pynwb.NWBHDF5IO(str(src), "r") as io:
         nwb = io.read()
         mod = nwb.create_processing_module("extra", "test")
-        mod.add(TimeSeries(name="x", data=np.zeros(10), unit="", timestamps=np.arange(10) ** 2.0, description="d"))
+        mod.add(
+            TimeSeries(
+                name="x",
+                data=np.zeros(10),
+                unit="",
+                timestamps=np.arange(10) ** 2.0,
+                description="d",
+            )
+        )
         with pynwb.NWBHDF5IO(str(tmp_path / "out.nwb"), "w") as out:
             out.export(src_io=io, nwbfile=nwb)
     found = new_inspector_findings(src, tmp_path / "out.nwb")
@@ -183,10 +249,12 @@ def test_continuous_windows_merge_back_to_signal(a8604_copy, tmp_path):
     """Windows cut from a known signal (units 206 and 6 only, permuted) merge back onto it."""
     n_bins, win, step, t0 = 400, 100, 60, 12.34
     k = np.arange(n_bins)[:, None]
-    signal = np.hstack([10 + 5 * np.sin(k / 7.0), 20 + np.cos(k / 3.0)]).astype(np.float32)  # [bins, 2]
+    signal = np.hstack([10 + 5 * np.sin(k / 7.0), 20 + np.cos(k / 3.0)]).astype(
+        np.float32
+    )  # [bins, 2]
     starts = np.arange(0, n_bins - win + 1, step)
     assert starts[-1] + win == n_bins
-    windows = np.stack([signal[s:s + win] for s in starts])
+    windows = np.stack([signal[s : s + win] for s in starts])
     time = BIN * (np.arange(win) + 0.5)
     res = fabricate([206, 6], t0 + starts * BIN, time, align_to=None, rates=windows, n_inputs=0)
     res.attrs.update(window=(0.0, win * BIN), window_length=win * BIN, overlap=(win - step) * BIN)
@@ -219,7 +287,9 @@ def test_continuous_overlaps_averaged_and_gaps_written_as_timestamps(a8604_copy,
     io, nwb = read_file(out)
     try:
         series = nwb.processing["lfads"]["rates"]
-        np.testing.assert_allclose(series.timestamps[:], 1.005 + BIN * np.array([0, 1, 2, 3, 4, 5, 8, 9, 10, 11]))
+        np.testing.assert_allclose(
+            series.timestamps[:], 1.005 + BIN * np.array([0, 1, 2, 3, 4, 5, 8, 9, 10, 11])
+        )
         np.testing.assert_allclose(series.data[:, 1], [1, 1, 2, 2, 3, 3, 5, 5, 5, 5])
         assert "with gaps" in series.description
     finally:
@@ -248,7 +318,9 @@ def test_overlapping_trials_written_with_warning(a8604_copy, tmp_path):
         rates = nwb.processing["lfads"]["rates"]
         stamps = rates.timestamps[:]
         assert rates.data.shape == (4 * 70 - 20, 3) and np.all(np.diff(stamps) > 0)
-        assert stamps[49] == pytest.approx(10.0 + 0.245) and stamps[50] == pytest.approx(10.5 - 0.245)
+        assert stamps[49] == pytest.approx(10.0 + 0.245) and stamps[50] == pytest.approx(
+            10.5 - 0.245
+        )
         np.testing.assert_array_equal(rates.data[:50], res["rates"].values[0, :50])
         np.testing.assert_array_equal(rates.data[50:120], res["rates"].values[1])
         assert "20 bins of earlier trials" in rates.description
@@ -257,7 +329,9 @@ def test_overlapping_trials_written_with_warning(a8604_copy, tmp_path):
 
 
 def test_trials_tiling_time_use_starting_time_and_rate(a8604_copy, tmp_path):
-    res = fabricate([6, 191, 206], 5.0 + 0.7 * np.arange(30), centres(), align_to="event", n_inputs=0)
+    res = fabricate(
+        [6, 191, 206], 5.0 + 0.7 * np.arange(30), centres(), align_to="event", n_inputs=0
+    )
     out = write_results(a8604_copy, res, tmp_path / "o.nwb")
     io, nwb = read_file(out)
     try:
@@ -298,7 +372,9 @@ def test_failure_midway_leaves_no_partial_file(a8604_copy, tmp_path, monkeypatch
 def test_existing_lfads_module_refused(a8604_copy, tmp_path):
     res = fabricate([6, 191, 206], [10.0, 20.0], centres(), align_to="event")
     first = write_results(a8604_copy, res, tmp_path / "first.lfads.nwb")
-    with pytest.raises(NwbContentError, match=r"already has processing/lfads.*Pass the original input"):
+    with pytest.raises(
+        NwbContentError, match=r"already has processing/lfads.*Pass the original input"
+    ):
         write_results(first, res, tmp_path / "second.lfads.nwb")
     assert not (tmp_path / "second.lfads.nwb").exists()
     assert not list(tmp_path.glob(".*tmp-*"))
@@ -343,8 +419,12 @@ def test_bad_arguments_and_results(a8604_copy, tmp_path):
         write_results(a8604_copy, res, tmp_path / "other.nwb", in_place=True)
     with pytest.raises(NwbLfadsError, match="no out_path given"):
         write_results(a8604_copy, res, None)
-    with pytest.raises(SessionMismatchError, match=r"units \[999\] that the units table does not have"):
-        write_results(a8604_copy, fabricate([6, 999], [10.0], centres(), align_to="event"), tmp_path / "o.nwb")
+    with pytest.raises(
+        SessionMismatchError, match=r"units \[999\] that the units table does not have"
+    ):
+        write_results(
+            a8604_copy, fabricate([6, 999], [10.0], centres(), align_to="event"), tmp_path / "o.nwb"
+        )
     with pytest.raises(ResultsFormatError, match="no 'factors' variable"):
         write_results(a8604_copy, res.drop_vars("factors"), tmp_path / "o.nwb")
     bad = res.assign_coords(align_time=("trial", [10.0, np.nan]))
@@ -358,9 +438,17 @@ def test_continuous_session_from_the_reader_round_trip(a8604_copy, tmp_path):
     import nwb_lfads
 
     ds = nwb_lfads.read_session(a8604_copy, bin_size=BIN, align_to=None)
-    res = xr.Dataset({"rates": (("trial", "time", "unit"), (ds["spikes"].values / BIN).astype(np.float32)),
-                      "factors": (("trial", "time", "factor"), np.zeros(ds["spikes"].shape[:2] + (4,), np.float32))},
-                     coords=ds.coords, attrs=ds.attrs)
+    res = xr.Dataset(
+        {
+            "rates": (("trial", "time", "unit"), (ds["spikes"].values / BIN).astype(np.float32)),
+            "factors": (
+                ("trial", "time", "factor"),
+                np.zeros(ds["spikes"].shape[:2] + (4,), np.float32),
+            ),
+        },
+        coords=ds.coords,
+        attrs=ds.attrs,
+    )
     out = write_results(a8604_copy, res, tmp_path / "A8604.lfads.nwb")
     io, nwb = read_file(out)
     try:
@@ -371,6 +459,8 @@ def test_continuous_session_from_the_reader_round_trip(a8604_copy, tmp_path):
         assert rates.starting_time == pytest.approx(starts[0] + BIN / 2)
         assert rates.data.shape == (n_bins, 3)
         n_spikes = sum(len(nwb.units.get_unit_spike_times(i)) for i in range(3))
-        assert np.nansum(rates.data[:] * BIN) == pytest.approx(n_spikes, rel=1e-3)  # averaging keeps spikes
+        assert np.nansum(rates.data[:] * BIN) == pytest.approx(
+            n_spikes, rel=1e-3
+        )  # averaging keeps spikes
     finally:
         io.close()

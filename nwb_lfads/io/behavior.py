@@ -24,11 +24,15 @@ def find_timeseries(nwbfile, series: str, name: str):
         return matches[0]
     if not matches:
         available = sorted({obj.name for obj in found})
-        raise SelectionError(f"{name}: no TimeSeries named '{series}' (TimeSeries in the file: "
-                             f"{available or 'none'}). Pass one of those names in behavior=[...].")
+        raise SelectionError(
+            f"{name}: no TimeSeries named '{series}' (TimeSeries in the file: "
+            f"{available or 'none'}). Pass one of those names in behavior=[...]."
+        )
     paths = [_path(obj) for obj in matches]
-    raise SelectionError(f"{name}: several TimeSeries are named '{series}' ({paths}); the name is ambiguous. "
-                         f"Read them with pynwb directly, or rename one.")
+    raise SelectionError(
+        f"{name}: several TimeSeries are named '{series}' ({paths}); the name is ambiguous. "
+        f"Read them with pynwb directly, or rename one."
+    )
 
 
 def _path(obj) -> str:
@@ -62,10 +66,14 @@ def bin_timeseries(ts, starts: np.ndarray, n_bins: int, bin_size: float, name: s
     if values.ndim == 1:
         values = values[:, None]
     if values.ndim != 2:
-        raise SelectionError(f"{name}: TimeSeries '{ts.name}' has {values.ndim}-D data {values.shape}; only "
-                             f"(samples,) or (samples, channels) can be binned. Leave it out of behavior=[...].")
+        raise SelectionError(
+            f"{name}: TimeSeries '{ts.name}' has {values.ndim}-D data {values.shape}; only "
+            f"(samples,) or (samples, channels) can be binned. Leave it out of behavior=[...]."
+        )
     times = sample_times(ts)
     if times.size != values.shape[0]:
-        raise SelectionError(f"{name}: TimeSeries '{ts.name}' has {values.shape[0]} samples but {times.size} "
-                             f"timestamps. Fix the file's timestamps.")
+        raise SelectionError(
+            f"{name}: TimeSeries '{ts.name}' has {values.shape[0]} samples but {times.size} "
+            f"timestamps. Fix the file's timestamps."
+        )
     return average_samples(times, values, starts, n_bins, bin_size)

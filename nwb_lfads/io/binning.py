@@ -75,9 +75,15 @@ def _ragged_arange(lo: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return positions
 
 
-def count_spikes(spike_times: np.ndarray, unit_bounds: np.ndarray, starts: np.ndarray,
-                 n_bins: int, bin_size: float, units: np.ndarray | None = None,
-                 grid_origin: float | None = None) -> np.ndarray:
+def count_spikes(
+    spike_times: np.ndarray,
+    unit_bounds: np.ndarray,
+    starts: np.ndarray,
+    n_bins: int,
+    bin_size: float,
+    units: np.ndarray | None = None,
+    grid_origin: float | None = None,
+) -> np.ndarray:
     """Spike counts per window, bin and unit.
 
     Args:
@@ -134,9 +140,13 @@ def count_spikes(spike_times: np.ndarray, unit_bounds: np.ndarray, starts: np.nd
         base = (np.arange(j0, j1, dtype=np.int64)[:, None] * cells + cell_base[None, :]).ravel()
         flat = np.repeat(base, n)  # cell (unit, window, bin) of every pair
         if offsets is None:
-            flat += bin_index(spike_times[positions], np.repeat(np.tile(starts, j1 - j0), n), bin_size)
+            flat += bin_index(
+                spike_times[positions], np.repeat(np.tile(starts, j1 - j0), n), bin_size
+            )
         else:  # global grid index minus the window's offset
-            flat += bin_index(spike_times[positions], np.full(positions.size, float(grid_origin)), bin_size)
+            flat += bin_index(
+                spike_times[positions], np.full(positions.size, float(grid_origin)), bin_size
+            )
             flat -= np.repeat(np.tile(offsets, j1 - j0), n)
         # pairs come ordered by (unit, window, time), so ``flat`` is sorted: count runs
         if flat.size:
@@ -146,8 +156,9 @@ def count_spikes(spike_times: np.ndarray, unit_bounds: np.ndarray, starts: np.nd
     return np.ascontiguousarray(by_unit.transpose(1, 2, 0))
 
 
-def average_samples(times: np.ndarray, values: np.ndarray, starts: np.ndarray,
-                    n_bins: int, bin_size: float) -> np.ndarray:
+def average_samples(
+    times: np.ndarray, values: np.ndarray, starts: np.ndarray, n_bins: int, bin_size: float
+) -> np.ndarray:
     """Mean of the samples of a sampled signal falling in each bin.
 
     Args:
@@ -184,8 +195,9 @@ def average_samples(times: np.ndarray, values: np.ndarray, starts: np.ndarray,
     return out.reshape(n_win, n_bins, values.shape[1])
 
 
-def continuous_starts(span: tuple[float, float], window_length: float, overlap: float,
-                      bin_size: float) -> np.ndarray:
+def continuous_starts(
+    span: tuple[float, float], window_length: float, overlap: float, bin_size: float
+) -> np.ndarray:
     """Starts of overlapping windows covering ``span`` on one grid of ``bin_size``.
 
     Windows are ``window_length`` long, consecutive starts ``window_length - overlap`` apart

@@ -20,16 +20,18 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import DandiError, InputFileError
 from .sources import DandiAsset, DandiSpec, parse_dandi_spec
 
 CACHE_ENV = "NWB_LFADS_CACHE_DIR"
 # URL shapes dandi.dandiarchive.parse_dandi_url knows (its catch-all follows redirects of anything)
-DANDI_URL = re.compile(r"^dandi://|/dandisets?/\d{6}|/assets/[^/?#]+|identifiers\.org/DANDI:", re.IGNORECASE)
+DANDI_URL = re.compile(
+    r"^dandi://|/dandisets?/\d{6}|/assets/[^/?#]+|identifiers\.org/DANDI:", re.IGNORECASE
+)
 
 
 # ---- configuration ----------------------------------------------------------------------------
@@ -53,9 +55,11 @@ def archive_instance():
         with _archive_errors(f"DANDI_INSTANCE={name}", name):
             return get_instance(name)
     except (KeyError, ValueError) as exc:  # an unknown name; the removed 'dandi-staging'
-        raise DandiError(f"DANDI_INSTANCE={name!r} is not a DANDI instance the dandi client knows "
-                         f"({', '.join(known_instances)}){'' if isinstance(exc, KeyError) else ': ' + str(exc)}. "
-                         f"Set it to one of them or to the archive's URL (e.g. https://dandiarchive.org).") from None
+        raise DandiError(
+            f"DANDI_INSTANCE={name!r} is not a DANDI instance the dandi client knows "
+            f"({', '.join(known_instances)}){'' if isinstance(exc, KeyError) else ': ' + str(exc)}. "
+            f"Set it to one of them or to the archive's URL (e.g. https://dandiarchive.org)."
+        ) from None
 
 
 # ---- errors ---------------------------------------------------------------------------------
@@ -84,10 +88,14 @@ def _reason(exc: BaseException) -> str:
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
-def _network_error(what: str, where: str, exc: BaseException, nothing: str = "nothing was downloaded") -> DandiError:
-    return DandiError(f"{what}: could not reach the DANDI archive at {where} "
-                      f"({type(exc).__name__}: {_reason(exc)}); {nothing}. Check the network connection "
-                      f"(and DANDI_INSTANCE if you use another archive), then run again.")
+def _network_error(
+    what: str, where: str, exc: BaseException, nothing: str = "nothing was downloaded"
+) -> DandiError:
+    return DandiError(
+        f"{what}: could not reach the DANDI archive at {where} "
+        f"({type(exc).__name__}: {_reason(exc)}); {nothing}. Check the network connection "
+        f"(and DANDI_INSTANCE if you use another archive), then run again."
+    )
 
 
 @contextlib.contextmanager
@@ -104,13 +112,17 @@ def _archive_errors(what: str, where: str, nothing: str = "nothing was downloade
     except NotFoundError as exc:
         raise DandiError(f"{what}: {_reason(exc)} on {where}.") from None
     except UnknownURLError as exc:
-        raise DandiError(f"{what}: not a DANDI URL the dandi client understands ({_reason(exc)}).") from None
+        raise DandiError(
+            f"{what}: not a DANDI URL the dandi client understands ({_reason(exc)})."
+        ) from None
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
-            raise DandiError(f"{what}: the archive at {where} refused access (HTTP {status}). Embargoed or "
-                             f"private data needs an API key in <INSTANCE>_API_KEY (DANDI_API_KEY for "
-                             f"dandiarchive.org).") from None
+            raise DandiError(
+                f"{what}: the archive at {where} refused access (HTTP {status}). Embargoed or "
+                f"private data needs an API key in <INSTANCE>_API_KEY (DANDI_API_KEY for "
+                f"dandiarchive.org)."
+            ) from None
         raise _network_error(what, where, exc, nothing) from None
     except (requests.RequestException, FailedToConnectError) as exc:
         raise _network_error(what, where, exc, nothing) from None
@@ -128,9 +140,11 @@ def _target(spec: str, version: str | None):
         from dandi import dandiarchive as da
 
         if not DANDI_URL.search(text):  # dandi would chase redirects of any URL for minutes
-            raise DandiError(f"{spec}: not a DANDI archive URL. Expected https://<archive>/dandiset/<id>"
-                             f"[/<version>], an API URL (.../api/dandisets/<id>/..., .../api/assets/<id>/) "
-                             f"or dandi:<id>[/<path glob>].")
+            raise DandiError(
+                f"{spec}: not a DANDI archive URL. Expected https://<archive>/dandiset/<id>"
+                f"[/<version>], an API URL (.../api/dandisets/<id>/..., .../api/assets/<id>/) "
+                f"or dandi:<id>[/<path glob>]."
+            )
         with _archive_errors(spec, text):
             purl = da.parse_dandi_url(text, glob=True)
         asset_id = getattr(purl, "asset_id", None)
@@ -139,13 +153,19 @@ def _target(spec: str, version: str | None):
             glob = glob + "*"
         elif glob and glob.endswith("/"):
             glob += "*"
-        parsed = None if purl.dandiset_id is None else DandiSpec(purl.dandiset_id, purl.version_id, glob or None)
+        parsed = (
+            None
+            if purl.dandiset_id is None
+            else DandiSpec(purl.dandiset_id, purl.version_id, glob or None)
+        )
         instance = purl.instance
     else:
         parsed, asset_id, instance = parse_dandi_spec(text), None, archive_instance()
     if version is not None and parsed is not None:
         if parsed.version not in (None, version):
-            raise DandiError(f"{spec}: names version {parsed.version} but --version is {version}; give one.")
+            raise DandiError(
+                f"{spec}: names version {parsed.version} but --version is {version}; give one."
+            )
         parsed = DandiSpec(parsed.dandiset_id, version, parsed.glob)
     return instance, parsed, asset_id
 
@@ -157,17 +177,21 @@ def _dandiset(client, spec: str, parsed: DandiSpec, where: str):
     try:
         ds = client.get_dandiset(parsed.dandiset_id, lazy=False)
     except NotFoundError:
-        raise DandiError(f"{spec}: no dandiset {parsed.dandiset_id} on {where}. Check the six-digit id "
-                         f"(DANDI_INSTANCE selects the archive); embargoed dandisets need an API key "
-                         f"in <INSTANCE>_API_KEY.") from None
+        raise DandiError(
+            f"{spec}: no dandiset {parsed.dandiset_id} on {where}. Check the six-digit id "
+            f"(DANDI_INSTANCE selects the archive); embargoed dandisets need an API key "
+            f"in <INSTANCE>_API_KEY."
+        ) from None
     if parsed.version is None or parsed.version == ds.version_id:
         return ds
     try:
         return ds.for_version(ds.draft_version if parsed.version == "draft" else parsed.version)
     except NotFoundError:
         versions = [v.identifier for v in ds.get_versions()]
-        raise DandiError(f"{spec}: dandiset {parsed.dandiset_id} has no version {parsed.version}. "
-                         f"Available: {', '.join(versions)}.") from None
+        raise DandiError(
+            f"{spec}: dandiset {parsed.dandiset_id} has no version {parsed.version}. "
+            f"Available: {', '.join(versions)}."
+        ) from None
 
 
 def _glob_assets(client, ds, spec: str, glob: str) -> tuple[str, list]:
@@ -180,9 +204,11 @@ def _glob_assets(client, ds, spec: str, glob: str) -> tuple[str, list]:
     if not assets:
         page = client.get(f"{ds.version_api_path}assets/", params={"page_size": 5, "order": "path"})
         shown = "\n  ".join(a["path"] for a in page["results"]) or "(none: the version is empty)"
-        raise DandiError(f"{spec}: no asset of dandiset {ds.identifier} version {ds.version_id} matches "
-                         f"{glob!r} ('*' matches any characters, '/' included; matching ignores case). "
-                         f"{page['count']} assets exist, e.g.:\n  {shown}")
+        raise DandiError(
+            f"{spec}: no asset of dandiset {ds.identifier} version {ds.version_id} matches "
+            f"{glob!r} ('*' matches any characters, '/' included; matching ignores case). "
+            f"{page['count']} assets exist, e.g.:\n  {shown}"
+        )
     return glob, assets
 
 
@@ -221,14 +247,18 @@ def _remote_assets(spec: str, version: str | None = None) -> _Resolved:
                 try:
                     assets = [ds.get_asset(asset_id)]
                 except NotFoundError:
-                    raise DandiError(f"{spec}: dandiset {ds.identifier} version {ds.version_id} has no "
-                                     f"asset {asset_id}.") from None
+                    raise DandiError(
+                        f"{spec}: dandiset {ds.identifier} version {ds.version_id} has no "
+                        f"asset {asset_id}."
+                    ) from None
             elif parsed.glob:
                 glob, assets = _glob_assets(client, ds, spec, parsed.glob)
             else:
                 assets = list(ds.get_assets(order="path"))
                 if not assets:
-                    raise DandiError(f"{spec}: dandiset {ds.identifier} version {ds.version_id} has no assets.")
+                    raise DandiError(
+                        f"{spec}: dandiset {ds.identifier} version {ds.version_id} has no assets."
+                    )
         for a in assets:  # fetch metadata (digests, contentUrl) while the client is open
             a.get_raw_metadata()
         return _Resolved(instance, ds, assets, glob, asset_id)
@@ -240,10 +270,17 @@ def _as_source(asset, instance) -> DandiAsset:
     download_url = getattr(asset, "download_url", None) or asset.base_download_url
     api = instance.api.rstrip("/").lower()
     direct = [u for u in md.get("contentUrl", []) if not u.lower().startswith(api)]
-    return DandiAsset(api_url=instance.api.rstrip("/"), dandiset_id=getattr(asset, "dandiset_id", None),
-                      version=getattr(asset, "version_id", None), path=asset.path, asset_id=asset.identifier,
-                      size=int(asset.size), etag=etag, download_url=download_url,
-                      content_url=direct[0] if direct else download_url)
+    return DandiAsset(
+        api_url=instance.api.rstrip("/"),
+        dandiset_id=getattr(asset, "dandiset_id", None),
+        version=getattr(asset, "version_id", None),
+        path=asset.path,
+        asset_id=asset.identifier,
+        size=int(asset.size),
+        etag=etag,
+        download_url=download_url,
+        content_url=direct[0] if direct else download_url,
+    )
 
 
 def resolve(spec: str, version: str | None = None) -> list[DandiAsset]:
@@ -269,8 +306,10 @@ def resolve_one(spec: str) -> DandiAsset:
     assets = [a for a in found if a.path.lower().endswith(".nwb")] or found
     if len(assets) != 1:
         shown = "\n  ".join(str(a) for a in assets[:5])
-        raise DandiError(f"{spec}: names {len(assets)} assets, but one file is needed here. Name one "
-                         f"by its path, e.g.:\n  {shown}")
+        raise DandiError(
+            f"{spec}: names {len(assets)} assets, but one file is needed here. Name one "
+            f"by its path, e.g.:\n  {shown}"
+        )
     return assets[0]
 
 
@@ -279,17 +318,25 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^\w.-]+", "_", text)
 
 
-def _run_downloader(purl, out_dir: Path, *, get_metadata: bool, preserve_tree: bool, progress: bool,
-                    what: str) -> list[Path]:
+def _run_downloader(
+    purl, out_dir: Path, *, get_metadata: bool, preserve_tree: bool, progress: bool, what: str
+) -> list[Path]:
     """Run dandi's Downloader for ``purl`` into ``out_dir``; return the asset files; raise on errors."""
     from dandi.consts import DOWNLOAD_SUFFIX  # where dandi keeps a partial download until complete
     from dandi.download import Downloader, DownloadExisting
     from tqdm.auto import tqdm
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    downloader = Downloader(url=purl, output_dir=out_dir, existing=DownloadExisting.OVERWRITE_DIFFERENT,
-                            get_metadata=get_metadata, get_assets=True, preserve_tree=preserve_tree,
-                            jobs_per_zarr=None, on_error="raise")
+    downloader = Downloader(
+        url=purl,
+        output_dir=out_dir,
+        existing=DownloadExisting.OVERWRITE_DIFFERENT,
+        get_metadata=get_metadata,
+        get_assets=True,
+        preserve_tree=preserve_tree,
+        jobs_per_zarr=None,
+        on_error="raise",
+    )
     status: dict[str, dict] = {}
     bars: dict[str, tqdm] = {}
     try:
@@ -299,7 +346,9 @@ def _run_downloader(purl, out_dir: Path, *, get_metadata: bool, preserve_tree: b
                 st = status.setdefault(path, {})
                 st.update({k: v for k, v in rec.items() if k != "path"})
                 if "size" in rec and progress and path not in bars:
-                    bars[path] = tqdm(total=rec["size"], desc=path, unit="B", unit_scale=True, file=sys.stderr)
+                    bars[path] = tqdm(
+                        total=rec["size"], desc=path, unit="B", unit_scale=True, file=sys.stderr
+                    )
                 if "done" in rec and path in bars:
                     bars[path].update(rec["done"] - bars[path].n)
                 if rec.get("status") in ("done", "error", "skipped") and path in bars:
@@ -314,17 +363,23 @@ def _run_downloader(purl, out_dir: Path, *, get_metadata: bool, preserve_tree: b
         target = out_dir / path
         if st.get("checksum") == "differs":
             target.unlink(missing_ok=True)
-            failures.append(f"{path}: checksum mismatch ({st.get('message')}); the file was removed, "
-                            f"run again to download it afresh")
+            failures.append(
+                f"{path}: checksum mismatch ({st.get('message')}); the file was removed, "
+                f"run again to download it afresh"
+            )
         elif st.get("status") == "error":
-            failures.append(f"{path}: download failed after retries ({st.get('message')}); no incomplete "
-                            f"file was left at {target}; {_partial_note(target, DOWNLOAD_SUFFIX)}")
+            failures.append(
+                f"{path}: download failed after retries ({st.get('message')}); no incomplete "
+                f"file was left at {target}; {_partial_note(target, DOWNLOAD_SUFFIX)}"
+            )
         elif not _is_metadata(path):
             files.append(target)
     if failures:
         n_assets = sum(not _is_metadata(p) for p in status)
-        raise DandiError(f"{what}: {len(failures)} of {n_assets} downloads from {purl.instance.api} "
-                         f"failed:\n  " + "\n  ".join(failures))
+        raise DandiError(
+            f"{what}: {len(failures)} of {n_assets} downloads from {purl.instance.api} "
+            f"failed:\n  " + "\n  ".join(failures)
+        )
     return files
 
 
@@ -341,11 +396,14 @@ def _partial_note(target: Path, suffix: str) -> str:
     if received == 0:
         shutil.rmtree(partial, ignore_errors=True)
         return "nothing partial was left"
-    return f"the {received} bytes received are kept in {partial} and the next run resumes from there"
+    return (
+        f"the {received} bytes received are kept in {partial} and the next run resumes from there"
+    )
 
 
-def download(spec: str, out_dir: str | os.PathLike, version: str | None = None, *,
-             progress: bool = True) -> list[Path]:
+def download(
+    spec: str, out_dir: str | os.PathLike, version: str | None = None, *, progress: bool = True
+) -> list[Path]:
     """Download a whole dandiset, or the assets matching a glob, keeping the archive's layout.
 
     Files land in ``out_dir/<dandiset id>/<asset path>`` (with ``dandiset.yaml`` beside them,
@@ -367,7 +425,9 @@ def download(spec: str, out_dir: str | os.PathLike, version: str | None = None, 
     """
     from dandi.dandiarchive import AssetGlobURL, AssetIDURL, BaseAssetIDURL, DandisetURL
 
-    found = _remote_assets(spec.strip(), version)  # a bare id is fine here: parse_dandi_spec takes it
+    found = _remote_assets(
+        spec.strip(), version
+    )  # a bare id is fine here: parse_dandi_spec takes it
     ds = found.dandiset
     if ds is None:  # an asset URL without its dandiset
         purl = BaseAssetIDURL(instance=found.instance, asset_id=found.asset_id)
@@ -379,8 +439,14 @@ def download(spec: str, out_dir: str | os.PathLike, version: str | None = None, 
             purl = AssetGlobURL(path=found.glob, **kw)
         else:
             purl = DandisetURL(**kw)
-    return _run_downloader(purl, Path(out_dir).expanduser(), get_metadata=ds is not None, preserve_tree=True,
-                           progress=progress, what=spec)
+    return _run_downloader(
+        purl,
+        Path(out_dir).expanduser(),
+        get_metadata=ds is not None,
+        preserve_tree=True,
+        progress=progress,
+        what=spec,
+    )
 
 
 def fetch_assets(assets: list[DandiAsset], cache_dir=None, *, progress: bool = True) -> list[Path]:
@@ -397,12 +463,27 @@ def fetch_assets(assets: list[DandiAsset], cache_dir=None, *, progress: bool = T
             purl = BaseAssetIDURL(instance=instance, asset_id=asset.asset_id)
             folder = root / _safe_name(instance.name) / "assets" / asset.asset_id
         else:
-            purl = AssetIDURL(instance=instance, dandiset_id=asset.dandiset_id, version_id=asset.version,
-                              asset_id=asset.asset_id)
-            folder = (root / _safe_name(instance.name) / asset.dandiset_id / asset.version
-                      / Path(*asset.path.split("/")[:-1]))
-        files = _run_downloader(purl, folder, get_metadata=False, preserve_tree=False, progress=progress,
-                                what=str(asset))
+            purl = AssetIDURL(
+                instance=instance,
+                dandiset_id=asset.dandiset_id,
+                version_id=asset.version,
+                asset_id=asset.asset_id,
+            )
+            folder = (
+                root
+                / _safe_name(instance.name)
+                / asset.dandiset_id
+                / asset.version
+                / Path(*asset.path.split("/")[:-1])
+            )
+        files = _run_downloader(
+            purl,
+            folder,
+            get_metadata=False,
+            preserve_tree=False,
+            progress=progress,
+            what=str(asset),
+        )
         out.append(files[0])
     return out
 
@@ -427,8 +508,10 @@ def network_timeout() -> tuple[float, float]:
         if not seconds > 0:
             raise ValueError
     except ValueError:
-        raise DandiError(f"{TIMEOUT_ENV}={value!r} is not a positive number of seconds; "
-                         f"unset it for the default {NETWORK_TIMEOUT_S[1]:g} s.") from None
+        raise DandiError(
+            f"{TIMEOUT_ENV}={value!r} is not a positive number of seconds; "
+            f"unset it for the default {NETWORK_TIMEOUT_S[1]:g} s."
+        ) from None
     return (seconds, seconds)
 
 
@@ -449,7 +532,9 @@ def _timeout_session(stall_is_connection_error: bool = False):
             except requests.ReadTimeout as exc:
                 if not stall_is_connection_error:
                     raise
-                raise requests.ConnectionError(f"no answer within {timeout_s[1]:g} s ({exc})") from exc
+                raise requests.ConnectionError(
+                    f"no answer within {timeout_s[1]:g} s ({exc})"
+                ) from exc
 
     return _Session()
 
@@ -470,8 +555,12 @@ def _probe_blob(asset: DandiAsset, tries: int = 4) -> None:
         if attempt:
             time.sleep(0.2 * 2 ** (attempt - 1))
         try:
-            with requests.get(asset.content_url, headers={"Range": "bytes=0-0"}, stream=True,
-                              timeout=network_timeout()) as resp:
+            with requests.get(
+                asset.content_url,
+                headers={"Range": "bytes=0-0"},
+                stream=True,
+                timeout=network_timeout(),
+            ) as resp:
                 status, reason, headers = resp.status_code, resp.reason, resp.headers
         except requests.RequestException:
             if attempt == tries - 1:
@@ -479,8 +568,11 @@ def _probe_blob(asset: DandiAsset, tries: int = 4) -> None:
             continue
         if status in (200, 206):
             crange = headers.get("Content-Range", "")
-            size = int(crange.rsplit("/", 1)[1]) if status == 206 and "/" in crange \
+            size = (
+                int(crange.rsplit("/", 1)[1])
+                if status == 206 and "/" in crange
                 else int(headers.get("Content-Length", -1))
+            )
             if size != asset.size:
                 raise RuntimeError(f"the blob has {size} bytes, the archive lists {asset.size}")
             return
@@ -489,7 +581,7 @@ def _probe_blob(asset: DandiAsset, tries: int = 4) -> None:
 
 
 @contextlib.contextmanager
-def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator["pynwb.NWBFile"]:  # noqa: F821
+def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator[pynwb.NWBFile]:  # noqa: F821
     """Open a DANDI asset read-only without downloading it: HTTP range reads through ``remfile``.
 
     Blocks that were read are kept in ``<cache_dir>/.remfile-blocks`` (remfile's disk cache;
@@ -506,12 +598,16 @@ def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator["pynwb.NWBFile"]: 
     except DandiError:
         raise
     except Exception as exc:
-        raise DandiError(f"{asset}: cannot stream {asset.content_url} ({type(exc).__name__}: {_reason(exc)}); "
-                         f"nothing was opened. Check the network connection; embargoed assets cannot be "
-                         f"streamed: download them ('nwb-lfads download', with <INSTANCE>_API_KEY set).") from None
+        raise DandiError(
+            f"{asset}: cannot stream {asset.content_url} ({type(exc).__name__}: {_reason(exc)}); "
+            f"nothing was opened. Check the network connection; embargoed assets cannot be "
+            f"streamed: download them ('nwb-lfads download', with <INSTANCE>_API_KEY set)."
+        ) from None
     # the size is known (from the archive and the probe), so remfile makes no length request of its own;
     # its range reads go through a session whose every request has a timeout (remfile retries on it)
-    rfile = remfile.File(asset.content_url, disk_cache=remfile.DiskCache(str(blocks)), _size=asset.size)
+    rfile = remfile.File(
+        asset.content_url, disk_cache=remfile.DiskCache(str(blocks)), _size=asset.size
+    )
     if getattr(rfile, "session", None) is not None:
         rfile.session.close()
     rfile.session = _timeout_session()
@@ -520,9 +616,11 @@ def open_asset(asset: DandiAsset, cache_dir=None) -> Iterator["pynwb.NWBFile"]: 
         io = pynwb.NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
         nwbfile = io.read()
     except Exception as exc:
-        raise InputFileError(f"{asset}: cannot be read as NWB while streaming from {asset.content_url} "
-                             f"({type(exc).__name__}: {_reason(exc)}). Download it with "
-                             f"'nwb-lfads download' and check the file.") from None
+        raise InputFileError(
+            f"{asset}: cannot be read as NWB while streaming from {asset.content_url} "
+            f"({type(exc).__name__}: {_reason(exc)}). Download it with "
+            f"'nwb-lfads download' and check the file."
+        ) from None
     try:
         yield nwbfile
     finally:

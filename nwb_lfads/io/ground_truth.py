@@ -31,7 +31,10 @@ def read_ground_truth(source, ds, *, module: str = MODULE, series: str = SERIES)
     import xarray as xr
 
     with open_nwb(source) as nwbfile:
-        if module not in nwbfile.processing or series not in nwbfile.processing[module].data_interfaces:
+        if (
+            module not in nwbfile.processing
+            or series not in nwbfile.processing[module].data_interfaces
+        ):
             return None
         ts = nwbfile.processing[module][series]
         data = np.asarray(ts.data[:], dtype=np.float32)
@@ -49,5 +52,9 @@ def read_ground_truth(source, ds, *, module: str = MODULE, series: str = SERIES)
     ok = np.abs(stamps[nearest] - centres) <= 0.5 * float(ds.attrs["bin_size"]) + 1e-9
     out = data[nearest][..., cols]  # [trials, T, units]
     out[~ok] = np.nan
-    return xr.DataArray(out, dims=("trial", "time", "unit"),
-                        coords={k: v for k, v in ds.spikes.coords.items()}, name="true_rates")
+    return xr.DataArray(
+        out,
+        dims=("trial", "time", "unit"),
+        coords={k: v for k, v in ds.spikes.coords.items()},
+        name="true_rates",
+    )

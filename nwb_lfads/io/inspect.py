@@ -20,7 +20,9 @@ import numpy as np
 from .open import open_nwb, source_name
 
 MAX_SERIES_PREVIEW = 50  # objects listed per processing module
-MAX_DISTINCT_TEXT = 10  # text columns with at most this many distinct values list them (--eval-trials COL=VALUE)
+MAX_DISTINCT_TEXT = (
+    10  # text columns with at most this many distinct values list them (--eval-trials COL=VALUE)
+)
 
 
 def _py(value):
@@ -44,9 +46,16 @@ def _units_summary(units) -> dict[str, Any] | None:
     if units is None:
         return None
     n_units = len(units.id)
-    out: dict[str, Any] = {"count": n_units, "columns": list(units.colnames), "heldout_candidates": [],
-                           "total_spikes": 0, "silent_units": 0, "firing_rate_hz": None,
-                           "first_spike": None, "last_spike": None}
+    out: dict[str, Any] = {
+        "count": n_units,
+        "columns": list(units.colnames),
+        "heldout_candidates": [],
+        "total_spikes": 0,
+        "silent_units": 0,
+        "firing_rate_hz": None,
+        "first_spike": None,
+        "last_spike": None,
+    }
     for name in units.colnames:
         col = units[name]
         if type(col).__name__ == "VectorData" and _dtype(col.data) == np.bool_:
@@ -70,10 +79,14 @@ def _units_summary(units) -> dict[str, Any] | None:
     with np.errstate(divide="ignore", invalid="ignore"):
         rates = np.where(observed > 0, counts / observed, np.nan)
     if np.isfinite(rates).any():
-        out["firing_rate_hz"] = {"min": float(np.nanmin(rates)), "median": float(np.nanmedian(rates)),
-                                 "max": float(np.nanmax(rates)),
-                                 "over": "obs_intervals" if "obs_intervals" in units.colnames
-                                 else "first to last spike of the session"}
+        out["firing_rate_hz"] = {
+            "min": float(np.nanmin(rates)),
+            "median": float(np.nanmedian(rates)),
+            "max": float(np.nanmax(rates)),
+            "over": "obs_intervals"
+            if "obs_intervals" in units.colnames
+            else "first to last spike of the session",
+        }
     return out
 
 
@@ -101,8 +114,14 @@ def _table_columns(table, span: tuple[float, float] | None) -> list[dict[str, An
     for name in table.colnames:
         col = table[name]
         kind = type(col).__name__
-        entry: dict[str, Any] = {"name": name, "kind": kind, "dtype": None, "numeric": False,
-                                 "non_nan": None, "align_candidate": False}
+        entry: dict[str, Any] = {
+            "name": name,
+            "kind": kind,
+            "dtype": None,
+            "numeric": False,
+            "non_nan": None,
+            "align_candidate": False,
+        }
         if kind == "VectorData":
             values = np.asarray(col.data[:])
             entry["dtype"] = "text" if values.dtype.kind in "OSU" else str(values.dtype)
@@ -129,10 +148,17 @@ def _trials_summary(trials) -> dict[str, Any] | None:
     n = len(trials.id)
     span = None
     if n:
-        span = (float(np.min(trials["start_time"].data[:])), float(np.max(trials["stop_time"].data[:])))
+        span = (
+            float(np.min(trials["start_time"].data[:])),
+            float(np.max(trials["stop_time"].data[:])),
+        )
     columns = _table_columns(trials, span)
-    return {"count": n, "span": list(span) if span else None, "columns": columns,
-            "align_candidates": [c["name"] for c in columns if c["align_candidate"]]}
+    return {
+        "count": n,
+        "span": list(span) if span else None,
+        "columns": columns,
+        "align_candidates": [c["name"] for c in columns if c["align_candidate"]],
+    }
 
 
 def _series_entry(name: str, obj) -> dict[str, Any]:
@@ -151,15 +177,22 @@ def _container_entries(name: str, obj) -> list[dict[str, Any]]:
     """A TimeSeries as one entry; a container of series (Position, BehavioralTimeSeries...) as its children."""
     children = getattr(obj, "time_series", None) or getattr(obj, "spatial_series", None)
     if isinstance(children, dict) and children:
-        return [dict(_series_entry(child, c), name=f"{name}/{child}") for child, c in children.items()]
+        return [
+            dict(_series_entry(child, c), name=f"{name}/{child}") for child, c in children.items()
+        ]
     return [_series_entry(name, obj)]
 
 
 def _is_behaviour(entry: dict[str, Any]) -> bool:
     """Acquisition series that could serve as behaviour: low-dimensional, not raw voltage or images."""
     shape = entry.get("shape")
-    return (entry["type"] not in ("ElectricalSeries", "ImageSeries", "TwoPhotonSeries", "OnePhotonSeries")
-            and shape is not None and 1 <= len(shape) <= 2 and (len(shape) == 1 or shape[1] <= 64))
+    return (
+        entry["type"]
+        not in ("ElectricalSeries", "ImageSeries", "TwoPhotonSeries", "OnePhotonSeries")
+        and shape is not None
+        and 1 <= len(shape) <= 2
+        and (len(shape) == 1 or shape[1] <= 64)
+    )
 
 
 def summarize(source) -> dict[str, Any]:
@@ -187,13 +220,19 @@ def summarize(source) -> dict[str, Any]:
         if extent is not None:
             duration = {"start": extent[0], "stop": extent[1], "from": "obs_intervals"}
         elif units and units["first_spike"] is not None:
-            duration = {"start": units["first_spike"], "stop": units["last_spike"], "from": "spike times"}
+            duration = {
+                "start": units["first_spike"],
+                "stop": units["last_spike"],
+                "from": "spike times",
+            }
         else:
             duration = {"start": None, "stop": None, "from": None}
         if duration["start"] is not None:
             duration["seconds"] = duration["stop"] - duration["start"]
-        intervals = [{"name": name, "rows": len(table.id), "columns": list(table.colnames)}
-                     for name, table in nwbfile.intervals.items()]
+        intervals = [
+            {"name": name, "rows": len(table.id), "columns": list(table.colnames)}
+            for name, table in nwbfile.intervals.items()
+        ]
         processing = {}
         for mod_name, module in nwbfile.processing.items():
             entries = []
@@ -207,12 +246,17 @@ def summarize(source) -> dict[str, Any]:
                 acquisition.append(entry)
         subject = None
         if nwbfile.subject is not None:
-            subject = {k: _py(getattr(nwbfile.subject, k, None)) for k in ("subject_id", "species", "sex", "age")}
+            subject = {
+                k: _py(getattr(nwbfile.subject, k, None))
+                for k in ("subject_id", "species", "sex", "age")
+            }
         return {
             "source": source_name(source),
             "identifier": nwbfile.identifier,
             "session_description": nwbfile.session_description,
-            "session_start_time": nwbfile.session_start_time.isoformat() if nwbfile.session_start_time else None,
+            "session_start_time": nwbfile.session_start_time.isoformat()
+            if nwbfile.session_start_time
+            else None,
             "subject": subject,
             "units": units,
             "duration": duration,
@@ -229,24 +273,34 @@ def _fmt_time(seconds) -> str:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """Render :func:`summarize`'s dict as indented text for a person."""
-    lines = [summary["source"], f"  identifier: {summary['identifier']}",
-             f"  session: {summary['session_description']} (start {summary['session_start_time']})"]
+    lines = [
+        summary["source"],
+        f"  identifier: {summary['identifier']}",
+        f"  session: {summary['session_description']} (start {summary['session_start_time']})",
+    ]
     subject = summary.get("subject")
     if subject and any(subject.values()):
         lines.append("  subject: " + ", ".join(f"{k} {v}" for k, v in subject.items() if v))
     dur = summary["duration"]
     if dur["start"] is not None:
-        lines.append(f"  duration: {dur['seconds']:.3f} s ({_fmt_time(dur['start'])} to "
-                     f"{_fmt_time(dur['stop'])}, from {dur['from']})")
+        lines.append(
+            f"  duration: {dur['seconds']:.3f} s ({_fmt_time(dur['start'])} to "
+            f"{_fmt_time(dur['stop'])}, from {dur['from']})"
+        )
     units = summary["units"]
     if units is None:
         lines.append("  units: none (no Units table; nwb-lfads needs spike times)")
     else:
         rate = units["firing_rate_hz"]
-        rate_txt = (f"; firing rate {rate['min']:.2f}-{rate['max']:.2f} Hz (median {rate['median']:.2f})"
-                    if rate else "")
-        lines.append(f"  units: {units['count']} ({units['silent_units']} silent), "
-                     f"{units['total_spikes']:,} spikes{rate_txt}")
+        rate_txt = (
+            f"; firing rate {rate['min']:.2f}-{rate['max']:.2f} Hz (median {rate['median']:.2f})"
+            if rate
+            else ""
+        )
+        lines.append(
+            f"  units: {units['count']} ({units['silent_units']} silent), "
+            f"{units['total_spikes']:,} spikes{rate_txt}"
+        )
         lines.append(f"    columns: {', '.join(units['columns']) or '-'}")
         if units["heldout_candidates"]:
             lines.append(f"    usable as --heldout-units: {', '.join(units['heldout_candidates'])}")
@@ -265,14 +319,19 @@ def format_summary(summary: dict[str, Any]) -> str:
                 tags.append("usable as --align-to")
             lines.append(f"    {c['name']}: {', '.join(tags)}")
     if summary["intervals"]:
-        lines.append("  intervals: " + ", ".join(f"{i['name']} ({i['rows']} rows)" for i in summary["intervals"]))
+        lines.append(
+            "  intervals: "
+            + ", ".join(f"{i['name']} ({i['rows']} rows)" for i in summary["intervals"])
+        )
     for mod, entries in summary["processing"].items():
         lines.append(f"  processing/{mod}:")
         lines.extend(f"    {_entry_text(e)}" for e in entries)
     if summary["acquisition"]:
         lines.append("  acquisition:")
-        lines.extend(f"    {_entry_text(e)}{' (usable as behaviour)' if e['behaviour_candidate'] else ''}"
-                     for e in summary["acquisition"])
+        lines.extend(
+            f"    {_entry_text(e)}{' (usable as behaviour)' if e['behaviour_candidate'] else ''}"
+            for e in summary["acquisition"]
+        )
     return "\n".join(lines)
 
 

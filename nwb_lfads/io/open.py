@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InputFileError
 
@@ -27,32 +27,42 @@ def check_nwb_path(path: str | os.PathLike) -> Path:
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise InputFileError(f"{p}: file not found. Check the path (globs must be quoted or match files).")
+        raise InputFileError(
+            f"{p}: file not found. Check the path (globs must be quoted or match files)."
+        )
     if p.is_dir():
-        raise InputFileError(f"{p}: is a folder, not an NWB file. Pass the .nwb files inside it, e.g. '{p}/*.nwb'.")
+        raise InputFileError(
+            f"{p}: is a folder, not an NWB file. Pass the .nwb files inside it, e.g. '{p}/*.nwb'."
+        )
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head != HDF5_SIGNATURE:
         import h5py  # user block or other offsets are rare; let h5py decide
 
         if not h5py.is_hdf5(p):
-            raise InputFileError(f"{p}: not an HDF5 file, so not an NWB file (zarr NWB is not supported). "
-                                 f"Check that the download completed.")
+            raise InputFileError(
+                f"{p}: not an HDF5 file, so not an NWB file (zarr NWB is not supported). "
+                f"Check that the download completed."
+            )
     import h5py
 
     try:
         with h5py.File(p, "r") as f:
             is_nwb = "nwb_version" in f.attrs or ("general" in f and "acquisition" in f)
     except OSError as exc:
-        raise InputFileError(f"{p}: HDF5 file cannot be read ({exc}); it may be truncated or corrupt.") from None
+        raise InputFileError(
+            f"{p}: HDF5 file cannot be read ({exc}); it may be truncated or corrupt."
+        ) from None
     if not is_nwb:
-        raise InputFileError(f"{p}: HDF5 file without NWB structure (no 'nwb_version' attribute). "
-                             f"Convert it to NWB first (e.g. with neuroconv).")
+        raise InputFileError(
+            f"{p}: HDF5 file without NWB structure (no 'nwb_version' attribute). "
+            f"Convert it to NWB first (e.g. with neuroconv)."
+        )
     return p
 
 
 @contextlib.contextmanager
-def open_nwb(source) -> Iterator["pynwb.NWBFile"]:  # noqa: F821
+def open_nwb(source) -> Iterator[pynwb.NWBFile]:  # noqa: F821
     """Open ``source`` read-only and yield its ``pynwb.NWBFile``.
 
     Args:
@@ -70,7 +80,9 @@ def open_nwb(source) -> Iterator["pynwb.NWBFile"]:  # noqa: F821
     if isinstance(source, DandiAsset) or is_dandi_spec(source):
         from .dandi import open_asset, resolve_one
 
-        with open_asset(source if isinstance(source, DandiAsset) else resolve_one(source)) as nwbfile:
+        with open_asset(
+            source if isinstance(source, DandiAsset) else resolve_one(source)
+        ) as nwbfile:
             yield nwbfile
         return
     path = check_nwb_path(source)
@@ -78,7 +90,9 @@ def open_nwb(source) -> Iterator["pynwb.NWBFile"]:  # noqa: F821
         io = pynwb.NWBHDF5IO(str(path), mode="r", load_namespaces=True)
         nwbfile = io.read()
     except Exception as exc:  # pynwb raises many kinds on malformed files
-        raise InputFileError(f"{path}: pynwb cannot read it as NWB ({type(exc).__name__}: {exc}).") from None
+        raise InputFileError(
+            f"{path}: pynwb cannot read it as NWB ({type(exc).__name__}: {exc})."
+        ) from None
     try:
         yield nwbfile
     finally:

@@ -47,9 +47,11 @@ def provenance_rows(results, provenance: dict | None, source_name: str = "") -> 
     """Flat ``{key: plain value}`` of what produced these results (version, data, config, metrics)."""
     from .. import __version__
 
-    rows = {"nwb_lfads_version": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "source": source_name}
+    rows = {
+        "nwb_lfads_version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "source": source_name,
+    }
     for key in ("session_id", "bin_size", "align_to", "window", "window_length", "overlap"):
         if key in results.attrs:
             _flatten(key, results.attrs[key], rows)
@@ -65,9 +67,13 @@ def as_text(value) -> str:
 def provenance_table(rows: dict):
     from hdmf.common import DynamicTable
 
-    table = DynamicTable(name="provenance", description=(
-        "How these LFADS results were produced: one row per setting (dotted keys for nested "
-        "configuration, e.g. config.model.gen_dim), values as text (JSON for numbers and lists)."))
+    table = DynamicTable(
+        name="provenance",
+        description=(
+            "How these LFADS results were produced: one row per setting (dotted keys for nested "
+            "configuration, e.g. config.model.gen_dim), values as text (JSON for numbers and lists)."
+        ),
+    )
     table.add_column(name="key", description="setting name, dotted for nested configuration")
     table.add_column(name="value", description="value as text (JSON for non-strings)")
     for key, value in rows.items():
@@ -78,11 +84,16 @@ def provenance_table(rows: dict):
 def module_description(rows: dict, series: list[str]) -> str:
     """One paragraph for ``processing/lfads``: what it holds, up to 8 final metrics (rows under a
     ``metrics`` or ``final_metrics`` key), then every row as JSON."""
-    metrics = {k.split(".", 1)[1]: v for k, v in rows.items()
-               if "." in k and k.split(".", 1)[0] in ("metrics", "final_metrics")}
+    metrics = {
+        k.split(".", 1)[1]: v
+        for k, v in rows.items()
+        if "." in k and k.split(".", 1)[0] in ("metrics", "final_metrics")
+    }
     shown = "; ".join(f"{k}={as_text(v)}" for k, v in list(metrics.items())[:8])
-    return (f"LFADS (latent factor analysis via dynamical systems) results written by nwb-lfads "
-            f"{rows['nwb_lfads_version']}: {', '.join(series)}."
-            + (f" Final metrics: {shown}." if shown else "")
-            + " The 'provenance' table lists the package version, the resolved configuration and "
-              "the final metrics; the same as JSON: " + json.dumps(rows, default=str))
+    return (
+        f"LFADS (latent factor analysis via dynamical systems) results written by nwb-lfads "
+        f"{rows['nwb_lfads_version']}: {', '.join(series)}."
+        + (f" Final metrics: {shown}." if shown else "")
+        + " The 'provenance' table lists the package version, the resolved configuration and "
+        "the final metrics; the same as JSON: " + json.dumps(rows, default=str)
+    )

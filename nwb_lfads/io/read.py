@@ -56,8 +56,10 @@ def _whole_bins(length: float, bin_size: float, what: str, name: str) -> int:
     """``length / bin_size`` as an int, or AlignmentError when it is not a whole number."""
     n = int(round(length / bin_size))
     if abs(n * bin_size - length) > 1e-6 * bin_size:
-        raise AlignmentError(f"{name}: {what} of {length:g} s is not a whole number of {bin_size:g} s bins "
-                             f"({length / bin_size:.4f} bins). Choose a {what} that is a multiple of bin_size.")
+        raise AlignmentError(
+            f"{name}: {what} of {length:g} s is not a whole number of {bin_size:g} s bins "
+            f"({length / bin_size:.4f} bins). Choose a {what} that is a multiple of bin_size."
+        )
     return n
 
 
@@ -65,11 +67,15 @@ def _tolerance(bin_size: float) -> float:
     return 1e-6 * bin_size
 
 
-def _trial_plan(nwbfile, name, bin_size, align_to, window, selection, clip, include, spikes) -> _Plan:
+def _trial_plan(
+    nwbfile, name, bin_size, align_to, window, selection, clip, include, spikes
+) -> _Plan:
     trials = nwbfile.trials
     if trials is None or len(trials) == 0:
-        raise NwbContentError(f"{name}: align_to='{align_to}' needs a trials table, and the file has none. "
-                              f"Pass align_to=None to cut the recording into continuous windows.")
+        raise NwbContentError(
+            f"{name}: align_to='{align_to}' needs a trials table, and the file has none. "
+            f"Pass align_to=None to cut the recording into continuous windows."
+        )
     events = tables.event_times(trials, align_to, name)
     ids = np.asarray(tables.read_array(trials.id.data), dtype=np.int64)
     rows = tables.select_trials(trials, ids, selection, name)
@@ -79,17 +85,23 @@ def _trial_plan(nwbfile, name, bin_size, align_to, window, selection, clip, incl
         after = (stop_time - events)[rows]
         after = after[np.isfinite(after)]
         if after.size == 0:
-            raise AlignmentError(f"{name}: no default window: no selected trial has a finite '{align_to}'. "
-                                 f"Choose another align_to or other trials.")
+            raise AlignmentError(
+                f"{name}: no default window: no selected trial has a finite '{align_to}'. "
+                f"Choose another align_to or other trials."
+            )
         n = int(math.floor(after.min() / bin_size + 1e-6))
         if n < 1:
-            raise AlignmentError(f"{name}: no default window: the shortest time from '{align_to}' to a trial's "
-                                 f"stop_time is under one bin. Pass window=(start, stop) in seconds.")
+            raise AlignmentError(
+                f"{name}: no default window: the shortest time from '{align_to}' to a trial's "
+                f"stop_time is under one bin. Pass window=(start, stop) in seconds."
+            )
         window = (0.0, n * bin_size)
     window = (float(window[0]), float(window[1]))
     if not window[0] < window[1]:
-        raise AlignmentError(f"{name}: window {window} starts at or after its stop. "
-                             f"Pass window=(start, stop) with start < stop, in seconds around the event.")
+        raise AlignmentError(
+            f"{name}: window {window} starts at or after its stop. "
+            f"Pass window=(start, stop) with start < stop, in seconds around the event."
+        )
     n_bins = _whole_bins(window[1] - window[0], bin_size, "window length", name)
 
     starts = events[rows] + window[0]
@@ -106,9 +118,12 @@ def _trial_plan(nwbfile, name, bin_size, align_to, window, selection, clip, incl
     reasons[f"window reaching outside the recorded span [{span[0]:g}, {span[1]:g}] s"] = outside
     if clip:
         beyond = np.zeros_like(finite)
-        beyond[finite] = ((starts[finite] < start_time[rows][finite] - tol)
-                          | (stops[finite] > stop_time[rows][finite] + tol))
-        reasons["window reaching past the trial's start_time/stop_time (clip_to_trial=True)"] = beyond & ~outside
+        beyond[finite] = (starts[finite] < start_time[rows][finite] - tol) | (
+            stops[finite] > stop_time[rows][finite] + tol
+        )
+        reasons["window reaching past the trial's start_time/stop_time (clip_to_trial=True)"] = (
+            beyond & ~outside
+        )
     drop = np.zeros(rows.size, dtype=bool)
     summary = []
     for why, mask in reasons.items():
@@ -118,49 +133,89 @@ def _trial_plan(nwbfile, name, bin_size, align_to, window, selection, clip, incl
         drop |= mask
     dropped = ids[rows[drop]].tolist()
     if drop.all():
-        raise SelectionError(f"{name}: no trials left after dropping {'; '.join(summary)}. "
-                             f"Check align_to and window={window}.")
+        raise SelectionError(
+            f"{name}: no trials left after dropping {'; '.join(summary)}. "
+            f"Check align_to and window={window}."
+        )
     if dropped:
-        warnings.warn(f"{name}: dropped {len(dropped)} of {rows.size} trials ({'; '.join(summary)}); "
-                      f"their ids are in attrs['dropped_trials'].", stacklevel=3)
+        warnings.warn(
+            f"{name}: dropped {len(dropped)} of {rows.size} trials ({'; '.join(summary)}); "
+            f"their ids are in attrs['dropped_trials'].",
+            stacklevel=3,
+        )
     rows = rows[~drop]
     coords = {}
     for col, values in tables.trial_columns(trials, include).items():
         coords[f"trials_{col}" if col in RESERVED else col] = values[rows]
-    return _Plan(starts=starts[~drop], align_time=events[rows], trial_ids=ids[rows], window=window,
-                 n_bins=n_bins, coords=coords, dropped=dropped)
+    return _Plan(
+        starts=starts[~drop],
+        align_time=events[rows],
+        trial_ids=ids[rows],
+        window=window,
+        n_bins=n_bins,
+        coords=coords,
+        dropped=dropped,
+    )
 
 
-def _continuous_plan(nwbfile, name, bin_size, window, window_length, overlap, selection, spikes) -> _Plan:
+def _continuous_plan(
+    nwbfile, name, bin_size, window, window_length, overlap, selection, spikes
+) -> _Plan:
     if selection is not None or window is not None:
-        raise AlignmentError(f"{name}: trials= and window= need align_to (a trials column). In continuous "
-                             f"mode (align_to=None) set window_length= and overlap= instead.")
+        raise AlignmentError(
+            f"{name}: trials= and window= need align_to (a trials column). In continuous "
+            f"mode (align_to=None) set window_length= and overlap= instead."
+        )
     n_bins = _whole_bins(float(window_length), bin_size, "window_length", name)
     if n_bins < 1:
-        raise AlignmentError(f"{name}: window_length={window_length} s is shorter than one bin. "
-                             f"Pass a window_length of at least bin_size={bin_size}.")
+        raise AlignmentError(
+            f"{name}: window_length={window_length} s is shorter than one bin. "
+            f"Pass a window_length of at least bin_size={bin_size}."
+        )
     if not 0 <= overlap < window_length:
-        raise AlignmentError(f"{name}: overlap={overlap} s must be >= 0 and shorter than "
-                             f"window_length={window_length} s.")
+        raise AlignmentError(
+            f"{name}: overlap={overlap} s must be >= 0 and shorter than "
+            f"window_length={window_length} s."
+        )
     _whole_bins(float(overlap), bin_size, "overlap", name)
     span = tables.observed_span(nwbfile) or spikes.span()
     starts = continuous_starts(span, window_length, overlap, bin_size)
     if starts.size == 0:
-        raise AlignmentError(f"{name}: the recording spans {span[1] - span[0]:g} s ({span[0]:g} to "
-                             f"{span[1]:g}), shorter than one window of {window_length:g} s. "
-                             f"Pass a smaller window_length.")
-    return _Plan(starts=starts, align_time=starts, trial_ids=np.arange(starts.size), n_bins=n_bins,
-                 grid_origin=float(span[0]),
-                 window=(0.0, float(window_length)),
-                 attrs={"window_length": float(window_length), "overlap": float(overlap),
-                        "span": (float(span[0]), float(span[1]))})
+        raise AlignmentError(
+            f"{name}: the recording spans {span[1] - span[0]:g} s ({span[0]:g} to "
+            f"{span[1]:g}), shorter than one window of {window_length:g} s. "
+            f"Pass a smaller window_length."
+        )
+    return _Plan(
+        starts=starts,
+        align_time=starts,
+        trial_ids=np.arange(starts.size),
+        n_bins=n_bins,
+        grid_origin=float(span[0]),
+        window=(0.0, float(window_length)),
+        attrs={
+            "window_length": float(window_length),
+            "overlap": float(overlap),
+            "span": (float(span[0]), float(span[1])),
+        },
+    )
 
 
-def read_session(source, bin_size: float = 0.01, align_to: str | None = None,
-                 window: tuple[float, float] | None = None, *, window_length: float = 1.0,
-                 overlap: float = 0.2, trials=None, units=None, heldout: str | None = None,
-                 behavior: list[str] | None = None, clip_to_trial: bool = False,
-                 include_columns: list[str] | None = None):
+def read_session(
+    source,
+    bin_size: float = 0.01,
+    align_to: str | None = None,
+    window: tuple[float, float] | None = None,
+    *,
+    window_length: float = 1.0,
+    overlap: float = 0.2,
+    trials=None,
+    units=None,
+    heldout: str | None = None,
+    behavior: list[str] | None = None,
+    clip_to_trial: bool = False,
+    include_columns: list[str] | None = None,
+):
     """Bin one NWB session's spikes into an ``xarray.Dataset`` of counts (trial, time, unit).
 
     Args:
@@ -195,35 +250,70 @@ def read_session(source, bin_size: float = 0.01, align_to: str | None = None,
 
     name = source_name(source)
     if not (isinstance(bin_size, (int, float, np.floating, np.integer)) and bin_size > 0):
-        raise AlignmentError(f"{name}: bin_size={bin_size!r} must be a positive number of seconds, e.g. 0.01.")
+        raise AlignmentError(
+            f"{name}: bin_size={bin_size!r} must be a positive number of seconds, e.g. 0.01."
+        )
     bin_size = float(bin_size)
     with open_nwb(source) as nwbfile:
         spikes = tables.read_spike_trains(nwbfile, name)
         if spikes.times.size == 0:
-            raise NwbContentError(f"{name}: the units table holds no spike times at all. "
-                                  f"Add the sorted spike times of each unit.")
+            raise NwbContentError(
+                f"{name}: the units table holds no spike times at all. "
+                f"Add the sorted spike times of each unit."
+            )
         positions = tables.select_units(nwbfile, spikes.ids, units, name)
         if align_to is None:
-            plan = _continuous_plan(nwbfile, name, bin_size, window, window_length, overlap, trials, spikes)
+            plan = _continuous_plan(
+                nwbfile, name, bin_size, window, window_length, overlap, trials, spikes
+            )
         else:
-            plan = _trial_plan(nwbfile, name, bin_size, align_to, window, trials, clip_to_trial,
-                               include_columns, spikes)
-        counts = count_spikes(spikes.times, spikes.bounds, plan.starts, plan.n_bins, bin_size, positions,
-                              grid_origin=plan.grid_origin)
+            plan = _trial_plan(
+                nwbfile,
+                name,
+                bin_size,
+                align_to,
+                window,
+                trials,
+                clip_to_trial,
+                include_columns,
+                spikes,
+            )
+        counts = count_spikes(
+            spikes.times,
+            spikes.bounds,
+            plan.starts,
+            plan.n_bins,
+            bin_size,
+            positions,
+            grid_origin=plan.grid_origin,
+        )
         time = plan.window[0] + (np.arange(plan.n_bins) + 0.5) * bin_size
         data_vars = {"spikes": (("trial", "time", "unit"), counts)}
         for series in behavior or []:
             ts = find_timeseries(nwbfile, series, name)
-            data_vars[series] = (("trial", "time", f"{series}_channel"),
-                                 bin_timeseries(ts, plan.starts, plan.n_bins, bin_size, name))
-        coords = {"trial": plan.trial_ids, "time": time, "unit": spikes.ids[positions],
-                  "align_time": ("trial", plan.align_time)}
+            data_vars[series] = (
+                ("trial", "time", f"{series}_channel"),
+                bin_timeseries(ts, plan.starts, plan.n_bins, bin_size, name),
+            )
+        coords = {
+            "trial": plan.trial_ids,
+            "time": time,
+            "unit": spikes.ids[positions],
+            "align_time": ("trial", plan.align_time),
+        }
         coords.update({k: ("trial", v) for k, v in plan.coords.items() if k not in data_vars})
         if heldout is not None:
             coords["heldout"] = ("unit", tables.heldout_flags(nwbfile, heldout, positions, name))
-        attrs = {"session_id": nwbfile.session_id or nwbfile.identifier or _stem(source),
-                 "identifier": nwbfile.identifier, "source": name, "bin_size": bin_size,
-                 "align_to": align_to, "window": plan.window, "dropped_trials": plan.dropped, **plan.attrs}
+        attrs = {
+            "session_id": nwbfile.session_id or nwbfile.identifier or _stem(source),
+            "identifier": nwbfile.identifier,
+            "source": name,
+            "bin_size": bin_size,
+            "align_to": align_to,
+            "window": plan.window,
+            "dropped_trials": plan.dropped,
+            **plan.attrs,
+        }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -254,8 +344,10 @@ def merge_windows(array, ds):
     if isinstance(array, xr.DataArray):
         missing = {"trial", "time"} - set(array.dims)
         if missing:
-            raise SelectionError(f"merge_windows: array lacks dims {sorted(missing)} (dims {array.dims}); "
-                                 f"pass a DataArray with dims ('trial', 'time', ...).")
+            raise SelectionError(
+                f"merge_windows: array lacks dims {sorted(missing)} (dims {array.dims}); "
+                f"pass a DataArray with dims ('trial', 'time', ...)."
+            )
         array = array.transpose("trial", "time", ...)
         rest_dims = array.dims[2:]
         rest_coords = {k: v for k, v in array.coords.items() if set(v.dims) <= set(rest_dims)}
@@ -268,8 +360,10 @@ def merge_windows(array, ds):
             rest_dims, rest_coords = ("unit",), {"unit": ds["unit"].values}
     n_win, n_bins = ds.sizes["trial"], ds.sizes["time"]
     if values.shape[:2] != (n_win, n_bins):
-        raise SelectionError(f"merge_windows: array has shape {values.shape}, expected ({n_win}, {n_bins}, ...) "
-                             f"to match the dataset's trial and time axes.")
+        raise SelectionError(
+            f"merge_windows: array has shape {values.shape}, expected ({n_win}, {n_bins}, ...) "
+            f"to match the dataset's trial and time axes."
+        )
     centres = (ds["align_time"].values[:, None] + ds["time"].values[None, :]).ravel()
     flat = values.reshape(n_win * n_bins, -1)
     dtype = values.dtype if values.dtype.kind == "f" else np.float64
@@ -283,9 +377,12 @@ def merge_windows(array, ds):
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
     mean = mean.reshape((first.size,) + values.shape[2:]).astype(dtype)
-    return xr.DataArray(mean, dims=("time",) + tuple(rest_dims),
-                        coords={"time": centres[first], **rest_coords},
-                        attrs={"bin_size": ds.attrs["bin_size"], "session_id": ds.attrs.get("session_id")})
+    return xr.DataArray(
+        mean,
+        dims=("time",) + tuple(rest_dims),
+        coords={"time": centres[first], **rest_coords},
+        attrs={"bin_size": ds.attrs["bin_size"], "session_id": ds.attrs.get("session_id")},
+    )
 
 
 def read_sessions(sources, **kwargs) -> list:
@@ -304,23 +401,29 @@ def read_sessions(sources, **kwargs) -> list:
         if isinstance(src, (str, os.PathLike)) and Path(src).exists():
             key = Path(src).resolve()
             if key in seen:
-                raise SessionMismatchError(f"{src}: the same file as {seen[key]}; each session may be given "
-                                           f"once. Remove the duplicate from the sources.")
+                raise SessionMismatchError(
+                    f"{src}: the same file as {seen[key]}; each session may be given "
+                    f"once. Remove the duplicate from the sources."
+                )
             seen[key] = src
     datasets, identifiers = [], {}
     for src in sources:
         ds = read_session(src, **kwargs)
         ident = ds.attrs["identifier"]
         if ident in identifiers:
-            raise SessionMismatchError(f"{ds.attrs['source']}: same NWB identifier '{ident}' as "
-                                       f"{identifiers[ident]}, so the same session twice. Remove one of them.")
+            raise SessionMismatchError(
+                f"{ds.attrs['source']}: same NWB identifier '{ident}' as "
+                f"{identifiers[ident]}, so the same session twice. Remove one of them."
+            )
         identifiers[ident] = ds.attrs["source"]
         datasets.append(ds)
     ref = datasets[0].attrs if datasets else {}
     for ds in datasets[1:]:
         for key in ("bin_size", "window"):
             if not np.allclose(ds.attrs[key], ref[key], rtol=0, atol=1e-9):
-                raise SessionMismatchError(f"{ds.attrs['source']}: {key}={ds.attrs[key]} differs from "
-                                           f"{ref['source']} ({ref[key]}). Sessions trained together need one "
-                                           f"bin size and window: pass bin_size= and window= explicitly.")
+                raise SessionMismatchError(
+                    f"{ds.attrs['source']}: {key}={ds.attrs[key]} differs from "
+                    f"{ref['source']} ({ref[key]}). Sessions trained together need one "
+                    f"bin size and window: pass bin_size= and window= explicitly."
+                )
     return datasets

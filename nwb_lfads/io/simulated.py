@@ -21,11 +21,16 @@ import numpy as np
 
 MOVE_ONSET_DELAY = 0.25  # seconds from trial start to the `move_onset_time` event
 SAMPLING_RATE = 30_000.0  # Hz: spike times lie on this grid, as from a 30 kHz recording
-SESSION_START = datetime.datetime(2024, 1, 15, 9, 30, tzinfo=datetime.timezone.utc)
+SESSION_START = datetime.datetime(2024, 1, 15, 9, 30, tzinfo=datetime.UTC)
 
 
-def spike_times_from_counts(rng: np.random.Generator, counts: np.ndarray, start_time: np.ndarray,
-                            bin_size: float, sampling_rate: float = SAMPLING_RATE) -> list[np.ndarray]:
+def spike_times_from_counts(
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    start_time: np.ndarray,
+    bin_size: float,
+    sampling_rate: float = SAMPLING_RATE,
+) -> list[np.ndarray]:
     """Spike times (s) of each unit, uniformly at random inside their bins and sorted.
 
     Times lie on the grid of a ``sampling_rate`` recording (so the Units table's ``resolution`` is
@@ -48,7 +53,9 @@ def spike_times_from_counts(rng: np.random.Generator, counts: np.ndarray, start_
     flat = counts.reshape(n_trials * n_bins, n_units)
     out = []
     for n in range(n_units):
-        samples = np.repeat(edges, flat[:, n]) + rng.integers(1, per_bin, size=int(flat[:, n].sum()))
+        samples = np.repeat(edges, flat[:, n]) + rng.integers(
+            1, per_bin, size=int(flat[:, n].sum())
+        )
         out.append(np.sort(samples) / sampling_rate)
     return out
 
@@ -63,11 +70,14 @@ def _compressed(data: np.ndarray, n_bins: int):
     from hdmf.backends.hdf5 import H5DataIO
 
     rows = min(data.shape[0], n_bins * max(1, 10 * 50 // max(1, data.shape[1])))
-    return H5DataIO(data.astype(np.float32), compression="gzip", shuffle=True, chunks=(rows, data.shape[1]))
+    return H5DataIO(
+        data.astype(np.float32), compression="gzip", shuffle=True, chunks=(rows, data.shape[1])
+    )
 
 
-def session_to_nwbfile(session, rng: np.random.Generator, *, session_index: int = 0,
-                       identifier: str | None = None) -> "pynwb.NWBFile":  # noqa: F821
+def session_to_nwbfile(
+    session, rng: np.random.Generator, *, session_index: int = 0, identifier: str | None = None
+) -> pynwb.NWBFile:  # noqa: F821
     """Build the NWB file of one simulated session (in memory; see :func:`write_nwbfile`).
 
     Args:
@@ -93,56 +103,113 @@ def session_to_nwbfile(session, rng: np.random.Generator, *, session_index: int 
         experimenter=["Simulator, Synthetic"],
         institution="nwb-lfads synthetic data",
         lab="nwb-lfads",
-        experiment_description=("Simulated delayed-reach-like task: each trial starts from one of a set "
-                                "of latent initial conditions; spikes are Poisson draws from known rates. "
-                                "Ground truth in processing/ground_truth."),
+        experiment_description=(
+            "Simulated delayed-reach-like task: each trial starts from one of a set "
+            "of latent initial conditions; spikes are Poisson draws from known rates. "
+            "Ground truth in processing/ground_truth."
+        ),
         keywords=["LFADS", "latent dynamics", "synthetic data", "Poisson spiking", "ground truth"],
-        subject=Subject(subject_id="sim01", species="Macaca mulatta", age="P8Y", sex="M",
-                        description="A simulated subject; the data are generated, not recorded."),
+        subject=Subject(
+            subject_id="sim01",
+            species="Macaca mulatta",
+            age="P8Y",
+            sex="M",
+            description="A simulated subject; the data are generated, not recorded.",
+        ),
     )
 
     stop = start + n_bins * dt
     trial_columns = [
         VectorData(name="start_time", description="Start of the trial (s).", data=start),
         VectorData(name="stop_time", description="End of the trial (s).", data=stop),
-        VectorData(name="move_onset_time", description=f"Movement onset (s): trial start + {MOVE_ONSET_DELAY} s.",
-                   data=start + MOVE_ONSET_DELAY),
-        VectorData(name="condition_id", description="Index of the latent initial condition of the trial.",
-                   data=np.asarray(session.condition_id, dtype=np.int64)),
+        VectorData(
+            name="move_onset_time",
+            description=f"Movement onset (s): trial start + {MOVE_ONSET_DELAY} s.",
+            data=start + MOVE_ONSET_DELAY,
+        ),
+        VectorData(
+            name="condition_id",
+            description="Index of the latent initial condition of the trial.",
+            data=np.asarray(session.condition_id, dtype=np.int64),
+        ),
     ]
     if session.split is not None:
-        trial_columns.append(VectorData(name="split", description="Neural Latents Benchmark split: 'train' or 'val'.",
-                                        data=[str(v) for v in session.split]))
-    nwbfile.trials = TimeIntervals(name="trials", description=f"{n_trials} trials of {n_bins * dt:g} s.",
-                                   columns=trial_columns, id=np.arange(n_trials))
+        trial_columns.append(
+            VectorData(
+                name="split",
+                description="Neural Latents Benchmark split: 'train' or 'val'.",
+                data=[str(v) for v in session.split],
+            )
+        )
+    nwbfile.trials = TimeIntervals(
+        name="trials",
+        description=f"{n_trials} trials of {n_bins * dt:g} s.",
+        columns=trial_columns,
+        id=np.arange(n_trials),
+    )
 
     times = spike_times_from_counts(rng, session.spikes, start, dt)
-    spike_times = VectorData(name="spike_times", description="Spike times of each unit (s).",
-                             data=np.concatenate(times) if times else np.zeros(0))
-    unit_columns = [spike_times, VectorIndex(name="spike_times_index", target=spike_times,
-                                             data=np.cumsum([t.size for t in times]).astype(np.int64))]
+    spike_times = VectorData(
+        name="spike_times",
+        description="Spike times of each unit (s).",
+        data=np.concatenate(times) if times else np.zeros(0),
+    )
+    unit_columns = [
+        spike_times,
+        VectorIndex(
+            name="spike_times_index",
+            target=spike_times,
+            data=np.cumsum([t.size for t in times]).astype(np.int64),
+        ),
+    ]
     if session.heldout.any():
-        unit_columns.append(VectorData(name="heldout", data=np.asarray(session.heldout, dtype=bool),
-                                       description="True for units held out from the model inputs (NLB style)."))
-    nwbfile.units = Units(name="units", columns=unit_columns, id=np.arange(n_units), resolution=1 / SAMPLING_RATE,
-                          description=(
-        "Simulated units; spike times uniformly random inside the bins whose counts are Poisson with "
-        "the rates in processing/ground_truth/rates (same row order)."))
+        unit_columns.append(
+            VectorData(
+                name="heldout",
+                data=np.asarray(session.heldout, dtype=bool),
+                description="True for units held out from the model inputs (NLB style).",
+            )
+        )
+    nwbfile.units = Units(
+        name="units",
+        columns=unit_columns,
+        id=np.arange(n_units),
+        resolution=1 / SAMPLING_RATE,
+        description=(
+            "Simulated units; spike times uniformly random inside the bins whose counts are Poisson with "
+            "the rates in processing/ground_truth/rates (same row order)."
+        ),
+    )
 
     timestamps = bin_centres(start, n_bins, dt)
     module = nwbfile.create_processing_module(
-        "ground_truth", "True rates and latent states of the simulation that generated the spikes.")
-    module.add(TimeSeries(
-        name="rates", unit="Hz", timestamps=timestamps,
-        data=_compressed(session.rates_hz.reshape(-1, n_units), n_bins),
-        description=(f"True firing rates (Hz), shape (n_samples, n_units): columns follow the units "
-                     f"table's row order; samples are the {n_bins} bins of {dt * 1e3:g} ms of every "
-                     f"trial concatenated in trial order; timestamps are bin centres in session time.")))
-    module.add(TimeSeries(
-        name="latents", unit="a.u.", timestamps=timestamps,
-        data=_compressed(session.latents.reshape(n_trials * n_bins, -1), n_bins),
-        description=("Latent state driving the rates, shape (n_samples, n_latents), same samples as "
-                     "rates (tanh of the chaotic RNN state, or the z-scored Lorenz state).")))
+        "ground_truth", "True rates and latent states of the simulation that generated the spikes."
+    )
+    module.add(
+        TimeSeries(
+            name="rates",
+            unit="Hz",
+            timestamps=timestamps,
+            data=_compressed(session.rates_hz.reshape(-1, n_units), n_bins),
+            description=(
+                f"True firing rates (Hz), shape (n_samples, n_units): columns follow the units "
+                f"table's row order; samples are the {n_bins} bins of {dt * 1e3:g} ms of every "
+                f"trial concatenated in trial order; timestamps are bin centres in session time."
+            ),
+        )
+    )
+    module.add(
+        TimeSeries(
+            name="latents",
+            unit="a.u.",
+            timestamps=timestamps,
+            data=_compressed(session.latents.reshape(n_trials * n_bins, -1), n_bins),
+            description=(
+                "Latent state driving the rates, shape (n_samples, n_latents), same samples as "
+                "rates (tanh of the chaotic RNN state, or the z-scored Lorenz state)."
+            ),
+        )
+    )
     return nwbfile
 
 

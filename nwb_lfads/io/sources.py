@@ -25,16 +25,17 @@ import glob as globmod
 import os
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Union
 
 from ..errors import DandiError, InputFileError
 
 DANDI_PREFIX = re.compile(r"^(dandi:|dandi://|https?://)", re.IGNORECASE)
 # dandi:ID[@VERSION][/PATH]; 'dandi:' optional where a bare id is unambiguous (download)
-DANDI_SPEC = re.compile(r"^(?:dandi:)?(?P<dandiset>\d{6})(?:@(?P<version>[^/]*))?(?:/(?P<path>.*))?$",
-                        re.IGNORECASE)
+DANDI_SPEC = re.compile(
+    r"^(?:dandi:)?(?P<dandiset>\d{6})(?:@(?P<version>[^/]*))?(?:/(?P<path>.*))?$", re.IGNORECASE
+)
 VERSION = re.compile(r"^(?:\d+\.\d+\.\d+|draft)$")
 
 
@@ -75,7 +76,7 @@ class DandiAsset:
         return f"dandi:{self.dandiset_id}@{self.version}/{self.path}"
 
 
-Source = Union[Path, DandiAsset]
+Source = Path | DandiAsset
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,19 @@ def parse_dandi_spec(spec: str) -> DandiSpec:
     """
     m = DANDI_SPEC.match(spec.strip())
     if not m:
-        raise DandiError(f"{spec!r}: not a DANDI identifier. Expected dandi:DANDISET[@VERSION][/PATH_GLOB] "
-                         f"with a six-digit dandiset id, e.g. dandi:000128 or 'dandi:000128/sub-Jenkins/*.nwb', "
-                         f"or an archive URL such as https://dandiarchive.org/dandiset/000128.")
+        raise DandiError(
+            f"{spec!r}: not a DANDI identifier. Expected dandi:DANDISET[@VERSION][/PATH_GLOB] "
+            f"with a six-digit dandiset id, e.g. dandi:000128 or 'dandi:000128/sub-Jenkins/*.nwb', "
+            f"or an archive URL such as https://dandiarchive.org/dandiset/000128."
+        )
     version, path = m.group("version"), m.group("path") or None
     if version is None and path and "/" not in path.rstrip("/") and VERSION.match(path.rstrip("/")):
         version, path = path.rstrip("/"), None
     if version is not None and not VERSION.match(version):
-        raise DandiError(f"{spec!r}: {version!r} is not a DANDI version. Use 'draft' or a published "
-                         f"version such as 0.220113.0400 (listed on the dandiset's page).")
+        raise DandiError(
+            f"{spec!r}: {version!r} is not a DANDI version. Use 'draft' or a published "
+            f"version such as 0.220113.0400 (listed on the dandiset's page)."
+        )
     if path is not None:
         path = path.lstrip("/")
         if path.endswith("/"):
@@ -132,8 +137,10 @@ def _expand_local(spec) -> list[Path]:
         matches = sorted(globmod.glob(os.path.expanduser(text), recursive=True))
         files = [Path(p) for p in matches if not Path(p).is_dir()]
         if not files:
-            raise InputFileError(f"{text}: the glob matches no files (from {Path.cwd()}). Check the pattern, "
-                                 f"or quote it so that the shell does not expand it first.")
+            raise InputFileError(
+                f"{text}: the glob matches no files (from {Path.cwd()}). Check the pattern, "
+                f"or quote it so that the shell does not expand it first."
+            )
         return [check_nwb_path(p) for p in files]
     return [check_nwb_path(text)]
 
@@ -167,18 +174,23 @@ def expand_sources(specs: Iterable) -> list[Source]:
             nwb = [a for a in assets if a.path.lower().endswith(".nwb")]
             if not nwb:
                 shown = ", ".join(a.path for a in assets[:5])
-                raise DandiError(f"{spec}: matches {len(assets)} asset(s) but no .nwb file ({shown}). "
-                                 f"Point at the NWB files, e.g. {spec.rstrip('/')}/*.nwb.")
+                raise DandiError(
+                    f"{spec}: matches {len(assets)} asset(s) but no .nwb file ({shown}). "
+                    f"Point at the NWB files, e.g. {spec.rstrip('/')}/*.nwb."
+                )
             out.extend(nwb)
         else:
             out.extend(_expand_local(spec))
     if not out:
-        raise InputFileError("no sources given: pass NWB files, globs or DANDI identifiers (dandi:000128).")
+        raise InputFileError(
+            "no sources given: pass NWB files, globs or DANDI identifiers (dandi:000128)."
+        )
     return out
 
 
-def localize(sources: Iterable[Source], cache_dir: str | os.PathLike | None = None, *,
-             progress: bool = True) -> list[Path]:
+def localize(
+    sources: Iterable[Source], cache_dir: str | os.PathLike | None = None, *, progress: bool = True
+) -> list[Path]:
     """Return a local path for every source, downloading DANDI assets into ``cache_dir``.
 
     Local paths are returned unchanged. A DANDI asset lands in

@@ -37,12 +37,17 @@ class SpikeTrains:
         nonempty = self.bounds > starts
         if not nonempty.any():
             return (np.nan, np.nan)
-        return (float(self.times[starts[nonempty]].min()), float(self.times[self.bounds[nonempty] - 1].max()))
+        return (
+            float(self.times[starts[nonempty]].min()),
+            float(self.times[self.bounds[nonempty] - 1].max()),
+        )
 
 
 def read_array(data) -> np.ndarray:
     """A dataset (h5py, zarr, list or array) as a NumPy array, read in one call."""
-    return np.asarray(data[:] if hasattr(data, "shape") and not isinstance(data, np.ndarray) else data)
+    return np.asarray(
+        data[:] if hasattr(data, "shape") and not isinstance(data, np.ndarray) else data
+    )
 
 
 def read_spike_trains(nwbfile, name: str) -> SpikeTrains:
@@ -55,27 +60,39 @@ def read_spike_trains(nwbfile, name: str) -> SpikeTrains:
     """
     units = nwbfile.units
     if units is None:
-        raise NwbContentError(f"{name}: no units table (/units), so no spikes to bin. LFADS needs sorted "
-                              f"spike times; run spike sorting and add them as a Units table first.")
+        raise NwbContentError(
+            f"{name}: no units table (/units), so no spikes to bin. LFADS needs sorted "
+            f"spike times; run spike sorting and add them as a Units table first."
+        )
     if "spike_times" not in units.colnames:
-        raise NwbContentError(f"{name}: the units table has no 'spike_times' column (columns: "
-                              f"{list(units.colnames)}). Add the sorted spike times to the Units table.")
+        raise NwbContentError(
+            f"{name}: the units table has no 'spike_times' column (columns: "
+            f"{list(units.colnames)}). Add the sorted spike times to the Units table."
+        )
     index = units["spike_times"]
     if len(units) == 0:
-        raise NwbContentError(f"{name}: the units table has no rows. Add at least one unit with spike times.")
+        raise NwbContentError(
+            f"{name}: the units table has no rows. Add at least one unit with spike times."
+        )
     times = np.asarray(read_array(index.target.data), dtype=np.float64)
     bounds = np.asarray(read_array(index.data), dtype=np.int64)
     ids = np.asarray(read_array(units.id.data), dtype=np.int64)
     starts = np.concatenate([[0], bounds[:-1]])
     descending = np.flatnonzero(times[1:] < times[:-1]) + 1  # positions where the order breaks
     if descending.size and np.isin(descending, starts, invert=True).any():
-        bad = np.unique(np.searchsorted(bounds, descending[np.isin(descending, starts, invert=True)], side="right"))
-        warnings.warn(f"{name}: spike times of {bad.size} unit(s) (ids {ids[bad][:10].tolist()}) are not sorted; "
-                      f"sorting them. Fix the writer so spike_times are ascending within each unit.",
-                      stacklevel=3)
+        bad = np.unique(
+            np.searchsorted(
+                bounds, descending[np.isin(descending, starts, invert=True)], side="right"
+            )
+        )
+        warnings.warn(
+            f"{name}: spike times of {bad.size} unit(s) (ids {ids[bad][:10].tolist()}) are not sorted; "
+            f"sorting them. Fix the writer so spike_times are ascending within each unit.",
+            stacklevel=3,
+        )
         times = times.copy()
         for u in bad:
-            times[starts[u]:bounds[u]].sort()
+            times[starts[u] : bounds[u]].sort()
     return SpikeTrains(times=times, bounds=bounds, ids=ids)
 
 
@@ -84,7 +101,9 @@ def observed_span(nwbfile) -> tuple[float, float] | None:
     units = nwbfile.units
     if units is None or "obs_intervals" not in units.colnames:
         return None
-    intervals = np.asarray(read_array(units["obs_intervals"].target.data), dtype=np.float64).reshape(-1, 2)
+    intervals = np.asarray(
+        read_array(units["obs_intervals"].target.data), dtype=np.float64
+    ).reshape(-1, 2)
     if intervals.size == 0:
         return None
     return float(np.nanmin(intervals[:, 0])), float(np.nanmax(intervals[:, 1]))
@@ -106,16 +125,22 @@ def select_units(nwbfile, ids: np.ndarray, units, name: str) -> np.ndarray:
         mask = ~mask if negate else mask
         positions = np.flatnonzero(mask)
         if positions.size == 0:
-            raise SelectionError(f"{name}: units column '{units}' is False for every unit, so no units are "
-                                 f"left. Pass another column or a list of unit ids.")
+            raise SelectionError(
+                f"{name}: units column '{units}' is False for every unit, so no units are "
+                f"left. Pass another column or a list of unit ids."
+            )
         return positions
     wanted = np.asarray(list(units), dtype=np.int64)
     missing = wanted[np.isin(wanted, ids, invert=True)]
     if missing.size:
-        raise SelectionError(f"{name}: unit ids {missing[:10].tolist()} are not in the units table "
-                             f"(ids run {ids[:5].tolist()}...). Pass ids from the units table's id column.")
+        raise SelectionError(
+            f"{name}: unit ids {missing[:10].tolist()} are not in the units table "
+            f"(ids run {ids[:5].tolist()}...). Pass ids from the units table's id column."
+        )
     if wanted.size == 0:
-        raise SelectionError(f"{name}: the unit selection is empty. Pass at least one unit id, or units=None.")
+        raise SelectionError(
+            f"{name}: the unit selection is empty. Pass at least one unit id, or units=None."
+        )
     lookup = {int(v): i for i, v in enumerate(ids)}
     return np.array([lookup[int(v)] for v in wanted], dtype=np.int64)
 
@@ -123,12 +148,20 @@ def select_units(nwbfile, ids: np.ndarray, units, name: str) -> np.ndarray:
 def _bool_column(table, column: str, name: str) -> np.ndarray:
     """A boolean column of ``table`` as bool [rows], with a clear error when it is not one."""
     if column not in table.colnames:
-        raise SelectionError(f"{name}: '{column}' is not a column of the {table.name} table (columns: "
-                             f"{list(table.colnames)}). Pass the name of a boolean column.")
+        raise SelectionError(
+            f"{name}: '{column}' is not a column of the {table.name} table (columns: "
+            f"{list(table.colnames)}). Pass the name of a boolean column."
+        )
     values = np.asarray(read_array(table[column].data))
-    if values.ndim != 1 or values.dtype.kind not in "bi" or (values.dtype.kind == "i" and not np.isin(values, (0, 1)).all()):
-        raise SelectionError(f"{name}: {table.name} column '{column}' is not boolean (dtype {values.dtype}). "
-                             f"Pass the name of a boolean column.")
+    if (
+        values.ndim != 1
+        or values.dtype.kind not in "bi"
+        or (values.dtype.kind == "i" and not np.isin(values, (0, 1)).all())
+    ):
+        raise SelectionError(
+            f"{name}: {table.name} column '{column}' is not boolean (dtype {values.dtype}). "
+            f"Pass the name of a boolean column."
+        )
     return values.astype(bool)
 
 
@@ -149,7 +182,9 @@ def trial_columns(trials, include: list[str] | None) -> dict[str, np.ndarray]:
     include = list(include or [])
     unknown = [c for c in include if c not in trials.colnames]
     if unknown:
-        raise SelectionError(f"include_columns {unknown} are not trials columns (columns: {list(trials.colnames)}).")
+        raise SelectionError(
+            f"include_columns {unknown} are not trials columns (columns: {list(trials.colnames)})."
+        )
     out = {}
     for col in trials.colnames:
         obj = trials[col]
@@ -165,7 +200,9 @@ def trial_columns(trials, include: list[str] | None) -> dict[str, np.ndarray]:
         if values.dtype.kind in "biuf":
             out[col] = values
         elif col in include:
-            out[col] = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+            out[col] = np.array(
+                [v.decode() if isinstance(v, bytes) else v for v in values], dtype=object
+            )
     return out
 
 
@@ -178,7 +215,10 @@ def numeric_columns(trials) -> list[str]:
         obj = trials[col]
         if isinstance(obj, (VectorIndex, DynamicTableRegion)):
             continue
-        if getattr(obj.data, "ndim", np.ndim(obj.data)) == 1 and np.asarray(obj.data[:1]).dtype.kind in "iuf":
+        if (
+            getattr(obj.data, "ndim", np.ndim(obj.data)) == 1
+            and np.asarray(obj.data[:1]).dtype.kind in "iuf"
+        ):
             names.append(col)
     return names
 
@@ -191,9 +231,15 @@ def event_times(trials, align_to: str, name: str) -> np.ndarray:
     """
     usable = numeric_columns(trials)
     if align_to not in usable:
-        what = "is not numeric" if align_to in trials.colnames else "is not a column of the trials table"
-        raise AlignmentError(f"{name}: align_to='{align_to}' {what}. Numeric trials columns: {usable}. "
-                             f"Pass one of them, or align_to=None for continuous windows.")
+        what = (
+            "is not numeric"
+            if align_to in trials.colnames
+            else "is not a column of the trials table"
+        )
+        raise AlignmentError(
+            f"{name}: align_to='{align_to}' {what}. Numeric trials columns: {usable}. "
+            f"Pass one of them, or align_to=None for continuous windows."
+        )
     return np.asarray(read_array(trials[align_to].data), dtype=np.float64)
 
 
@@ -210,22 +256,32 @@ def select_trials(trials, ids: np.ndarray, selection, name: str) -> np.ndarray:
         keep = np.ones(ids.size, dtype=bool)
         for col, value in selection.items():
             if col not in trials.colnames:
-                raise SelectionError(f"{name}: trials selection names '{col}', not a trials column "
-                                     f"(columns: {list(trials.colnames)}).")
+                raise SelectionError(
+                    f"{name}: trials selection names '{col}', not a trials column "
+                    f"(columns: {list(trials.colnames)})."
+                )
             column = read_array(trials[col].data)
-            column = np.array([v.decode() if isinstance(v, bytes) else v for v in column], dtype=object)
+            column = np.array(
+                [v.decode() if isinstance(v, bytes) else v for v in column], dtype=object
+            )
             accepted = list(value) if isinstance(value, (list, tuple, set, np.ndarray)) else [value]
             keep &= np.isin(column, np.array(accepted, dtype=object))
         if not keep.any():
-            raise SelectionError(f"{name}: no trial matches {selection}. Check the values, e.g. "
-                                 f"`nwb-lfads inspect {name}`.")
+            raise SelectionError(
+                f"{name}: no trial matches {selection}. Check the values, e.g. "
+                f"`nwb-lfads inspect {name}`."
+            )
         return np.flatnonzero(keep)
     wanted = np.asarray(list(selection), dtype=np.int64)
     if wanted.size == 0:
-        raise SelectionError(f"{name}: the trial selection is empty. Pass trial ids, or trials=None.")
+        raise SelectionError(
+            f"{name}: the trial selection is empty. Pass trial ids, or trials=None."
+        )
     missing = wanted[np.isin(wanted, ids, invert=True)]
     if missing.size:
-        raise SelectionError(f"{name}: trial ids {missing[:10].tolist()} are not in the trials table "
-                             f"(ids run {ids[:5].tolist()}...). Pass ids from the trials table's id column.")
+        raise SelectionError(
+            f"{name}: trial ids {missing[:10].tolist()} are not in the trials table "
+            f"(ids run {ids[:5].tolist()}...). Pass ids from the trials table's id column."
+        )
     lookup = {int(v): i for i, v in enumerate(ids)}
     return np.array([lookup[int(v)] for v in wanted], dtype=np.int64)

@@ -55,8 +55,9 @@ class ResultsFormatError(NwbLfadsError):
     """A results Dataset that does not follow DESIGN_NOTES.md (missing variable, coordinate, ...)."""
 
 
-def write_results(source, results, out_path=None, *, provenance: dict | None = None,
-                  in_place: bool = False) -> Path:
+def write_results(
+    source, results, out_path=None, *, provenance: dict | None = None, in_place: bool = False
+) -> Path:
     """Write ``results`` into a copy of ``source`` with ``processing/lfads`` added.
 
     Args:
@@ -94,8 +95,11 @@ def write_results(source, results, out_path=None, *, provenance: dict | None = N
             if MODULE_NAME in nwbfile.processing:
                 raise NwbContentError(
                     f"{src}: already has processing/{MODULE_NAME} (an enriched nwb-lfads output?). "
-                    f"Pass the original input file, not a '.lfads.nwb' copy.")
-            module = build_lfads_module(nwbfile, results, provenance=provenance, source_name=src.name)
+                    f"Pass the original input file, not a '.lfads.nwb' copy."
+                )
+            module = build_lfads_module(
+                nwbfile, results, provenance=provenance, source_name=src.name
+            )
             nwbfile.add_processing_module(module)
             nwbfile.generate_new_id()  # fresh object ids for every container of the copy
             with pynwb.NWBHDF5IO(str(tmp), mode="w") as out_io:
@@ -114,22 +118,32 @@ def write_results(source, results, out_path=None, *, provenance: dict | None = N
 def _target_path(src: Path, out_path, in_place: bool) -> Path:
     if in_place:
         if out_path is not None and Path(out_path).expanduser().resolve() != src:
-            raise NwbLfadsError(f"{src}: in_place=True writes into the source itself, but out_path "
-                                f"is {out_path}. Pass out_path=None (or the source path), or in_place=False.")
+            raise NwbLfadsError(
+                f"{src}: in_place=True writes into the source itself, but out_path "
+                f"is {out_path}. Pass out_path=None (or the source path), or in_place=False."
+            )
         if not os.access(src, os.W_OK) or not os.access(src.parent, os.W_OK):
-            raise NwbLfadsError(f"{src}: cannot be replaced in place (file or folder not writable). "
-                                f"Write a new file with out_path instead.")
+            raise NwbLfadsError(
+                f"{src}: cannot be replaced in place (file or folder not writable). "
+                f"Write a new file with out_path instead."
+            )
         return src
     if out_path is None:
-        raise NwbLfadsError(f"{src}: no out_path given. Pass the output file (e.g. RUN_DIR/"
-                            f"{src.stem}.lfads.nwb) or in_place=True.")
+        raise NwbLfadsError(
+            f"{src}: no out_path given. Pass the output file (e.g. RUN_DIR/"
+            f"{src.stem}.lfads.nwb) or in_place=True."
+        )
     target = Path(out_path).expanduser().resolve()
     if target == src:
-        raise NwbLfadsError(f"{src}: out_path is the input file itself. Choose another out_path, "
-                            f"or pass in_place=True to replace the input.")
+        raise NwbLfadsError(
+            f"{src}: out_path is the input file itself. Choose another out_path, "
+            f"or pass in_place=True to replace the input."
+        )
     if target.is_dir():
-        raise NwbLfadsError(f"{target}: out_path is a folder; pass a file name such as "
-                            f"{target / (src.stem + '.lfads.nwb')}.")
+        raise NwbLfadsError(
+            f"{target}: out_path is a folder; pass a file name such as "
+            f"{target / (src.stem + '.lfads.nwb')}."
+        )
     return target
 
 
@@ -137,30 +151,44 @@ def _check_results(results, src: Path) -> None:
     import xarray as xr
 
     if not isinstance(results, xr.Dataset):
-        raise ResultsFormatError(f"results for {src}: expected an xarray.Dataset from nwb_lfads.infer, "
-                                 f"got {type(results).__name__}.")
+        raise ResultsFormatError(
+            f"results for {src}: expected an xarray.Dataset from nwb_lfads.infer, "
+            f"got {type(results).__name__}."
+        )
     for name in ("rates", "factors"):
         if name not in results:
-            raise ResultsFormatError(f"results for {src}: no '{name}' variable (found: "
-                                     f"{sorted(results.data_vars)}). Pass the Dataset returned by infer().")
+            raise ResultsFormatError(
+                f"results for {src}: no '{name}' variable (found: "
+                f"{sorted(results.data_vars)}). Pass the Dataset returned by infer()."
+            )
         if results[name].dims[:2] != ("trial", "time") or results[name].ndim != 3:
-            raise ResultsFormatError(f"results for {src}: '{name}' has dims {results[name].dims}; "
-                                     f"expected ('trial', 'time', <channel>).")
+            raise ResultsFormatError(
+                f"results for {src}: '{name}' has dims {results[name].dims}; "
+                f"expected ('trial', 'time', <channel>)."
+            )
     if results["rates"].dims[2] != "unit":
-        raise ResultsFormatError(f"results for {src}: 'rates' dims {results['rates'].dims}, expected "
-                                 f"('trial', 'time', 'unit').")
+        raise ResultsFormatError(
+            f"results for {src}: 'rates' dims {results['rates'].dims}, expected "
+            f"('trial', 'time', 'unit')."
+        )
     for coord in ("time", "unit", "align_time"):
         if coord not in results.coords:
-            raise ResultsFormatError(f"results for {src}: no '{coord}' coordinate "
-                                     f"(found: {sorted(results.coords)}). See DESIGN_NOTES.md.")
+            raise ResultsFormatError(
+                f"results for {src}: no '{coord}' coordinate "
+                f"(found: {sorted(results.coords)}). See DESIGN_NOTES.md."
+            )
     align = np.asarray(results["align_time"].values, dtype=float)
     if align.shape != (results.sizes["trial"],) or not np.all(np.isfinite(align)):
-        raise ResultsFormatError(f"results for {src}: 'align_time' must be one finite session time "
-                                 f"per trial, got shape {align.shape} with non-finite values.")
+        raise ResultsFormatError(
+            f"results for {src}: 'align_time' must be one finite session time "
+            f"per trial, got shape {align.shape} with non-finite values."
+        )
     time = np.asarray(results["time"].values, dtype=float)
     if time.size == 0 or results.sizes["trial"] == 0 or np.any(np.diff(time) <= 0):
-        raise ResultsFormatError(f"results for {src}: need at least one trial and a strictly "
-                                 f"increasing 'time' coordinate.")
+        raise ResultsFormatError(
+            f"results for {src}: need at least one trial and a strictly "
+            f"increasing 'time' coordinate."
+        )
 
 
 def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, source_name: str = ""):
@@ -187,48 +215,73 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
         from .read import merge_windows
 
         with_bin = results.assign_attrs(bin_size=bin_size)
-        merged = {name: merge_windows(results[name], with_bin) for name, _ in SERIES
-                  if name in results and results[name].size}
+        merged = {
+            name: merge_windows(results[name], with_bin)
+            for name, _ in SERIES
+            if name in results and results[name].size
+        }
         stamps = np.asarray(merged["rates"]["time"].values, dtype=np.float64)
         data = {name: np.asarray(m.values, dtype=np.float32) for name, m in merged.items()}
         timing = _timing(stamps, bin_size)
-        grid = "one regular grid" if "rate" in timing else "one time axis (with gaps where no window reaches)"
-        layout = (f"Continuous mode: {len(align)} overlapping windows of {len(time) * bin_size:g} s "
-                  f"merged onto {grid}; where windows overlap, their values for the same bin are "
-                  f"averaged (nwb_lfads.io.read.merge_windows).")
+        grid = (
+            "one regular grid"
+            if "rate" in timing
+            else "one time axis (with gaps where no window reaches)"
+        )
+        layout = (
+            f"Continuous mode: {len(align)} overlapping windows of {len(time) * bin_size:g} s "
+            f"merged onto {grid}; where windows overlap, their values for the same bin are "
+            f"averaged (nwb_lfads.io.read.merge_windows)."
+        )
     else:
         order, keep, n_dropped = trial_timeline(align, time, bin_size)
         stamps = (align[order][:, None] + time[None, :])[keep]
-        data = {name: np.asarray(results[name].values, dtype=np.float32)[order][keep]
-                for name, _ in SERIES if name in results and results[name].size}
+        data = {
+            name: np.asarray(results[name].values, dtype=np.float32)[order][keep]
+            for name, _ in SERIES
+            if name in results and results[name].size
+        }
         window = results.attrs.get("window", (time[0] - bin_size / 2, time[-1] + bin_size / 2))
-        layout = (f"Trial-aligned to '{align_to}', window [{window[0]:g}, {window[1]:g}] s around it: "
-                  f"samples exist only inside the {len(align)} trial windows, concatenated in order "
-                  f"of the event time (gaps between trials).")
+        layout = (
+            f"Trial-aligned to '{align_to}', window [{window[0]:g}, {window[1]:g}] s around it: "
+            f"samples exist only inside the {len(align)} trial windows, concatenated in order "
+            f"of the event time (gaps between trials)."
+        )
         if n_dropped:
-            layout += (f" {n_dropped} bins of earlier trials whose windows overlapped the next trial's "
-                       f"were dropped (the later trial is kept whole).")
-            warnings.warn(f"{source_name}: {n_dropped} bins dropped where consecutive trial windows "
-                          f"overlap (the earlier trial's bins at or after the next trial's first bin).",
-                          UserWarning, stacklevel=3)
+            layout += (
+                f" {n_dropped} bins of earlier trials whose windows overlapped the next trial's "
+                f"were dropped (the later trial is kept whole)."
+            )
+            warnings.warn(
+                f"{source_name}: {n_dropped} bins dropped where consecutive trial windows "
+                f"overlap (the earlier trial's bins at or after the next trial's first bin).",
+                UserWarning,
+                stacklevel=3,
+            )
         timing = _timing(stamps, bin_size)
 
     rates = np.full((data["rates"].shape[0], len(table_ids)), np.nan, dtype=np.float32)
     rates[:, columns] = data["rates"]
     data["rates"] = rates
-    common = (f"Each sample is the centre of a {bin_size * 1e3:g} ms bin; times are session time in "
-              f"seconds. {layout}")
+    common = (
+        f"Each sample is the centre of a {bin_size * 1e3:g} ms bin; times are session time in "
+        f"seconds. {layout}"
+    )
     miss = ""
     if missing.size:
         shown = ", ".join(str(u) for u in missing[:20]) + (" ..." if missing.size > 20 else "")
         miss = f" {missing.size} units absent from the results are NaN columns (ids {shown})."
     descriptions = {
-        "rates": (f"LFADS inferred firing rates (posterior mean) in Hz, float32, shape (n_samples, "
-                  f"n_units) = {rates.shape}. Column j is row j of the units table (/units; ids in "
-                  f"table order).{miss} {common}"),
+        "rates": (
+            f"LFADS inferred firing rates (posterior mean) in Hz, float32, shape (n_samples, "
+            f"n_units) = {rates.shape}. Column j is row j of the units table (/units; ids in "
+            f"table order).{miss} {common}"
+        ),
         "factors": f"LFADS latent factors (posterior mean, arbitrary units), shape (n_samples, n_factors). {common}",
-        "inferred_inputs": (f"LFADS inferred inputs from the controller (posterior mean, arbitrary "
-                            f"units), shape (n_samples, n_inputs). {common}"),
+        "inferred_inputs": (
+            f"LFADS inferred inputs from the controller (posterior mean, arbitrary "
+            f"units), shape (n_samples, n_inputs). {common}"
+        ),
     }
     prov = provenance_rows(results, provenance, source_name)
     module = ProcessingModule(name=MODULE_NAME, description=module_description(prov, list(data)))
@@ -238,8 +291,15 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
         kwargs = dict(timing)
         if "timestamps" in kwargs:
             kwargs["timestamps"] = H5DataIO(kwargs["timestamps"], compression="gzip")
-        module.add(TimeSeries(name=name, data=H5DataIO(data[name], compression="gzip", shuffle=True),
-                              unit=unit, description=descriptions[name], **kwargs))
+        module.add(
+            TimeSeries(
+                name=name,
+                data=H5DataIO(data[name], compression="gzip", shuffle=True),
+                unit=unit,
+                description=descriptions[name],
+                **kwargs,
+            )
+        )
     module.add(provenance_table(prov))
     return module
 
@@ -249,7 +309,9 @@ def _bin_size(results) -> float:
     if bin_size is None:
         time = np.asarray(results["time"].values, dtype=float)
         if time.size < 2:
-            raise ResultsFormatError("results: no 'bin_size' attribute and fewer than 2 time bins to infer it.")
+            raise ResultsFormatError(
+                "results: no 'bin_size' attribute and fewer than 2 time bins to infer it."
+            )
         bin_size = float(np.median(np.diff(time)))
     bin_size = float(bin_size)
     if not bin_size > 0:
@@ -259,12 +321,16 @@ def _bin_size(results) -> float:
 
 def _units_table_ids(nwbfile, source_name: str) -> np.ndarray:
     if nwbfile.units is None:
-        raise NwbContentError(f"{source_name}: no units table, so rates have no columns to map onto. "
-                              f"Pass the NWB file the results were inferred from.")
+        raise NwbContentError(
+            f"{source_name}: no units table, so rates have no columns to map onto. "
+            f"Pass the NWB file the results were inferred from."
+        )
     return np.asarray(nwbfile.units.id[:])
 
 
-def unit_columns(result_ids: np.ndarray, table_ids: np.ndarray, source_name: str = "") -> tuple[np.ndarray, np.ndarray]:
+def unit_columns(
+    result_ids: np.ndarray, table_ids: np.ndarray, source_name: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
     """Map results' unit ids onto units-table rows.
 
     Args:
@@ -284,7 +350,8 @@ def unit_columns(result_ids: np.ndarray, table_ids: np.ndarray, source_name: str
         raise SessionMismatchError(
             f"{source_name}: the results hold units {unknown[:10]} that the units table does not have "
             f"(table ids: {[int(u) for u in table_ids[:10]]}{' ...' if len(table_ids) > 10 else ''}). "
-            f"Write the results into the file they were inferred from.")
+            f"Write the results into the file they were inferred from."
+        )
     if len(set(int(u) for u in result_ids)) != len(result_ids):
         raise SessionMismatchError(f"{source_name}: the results' unit ids are not unique.")
     columns = np.array([row_of[int(u)] for u in result_ids], dtype=np.int64)
@@ -293,7 +360,9 @@ def unit_columns(result_ids: np.ndarray, table_ids: np.ndarray, source_name: str
     return columns, np.asarray(table_ids)[~present]
 
 
-def trial_timeline(align_time: np.ndarray, time: np.ndarray, bin_size: float) -> tuple[np.ndarray, np.ndarray, int]:
+def trial_timeline(
+    align_time: np.ndarray, time: np.ndarray, bin_size: float
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Order trials by event time and decide which bins to keep (the overlap rule).
 
     Args:
@@ -341,13 +410,19 @@ def _check_written(tmp: Path, target: Path) -> None:
             nwbfile = io.read()
             rates = nwbfile.processing[MODULE_NAME]["rates"]
             if rates.data.shape[1] != len(nwbfile.units.id):
-                raise ValueError(f"rates has {rates.data.shape[1]} columns for {len(nwbfile.units.id)} units")
+                raise ValueError(
+                    f"rates has {rates.data.shape[1]} columns for {len(nwbfile.units.id)} units"
+                )
     except Exception as exc:
-        raise NwbLfadsRuntimeError(f"{target}: the new file does not re-open cleanly in pynwb "
-                                   f"({type(exc).__name__}: {exc}); nothing was written.") from exc
+        raise NwbLfadsRuntimeError(
+            f"{target}: the new file does not re-open cleanly in pynwb "
+            f"({type(exc).__name__}: {exc}); nothing was written."
+        ) from exc
 
 
-def new_inspector_findings(input_path, output_path, importance: str = "BEST_PRACTICE_VIOLATION") -> list:
+def new_inspector_findings(
+    input_path, output_path, importance: str = "BEST_PRACTICE_VIOLATION"
+) -> list:
     """nwbinspector messages at ``importance`` or above found in the output but not the input.
 
     Messages are matched on (importance, check, object type, object name, location, message),
@@ -361,10 +436,20 @@ def new_inspector_findings(input_path, output_path, importance: str = "BEST_PRAC
     threshold = Importance[importance] if isinstance(importance, str) else importance
 
     def key(m):
-        return (m.importance.name, m.check_function_name, m.object_type, m.object_name, m.location, m.message)
+        return (
+            m.importance.name,
+            m.check_function_name,
+            m.object_type,
+            m.object_name,
+            m.location,
+            m.message,
+        )
 
-    before = Counter(key(m) for m in inspect_nwbfile(nwbfile_path=str(input_path), importance_threshold=threshold)
-                     if m is not None)
+    before = Counter(
+        key(m)
+        for m in inspect_nwbfile(nwbfile_path=str(input_path), importance_threshold=threshold)
+        if m is not None
+    )
     new = []
     for m in inspect_nwbfile(nwbfile_path=str(output_path), importance_threshold=threshold):
         if m is None:

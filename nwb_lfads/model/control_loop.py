@@ -33,8 +33,8 @@ def _gru(a, h):
     """Fused GRU from pre-activations a [.., 4H] = [r | u | c_x | c_h]; returns (h', r, u, c)."""
     H = h.shape[-1]
     r = jax.nn.sigmoid(a[..., :H])
-    u = jax.nn.sigmoid(a[..., H:2 * H])
-    c = jnp.tanh(a[..., 2 * H:3 * H] + r * a[..., 3 * H:])
+    u = jax.nn.sigmoid(a[..., H : 2 * H])
+    c = jnp.tanh(a[..., 2 * H : 3 * H] + r * a[..., 3 * H :])
     return c + u * (h - c), r, u, c
 
 
@@ -43,7 +43,7 @@ def _gru_bwd(dh, a, h, r, u, c):
     H = h.shape[-1]
     du = dh * (h - c) * u * (1.0 - u)
     dcx = dh * (1.0 - u) * (1.0 - c * c)
-    dr = dcx * a[..., 3 * H:] * r * (1.0 - r)
+    dr = dcx * a[..., 3 * H :] * r * (1.0 - r)
     return jnp.concatenate([dr, du, dcx, dcx * r], axis=-1), dh * u
 
 
@@ -72,6 +72,7 @@ def _forward(params, g0, ci, eps, keep, clip, var_min):
         c, g, gm = carry
         c, g, gm, mean, var, u = _step(params, clip, var_min, c, g, gm, *xs)
         return (c, g, gm), (c, g, gm, mean, var, u)
+
     _, out = jax.lax.scan(step, (c0, g0, g0), (ci, eps, keep))
     return out
 
@@ -151,17 +152,41 @@ def _bwd(clip, var_min, res, cot):
         dw_con = dw_con + a_in.T @ da
         db_con = db_con + jnp.sum(da, axis=0)
         G = gp.shape[-1]
-        carry = (dc_direct + da_in[:, I2 + G:], dg_direct + dz_in[:, U:], da_in[:, I2:I2 + G],
-                 dw_con, db_con, dw_co, db_co, dw_gen, db_gen)
+        carry = (
+            dc_direct + da_in[:, I2 + G :],
+            dg_direct + dz_in[:, U:],
+            da_in[:, I2 : I2 + G],
+            dw_con,
+            db_con,
+            dw_co,
+            db_co,
+            dw_gen,
+            db_gen,
+        )
         return carry, da_in[:, :I2]
 
-    init = (jnp.zeros((B, K), cs.dtype), jnp.zeros_like(g0), jnp.zeros_like(g0), jnp.zeros_like(w_con),
-            jnp.zeros_like(b_con), jnp.zeros_like(w_co), jnp.zeros_like(b_co), jnp.zeros_like(w_gen),
-            jnp.zeros_like(b_gen))
+    init = (
+        jnp.zeros((B, K), cs.dtype),
+        jnp.zeros_like(g0),
+        jnp.zeros_like(g0),
+        jnp.zeros_like(w_con),
+        jnp.zeros_like(b_con),
+        jnp.zeros_like(w_co),
+        jnp.zeros_like(b_co),
+        jnp.zeros_like(w_gen),
+        jnp.zeros_like(b_gen),
+    )
     xs = (c_prev, g_prev, gm_prev, cs, gs, ci, eps, keep, d_gm_out, d_mean_out, d_var_out, d_u_out)
-    (_, dg, dgm, dw_con, db_con, dw_co, db_co, dw_gen, db_gen), d_ci = jax.lax.scan(step, init, xs, reverse=True)
-    return ((dw_con, db_con, dw_co, db_co, dw_gen, db_gen), dg + dgm, d_ci, jnp.zeros_like(eps),
-            jnp.zeros_like(keep))
+    (_, dg, dgm, dw_con, db_con, dw_co, db_co, dw_gen, db_gen), d_ci = jax.lax.scan(
+        step, init, xs, reverse=True
+    )
+    return (
+        (dw_con, db_con, dw_co, db_co, dw_gen, db_gen),
+        dg + dgm,
+        d_ci,
+        jnp.zeros_like(eps),
+        jnp.zeros_like(keep),
+    )
 
 
 control_loop.defvjp(_fwd, _bwd)

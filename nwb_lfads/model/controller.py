@@ -20,12 +20,12 @@ from .noise import fan_in_init
 
 
 class ControllerParams(NamedTuple):
-    w_ci: jnp.ndarray   # [I2, 3K] input weights of the CI encodings
-    w_f: jnp.ndarray    # [F, 3K] input weights of the previous factors
-    w_h: jnp.ndarray    # [K, 3K] recurrent weights
-    b: jnp.ndarray      # [3K]
-    w_co: jnp.ndarray   # [K, 2U] posterior head (mean | log variance above the floor)
-    b_co: jnp.ndarray   # [2U]
+    w_ci: jnp.ndarray  # [I2, 3K] input weights of the CI encodings
+    w_f: jnp.ndarray  # [F, 3K] input weights of the previous factors
+    w_h: jnp.ndarray  # [K, 3K] recurrent weights
+    b: jnp.ndarray  # [3K]
+    w_co: jnp.ndarray  # [K, 2U] posterior head (mean | log variance above the floor)
+    b_co: jnp.ndarray  # [2U]
 
 
 class Controller(hk.Module):

@@ -25,22 +25,32 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from .control_loop import control_loop
 from .controller import ControllerParams
 from .generator import GeneratorParams
-from .control_loop import control_loop
 from .gru import cat_weights
 from .rnn import gru_autonomous
 
 
 class DecoderOut(NamedTuple):
-    gen_states: jnp.ndarray   # [T, B, G] generator states after dropout (factor input), time-major
+    gen_states: jnp.ndarray  # [T, B, G] generator states after dropout (factor input), time-major
     co_mean: jnp.ndarray | None  # [B, T, U]
-    co_var: jnp.ndarray | None   # [B, T, U]
-    u: jnp.ndarray | None        # [B, T, U] sampled inferred inputs
+    co_var: jnp.ndarray | None  # [B, T, U]
+    u: jnp.ndarray | None  # [B, T, U] sampled inferred inputs
 
 
-def decode(gen: GeneratorParams, g0, n_bins: int, clip: float, *, con: ControllerParams | None = None,
-           ci_enc=None, co_eps=None, co_var_min: float = 1e-4, gen_keep=None) -> DecoderOut:
+def decode(
+    gen: GeneratorParams,
+    g0,
+    n_bins: int,
+    clip: float,
+    *,
+    con: ControllerParams | None = None,
+    ci_enc=None,
+    co_eps=None,
+    co_var_min: float = 1e-4,
+    gen_keep=None,
+) -> DecoderOut:
     """Run the recurrence.
 
     Args:
@@ -54,16 +64,25 @@ def decode(gen: GeneratorParams, g0, n_bins: int, clip: float, *, con: Controlle
     """
     B, G = g0.shape
     if con is None:
-        hs = gru_autonomous(g0, gen.w_h, gen.b, n_bins, float(clip))          # [T, B, G]
+        hs = gru_autonomous(g0, gen.w_h, gen.b, n_bins, float(clip))  # [T, B, G]
         return DecoderOut(hs if gen_keep is None else hs * gen_keep, None, None, None)
 
     K = con.w_h.shape[0]
-    w_in = jnp.concatenate([con.w_ci, gen.w_fac @ con.w_f], axis=0)          # [I2 + G, 3K]
-    params = (cat_weights(w_in, con.w_h), jnp.concatenate([con.b, jnp.zeros((K,), con.b.dtype)]),
-              con.w_co, con.b_co,                                            # [I2 + G + K, 4K], ...
-              cat_weights(gen.w_i, gen.w_h), jnp.concatenate([gen.b, jnp.zeros((G,), gen.b.dtype)]))
+    w_in = jnp.concatenate([con.w_ci, gen.w_fac @ con.w_f], axis=0)  # [I2 + G, 3K]
+    params = (
+        cat_weights(w_in, con.w_h),
+        jnp.concatenate([con.b, jnp.zeros((K,), con.b.dtype)]),
+        con.w_co,
+        con.b_co,  # [I2 + G + K, 4K], ...
+        cat_weights(gen.w_i, gen.w_h),
+        jnp.concatenate([gen.b, jnp.zeros((G,), gen.b.dtype)]),
+    )
     keep = jnp.ones((n_bins, B, G), g0.dtype) if gen_keep is None else gen_keep
-    hs, mean, var, u = control_loop(params, g0, ci_enc, jnp.swapaxes(co_eps, 0, 1), keep, float(clip),
-                                    float(co_var_min))
-    sw = lambda a: jnp.swapaxes(a, 0, 1)
+    hs, mean, var, u = control_loop(
+        params, g0, ci_enc, jnp.swapaxes(co_eps, 0, 1), keep, float(clip), float(co_var_min)
+    )
+
+    def sw(a):
+        return jnp.swapaxes(a, 0, 1)
+
     return DecoderOut(hs, sw(mean), sw(var), sw(u))

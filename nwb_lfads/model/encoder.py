@@ -46,10 +46,21 @@ class Encoders(hk.Module):
     (time-major) or None)``, both with dropout applied when ``seeds`` is given.
     """
 
-    def __init__(self, ic_enc_dim: int, ci_enc_dim: int, ci_lag: int, dropout_rate: float,
-                 name: str | None = "encoders"):
+    def __init__(
+        self,
+        ic_enc_dim: int,
+        ci_enc_dim: int,
+        ci_lag: int,
+        dropout_rate: float,
+        name: str | None = "encoders",
+    ):
         super().__init__(name=name)
-        self.E, self.C, self.ci_lag, self.dropout_rate = ic_enc_dim, ci_enc_dim, ci_lag, dropout_rate
+        self.E, self.C, self.ci_lag, self.dropout_rate = (
+            ic_enc_dim,
+            ci_enc_dim,
+            ci_lag,
+            dropout_rate,
+        )
 
     def __call__(self, x, seeds=None, need_dx: bool = False):
         B, T, I = x.shape
@@ -61,15 +72,15 @@ class Encoders(hk.Module):
         H = max(sizes)
         K = len(sizes)
         weights = [GRUWeights(h, name=n)(I) for h, n in zip(sizes, names)]
-        w_i = jnp.stack([pad_gates(w[0], H) for w in weights])                       # [K, I, 3H]
-        w_h = jnp.stack([pad_gates(w[1], H, rows=H) for w in weights])             # [K, H, 3H]
-        b = jnp.stack([pad_gates(w[2], H) for w in weights])                        # [K, 3H]
-        x_t = jnp.transpose(x, (1, 0, 2))                                           # [T, B, I]
-        streams = jnp.stack([x_t, jnp.flip(x_t, axis=0)], axis=1)                   # [T, 2, B, I]
-        hs = gru_layer(streams, w_i, w_h, b, need_dx)                               # [T, K, B, H]
+        w_i = jnp.stack([pad_gates(w[0], H) for w in weights])  # [K, I, 3H]
+        w_h = jnp.stack([pad_gates(w[1], H, rows=H) for w in weights])  # [K, H, 3H]
+        b = jnp.stack([pad_gates(w[2], H) for w in weights])  # [K, 3H]
+        x_t = jnp.transpose(x, (1, 0, 2))  # [T, B, I]
+        streams = jnp.stack([x_t, jnp.flip(x_t, axis=0)], axis=1)  # [T, 2, B, I]
+        hs = gru_layer(streams, w_i, w_h, b, need_dx)  # [T, K, B, H]
         ic_enc = jnp.concatenate([hs[-1, 0, :, :E], hs[-1, K // 2, :, :E]], axis=-1)
         ci_enc = None
-        if K == 4:   # time-major, like the loops that produce and consume it (no transposes)
+        if K == 4:  # time-major, like the loops that produce and consume it (no transposes)
             ci_enc = lag_encodings(hs[:, 1, :, :C], jnp.flip(hs[:, 3, :, :C], axis=0), self.ci_lag)
         if seeds is not None and self.dropout_rate > 0:
             ic_enc = noise.dropout(seeds[0], self.dropout_rate, ic_enc)

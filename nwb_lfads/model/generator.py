@@ -22,15 +22,15 @@ from .noise import fan_in_init
 
 
 class GeneratorParams(NamedTuple):
-    w_i: jnp.ndarray    # [U, 3G] input weights (inferred inputs)
-    w_h: jnp.ndarray    # [G, 3G] recurrent weights
-    b: jnp.ndarray      # [3G]
+    w_i: jnp.ndarray  # [U, 3G] input weights (inferred inputs)
+    w_h: jnp.ndarray  # [G, 3G] recurrent weights
+    b: jnp.ndarray  # [3G]
     w_fac: jnp.ndarray  # [G, F] factor map, unit-norm columns
 
 
 def normalise_columns(w, eps: float = 1e-8):
     """Scale each column of w [G, F] to unit Euclidean norm."""
-    return w / jnp.sqrt(jnp.sum(w ** 2, axis=0, keepdims=True) + eps)
+    return w / jnp.sqrt(jnp.sum(w**2, axis=0, keepdims=True) + eps)
 
 
 class Generator(hk.Module):
@@ -42,8 +42,7 @@ class Generator(hk.Module):
 
     def __call__(self, co_dim: int) -> GeneratorParams:
         w_i, w_h, b = GRUWeights(self.G, name="gru")(co_dim)
-        w_fac = hk.get_parameter("w_fac", [self.G, self.F], jnp.float32,
-                                 init=fan_in_init())
+        w_fac = hk.get_parameter("w_fac", [self.G, self.F], jnp.float32, init=fan_in_init())
         return GeneratorParams(w_i, w_h, b, normalise_columns(w_fac))
 
     def initial_state(self, ic_sample, clip: float):

@@ -57,15 +57,21 @@ def gru_core(a_r, a_u, c_x, c_h, h, clip: float | None = None):
 def gru_split(xg, hg, h, clip: float | None = None):
     """GRU update from the input part ``xg`` [..., 3H] (bias included) and recurrent part ``hg`` [..., 3H]."""
     H = h.shape[-1]
-    return gru_core(xg[..., :H] + hg[..., :H], xg[..., H:2 * H] + hg[..., H:2 * H],
-                    xg[..., 2 * H:], hg[..., 2 * H:], h, clip)
+    return gru_core(
+        xg[..., :H] + hg[..., :H],
+        xg[..., H : 2 * H] + hg[..., H : 2 * H],
+        xg[..., 2 * H :],
+        hg[..., 2 * H :],
+        h,
+        clip,
+    )
 
 
 def gru_cat(g, h, clip: float | None = None):
     """GRU update from one fused pre-activation ``g`` [..., 4H] = ``[r | u | c_x | c_h]``
     (see :func:`cat_weights`); ``h`` [..., H]."""
     H = h.shape[-1]
-    return gru_core(g[..., :H], g[..., H:2 * H], g[..., 2 * H:3 * H], g[..., 3 * H:], h, clip)
+    return gru_core(g[..., :H], g[..., H : 2 * H], g[..., 2 * H : 3 * H], g[..., 3 * H :], h, clip)
 
 
 def cat_weights(w_i, w_h):
@@ -74,15 +80,18 @@ def cat_weights(w_i, w_h):
     H = w_h.shape[0]
     I = w_i.shape[0]
     top = jnp.concatenate([w_i, jnp.zeros((I, H), w_i.dtype)], axis=1)
-    bottom = jnp.concatenate([w_h[:, :2 * H], jnp.zeros((H, H), w_h.dtype), w_h[:, 2 * H:]], axis=1)
+    bottom = jnp.concatenate(
+        [w_h[:, : 2 * H], jnp.zeros((H, H), w_h.dtype), w_h[:, 2 * H :]], axis=1
+    )
     return jnp.concatenate([top, bottom], axis=0)
 
 
 def _bias_init(hidden: int):
     def init(shape, dtype):
         b = np.zeros(shape, dtype=np.float32)
-        b[hidden:2 * hidden] = UPDATE_BIAS
+        b[hidden : 2 * hidden] = UPDATE_BIAS
         return jnp.asarray(b, dtype)
+
     return init
 
 

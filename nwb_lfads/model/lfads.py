@@ -33,7 +33,7 @@ from .decoder import decode
 from .encoder import Encoders
 from .generator import Generator
 from .likelihoods import get_likelihood, masked_nll
-from .priors import AR1Prior, ICPrior, ar1_log_density, gaussian_kl, LOG_2PI
+from .priors import LOG_2PI, AR1Prior, ICPrior, ar1_log_density, gaussian_kl
 from .readin import ReadIn, ReadInit, ReadOut
 
 
@@ -86,8 +86,13 @@ def readin_size(cfg: ModelConfig, n_sessions: int) -> int:
 class LFADS(hk.Module):
     """LFADS over sessions sharing encoders, controller and generator (see module docstring)."""
 
-    def __init__(self, cfg: ModelConfig, unit_mask: np.ndarray, readin_init: ReadInit | None = None,
-                 name: str | None = "lfads"):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        unit_mask: np.ndarray,
+        readin_init: ReadInit | None = None,
+        name: str | None = "lfads",
+    ):
         super().__init__(name=name)
         self.cfg = cfg
         self.unit_mask = np.asarray(unit_mask, bool)
@@ -102,7 +107,7 @@ class LFADS(hk.Module):
         U = cfg.co_dim
         seeds = noise.seeds_from_key(hk.next_rng_key(), 8)
         if is_training and cfg.jitter_width > 0:
-            spikes = noise.jitter_in_time(seeds[7], cfg.jitter_width, spikes)   # input and target
+            spikes = noise.jitter_in_time(seeds[7], cfg.jitter_width, spikes)  # input and target
         x = jnp.where(batch.input_mask[:, None, :] > 0, spikes, 0.0)
         weight = jnp.broadcast_to(batch.loss_mask[:, None, :], spikes.shape)
         sv_weight = None
@@ -122,28 +127,44 @@ class LFADS(hk.Module):
 
         ci_dim = cfg.ci_enc_dim if U > 0 else 0
         ic_enc, ci_enc = Encoders(cfg.ic_enc_dim, ci_dim, cfg.ci_lag, cfg.dropout_rate)(
-            x, seeds[2:4] if is_training else None, need_dx=R > 0)
+            x, seeds[2:4] if is_training else None, need_dx=R > 0
+        )
 
         post = hk.Linear(2 * cfg.ic_dim, name="ic_posterior", w_init=noise.fan_in_init())(ic_enc)
-        ic_mean = post[:, :cfg.ic_dim]
-        ic_var = jnp.exp(post[:, cfg.ic_dim:]) + cfg.ic_post_var_min
+        ic_mean = post[:, : cfg.ic_dim]
+        ic_var = jnp.exp(post[:, cfg.ic_dim :]) + cfg.ic_post_var_min
         p_mean, p_var = ICPrior(cfg.ic_dim, cfg.ic_prior_var)()
         kl_ic = gaussian_kl(ic_mean, ic_var, p_mean, p_var)
-        ic_sample = ic_mean + jnp.sqrt(ic_var) * noise.normal(seeds[4], ic_mean.shape) if sample else ic_mean
+        ic_sample = (
+            ic_mean + jnp.sqrt(ic_var) * noise.normal(seeds[4], ic_mean.shape)
+            if sample
+            else ic_mean
+        )
 
         generator = Generator(cfg.gen_dim, cfg.fac_dim)
         gp = generator(U)
         g0 = generator.initial_state(ic_sample, cfg.cell_clip)
         gen_keep = None
         if is_training and cfg.dropout_rate > 0:
-            gen_keep = noise.dropout_scale(seeds[5], cfg.dropout_rate, (T, B, cfg.gen_dim), batch_axis=1)
+            gen_keep = noise.dropout_scale(
+                seeds[5], cfg.dropout_rate, (T, B, cfg.gen_dim), batch_axis=1
+            )
         if U > 0:
             cp = Controller(cfg.con_dim, U)(ci_enc.shape[-1], cfg.fac_dim)
             eps = noise.normal(seeds[6], (B, T, U)) if sample else jnp.zeros((B, T, U), jnp.float32)
-            dec = decode(gp, g0, T, cfg.cell_clip, con=cp, ci_enc=ci_enc, co_eps=eps,
-                         co_var_min=cfg.ic_post_var_min, gen_keep=gen_keep)
+            dec = decode(
+                gp,
+                g0,
+                T,
+                cfg.cell_clip,
+                con=cp,
+                ci_enc=ci_enc,
+                co_eps=eps,
+                co_var_min=cfg.ic_post_var_min,
+                gen_keep=gen_keep,
+            )
             log_tau, log_pvar = AR1Prior(U, cfg.co_prior_tau, cfg.co_prior_var)()
-            log_q = jnp.sum(-0.5 * (LOG_2PI + jnp.log(dec.co_var) + eps ** 2), axis=(1, 2))
+            log_q = jnp.sum(-0.5 * (LOG_2PI + jnp.log(dec.co_var) + eps**2), axis=(1, 2))
             kl_co = log_q - ar1_log_density(dec.u, log_tau, log_pvar)
             co_mean, co_var, u = dec.co_mean, dec.co_var, dec.u
         else:
@@ -151,23 +172,31 @@ class LFADS(hk.Module):
             co_mean = co_var = u = jnp.zeros((B, T, 0), jnp.float32)
             kl_co = jnp.zeros((B,), jnp.float32)
 
-        factors = jnp.swapaxes(dec.gen_states @ gp.w_fac, 0, 1)                 # [B, T, F]
+        factors = jnp.swapaxes(dec.gen_states @ gp.w_fac, 0, 1)  # [B, T, F]
         log_rates = ReadOut(self.unit_mask, cfg.fac_dim, self.readin_init)(factors, batch.session)
         recon = masked_nll(self.lik, log_rates, spikes, weight)
-        recon_sv = (masked_nll(self.lik, log_rates, spikes, sv_weight) if sv_weight is not None
-                    else jnp.zeros((B,), jnp.float32))
-        return LFADSOutput(log_rates, factors, u, ic_mean, ic_var, co_mean, co_var,
-                           kl_ic, kl_co, recon, recon_sv)
+        recon_sv = (
+            masked_nll(self.lik, log_rates, spikes, sv_weight)
+            if sv_weight is not None
+            else jnp.zeros((B,), jnp.float32)
+        )
+        return LFADSOutput(
+            log_rates, factors, u, ic_mean, ic_var, co_mean, co_var, kl_ic, kl_co, recon, recon_sv
+        )
 
 
-def make_lfads(cfg: ModelConfig, unit_mask: np.ndarray, readin_init: ReadInit | None = None) -> hk.Transformed:
+def make_lfads(
+    cfg: ModelConfig, unit_mask: np.ndarray, readin_init: ReadInit | None = None
+) -> hk.Transformed:
     """The transformed model. ``unit_mask``: bool [S, N], True where session s has unit n.
 
     ``init(rng, batch, is_training)`` -> params; ``apply(params, rng, batch, is_training)``
     -> :class:`LFADSOutput`.
     """
+
     def forward(batch: Batch, is_training: bool, sample: bool = True) -> LFADSOutput:
         return LFADS(cfg, unit_mask, readin_init)(batch, is_training, sample)
+
     return hk.transform(forward)
 
 

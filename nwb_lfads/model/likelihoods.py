@@ -12,7 +12,8 @@ contribute exactly zero to the loss *and* to every gradient, whatever their valu
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -62,8 +63,10 @@ LIKELIHOODS = {
 
 def get_likelihood(name: str) -> Likelihood:
     if name not in LIKELIHOODS:
-        raise ConfigError(f"model.likelihood: unknown likelihood {name!r}; "
-                          f"expected one of {', '.join(LIKELIHOODS)}.")
+        raise ConfigError(
+            f"model.likelihood: unknown likelihood {name!r}; "
+            f"expected one of {', '.join(LIKELIHOODS)}."
+        )
     return LIKELIHOODS[name]
 
 

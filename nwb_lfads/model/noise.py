@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 _GOLDEN = np.uint32(0x9E3779B9)
-_SHARD_AXIS: list[str] = []   # set while tracing one device's slice of a batch (trace time only)
+_SHARD_AXIS: list[str] = []  # set while tracing one device's slice of a batch (trace time only)
 
 
 @contextlib.contextmanager
@@ -61,7 +61,7 @@ def _positions(shape, batch_axis: int):
         return jax.lax.iota(jnp.uint32, n).reshape(shape)
     axis = _SHARD_AXIS[-1]
     outer = int(np.prod(shape[:batch_axis]))
-    inner = n // outer                                            # batch axis and the axes after it
+    inner = n // outer  # batch axis and the axes after it
     n_dev = jax.lax.psum(np.uint32(1), axis)
     dev = jax.lax.axis_index(axis).astype(jnp.uint32)
     o = jax.lax.broadcasted_iota(jnp.uint32, (outer, inner), 0)
@@ -105,7 +105,7 @@ def keep_mask(seed, rate: float, shape, batch_axis: int = 0):
     pieces, which XLA does not vectorise (~25 ms per profiled training step on 2 CPU
     devices). A loop's result cannot be fused into its users (an optimisation barrier would
     not do: XLA drops it before fusion; a loop that only copies is removed by JAX)."""
-    threshold = np.uint32(min(int(rate * 2.0 ** 32), 2 ** 32 - 1))
+    threshold = np.uint32(min(int(rate * 2.0**32), 2**32 - 1))
     shape = tuple(shape)
     if len(shape) < 2:
         return random_bits(seed, shape, batch_axis) >= threshold
@@ -120,6 +120,7 @@ def keep_mask(seed, rate: float, shape, batch_axis: int = 0):
 
     def row(_, t):
         return None, _hash(t * row_stride + base, seed) >= threshold
+
     return jax.lax.scan(row, None, jnp.arange(shape[0], dtype=jnp.uint32))[1]
 
 
@@ -143,14 +144,14 @@ def jitter_in_time(seed, width: int, x):
         return x
     T = x.shape[1]
     n = 2 * width + 1
-    shift = (random_bits(seed, x.shape) % np.uint32(n)).astype(jnp.int32) - width      # [B, T, N]
+    shift = (random_bits(seed, x.shape) % np.uint32(n)).astype(jnp.int32) - width  # [B, T, N]
     t = jax.lax.broadcasted_iota(jnp.int32, x.shape, 1)
     shift = jnp.where((t + shift < 0) | (t + shift >= T), 0, shift)
     out = jnp.where(shift == 0, x, 0.0)
     for k in range(1, width + 1):
-        ahead = jnp.where(shift == k, x, 0.0)        # moves from bin t to t + k
-        behind = jnp.where(shift == -k, x, 0.0)      # moves from bin t to t - k
-        out = out + jnp.pad(ahead[:, :T - k], ((0, 0), (k, 0), (0, 0)))
+        ahead = jnp.where(shift == k, x, 0.0)  # moves from bin t to t + k
+        behind = jnp.where(shift == -k, x, 0.0)  # moves from bin t to t - k
+        out = out + jnp.pad(ahead[:, : T - k], ((0, 0), (k, 0), (0, 0)))
         out = out + jnp.pad(behind[:, k:], ((0, 0), (0, k), (0, 0)))
     return out
 
@@ -164,8 +165,9 @@ def dropout(seed, rate: float, x, batch_axis: int = 0):
 
 def dropout_scale(seed, rate: float, shape, batch_axis: int = 0):
     """float32 [shape] of 0 or 1/(1-rate): a dropout mask to multiply with."""
-    return jnp.where(keep_mask(seed, rate, shape, batch_axis), np.float32(1.0 / (1.0 - rate)),
-                     np.float32(0.0))
+    return jnp.where(
+        keep_mask(seed, rate, shape, batch_axis), np.float32(1.0 / (1.0 - rate)), np.float32(0.0)
+    )
 
 
 def normal_init(stddev: float, truncate: float = 2.0):
@@ -177,13 +179,16 @@ def normal_init(stddev: float, truncate: float = 2.0):
     def init(shape, dtype):
         seed = seeds_from_key(hk.next_rng_key(), 1)[0]
         return (jnp.clip(normal(seed, tuple(shape)), -truncate, truncate) * stddev).astype(dtype)
+
     return init
 
 
 def fan_in_init(truncate: float = 2.0):
     """:func:`normal_init` with stddev 1/sqrt(fan_in) (fan_in = first dimension, or the
     product of all but the last)."""
+
     def init(shape, dtype):
         fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else int(shape[0])
         return normal_init(1.0 / np.sqrt(max(fan_in, 1)), truncate)(shape, dtype)
+
     return init

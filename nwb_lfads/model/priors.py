@@ -28,8 +28,9 @@ def gaussian_kl(q_mean, q_var, p_mean, p_var):
 
     Args: arrays broadcastable to [..., D] (variances, not log-variances). Returns [...] nats.
     """
-    return 0.5 * jnp.sum(jnp.log(p_var) - jnp.log(q_var) + (q_var + (q_mean - p_mean) ** 2) / p_var - 1.0,
-                         axis=-1)
+    return 0.5 * jnp.sum(
+        jnp.log(p_var) - jnp.log(q_var) + (q_var + (q_mean - p_mean) ** 2) / p_var - 1.0, axis=-1
+    )
 
 
 def gaussian_log_density(x, mean, var):
@@ -48,11 +49,11 @@ def ar1_log_density(u, log_tau, log_pvar):
     Returns:
         log-density per trial, float32 [B].
     """
-    a = jnp.exp(-jnp.exp(-log_tau))                  # exp(-1 / tau)
+    a = jnp.exp(-jnp.exp(-log_tau))  # exp(-1 / tau)
     pvar = jnp.exp(log_pvar)
-    nvar = pvar * (1.0 - a ** 2)                     # innovation variance
-    first = gaussian_log_density(u[:, 0], 0.0, pvar)                       # [B, U]
-    rest = gaussian_log_density(u[:, 1:], a * u[:, :-1], nvar)             # [B, T-1, U]
+    nvar = pvar * (1.0 - a**2)  # innovation variance
+    first = gaussian_log_density(u[:, 0], 0.0, pvar)  # [B, U]
+    rest = gaussian_log_density(u[:, 1:], a * u[:, :-1], nvar)  # [B, T-1, U]
     return jnp.sum(first, axis=-1) + jnp.sum(rest, axis=(1, 2))
 
 
@@ -77,8 +78,13 @@ class AR1Prior(hk.Module):
         self.co_dim, self.tau, self.pvar = co_dim, tau, pvar
 
     def __call__(self):
-        log_tau = hk.get_parameter("log_tau", [self.co_dim], jnp.float32,
-                                   init=hk.initializers.Constant(math.log(self.tau)))
-        log_pvar = hk.get_parameter("log_pvar", [self.co_dim], jnp.float32,
-                                    init=hk.initializers.Constant(math.log(self.pvar)))
+        log_tau = hk.get_parameter(
+            "log_tau", [self.co_dim], jnp.float32, init=hk.initializers.Constant(math.log(self.tau))
+        )
+        log_pvar = hk.get_parameter(
+            "log_pvar",
+            [self.co_dim],
+            jnp.float32,
+            init=hk.initializers.Constant(math.log(self.pvar)),
+        )
         return log_tau, log_pvar

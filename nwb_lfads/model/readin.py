@@ -39,25 +39,35 @@ def _init_or(value, shape, default):
     value = np.asarray(value, np.float32)
     if value.shape != tuple(shape):
         from ..errors import ConfigError
-        raise ConfigError(f"read-in/read-out initial value has shape {value.shape}, expected {tuple(shape)}.")
+
+        raise ConfigError(
+            f"read-in/read-out initial value has shape {value.shape}, expected {tuple(shape)}."
+        )
     return hk.initializers.Constant(value)
 
 
 def _masked_normal(unit_mask, axis: int, fan_in: int):
     """Normal(0, 1/fan_in) weights, zero where the unit does not exist (unit axis ``axis``)."""
+
     def init(shape, dtype):
         w = normal_init(1.0 / np.sqrt(fan_in))(shape, dtype)
         m = jnp.asarray(unit_mask, dtype)  # [S, N]
         m = m[:, :, None] if axis == 1 else m[:, None, :]
         return w * m
+
     return init
 
 
 class ReadIn(hk.Module):
     """Linear map of units to the encoder input: x [B, T, N] -> [B, T, R]."""
 
-    def __init__(self, unit_mask: np.ndarray, readin_dim: int, init: ReadInit | None = None,
-                 name: str | None = "readin"):
+    def __init__(
+        self,
+        unit_mask: np.ndarray,
+        readin_dim: int,
+        init: ReadInit | None = None,
+        name: str | None = "readin",
+    ):
         super().__init__(name=name)
         self.unit_mask = np.asarray(unit_mask, bool)
         self.R = readin_dim
@@ -66,10 +76,17 @@ class ReadIn(hk.Module):
     def __call__(self, x, session):
         S, N = self.unit_mask.shape
         fan = max(int(self.unit_mask.sum(axis=1).max()), 1)
-        w = hk.get_parameter("w", [S, N, self.R], jnp.float32,
-                             init=_init_or(self.init.readin_w, (S, N, self.R), _masked_normal(self.unit_mask, 1, fan)))
-        b = hk.get_parameter("b", [S, self.R], jnp.float32,
-                             init=_init_or(self.init.readin_b, (S, self.R), jnp.zeros))
+        w = hk.get_parameter(
+            "w",
+            [S, N, self.R],
+            jnp.float32,
+            init=_init_or(
+                self.init.readin_w, (S, N, self.R), _masked_normal(self.unit_mask, 1, fan)
+            ),
+        )
+        b = hk.get_parameter(
+            "b", [S, self.R], jnp.float32, init=_init_or(self.init.readin_b, (S, self.R), jnp.zeros)
+        )
         if S == 1:
             return x @ w[0] + b[0]
         return jnp.einsum("btn,bnr->btr", x, w[session]) + b[session][:, None, :]
@@ -78,8 +95,13 @@ class ReadIn(hk.Module):
 class ReadOut(hk.Module):
     """Linear map of factors to per-unit outputs (log-rates): f [B, T, F] -> [B, T, N]."""
 
-    def __init__(self, unit_mask: np.ndarray, fac_dim: int, init: ReadInit | None = None,
-                 name: str | None = "readout"):
+    def __init__(
+        self,
+        unit_mask: np.ndarray,
+        fac_dim: int,
+        init: ReadInit | None = None,
+        name: str | None = "readout",
+    ):
         super().__init__(name=name)
         self.unit_mask = np.asarray(unit_mask, bool)
         self.F = fac_dim
@@ -87,11 +109,17 @@ class ReadOut(hk.Module):
 
     def __call__(self, factors, session):
         S, N = self.unit_mask.shape
-        w = hk.get_parameter("w", [S, self.F, N], jnp.float32,
-                             init=_init_or(self.init.readout_w, (S, self.F, N),
-                                           _masked_normal(self.unit_mask, 2, self.F)))
-        b = hk.get_parameter("b", [S, N], jnp.float32,
-                             init=_init_or(self.init.readout_b, (S, N), jnp.zeros))
+        w = hk.get_parameter(
+            "w",
+            [S, self.F, N],
+            jnp.float32,
+            init=_init_or(
+                self.init.readout_w, (S, self.F, N), _masked_normal(self.unit_mask, 2, self.F)
+            ),
+        )
+        b = hk.get_parameter(
+            "b", [S, N], jnp.float32, init=_init_or(self.init.readout_b, (S, N), jnp.zeros)
+        )
         if S == 1:
             return factors @ w[0] + b[0]
         return jnp.einsum("btf,bfn->btn", factors, w[session]) + b[session][:, None, :]
@@ -103,8 +131,12 @@ def apply_read_init(params: dict, init: ReadInit | None) -> dict:
     if init is None:
         return params
     params = {m: dict(v) for m, v in params.items()}
-    slots = {"readin_w": ("readin", "w"), "readin_b": ("readin", "b"),
-             "readout_w": ("readout", "w"), "readout_b": ("readout", "b")}
+    slots = {
+        "readin_w": ("readin", "w"),
+        "readin_b": ("readin", "b"),
+        "readout_w": ("readout", "w"),
+        "readout_b": ("readout", "b"),
+    }
     for field, (suffix, name) in slots.items():
         value = getattr(init, field)
         if value is None:
@@ -112,11 +144,15 @@ def apply_read_init(params: dict, init: ReadInit | None) -> dict:
         module = next((m for m in params if m.endswith(suffix)), None)
         if module is None:
             from ..errors import ConfigError
-            raise ConfigError(f"{field} was given but the model has no {suffix} (one session with readin_dim = 0).")
+
+            raise ConfigError(
+                f"{field} was given but the model has no {suffix} (one session with readin_dim = 0)."
+            )
         want = tuple(params[module][name].shape)
         value = np.asarray(value, np.float32)
         if value.shape != want:
             from ..errors import ConfigError
+
             raise ConfigError(f"{field} has shape {value.shape}, expected {want}.")
         params[module][name] = jnp.asarray(value)
     return params

@@ -42,8 +42,8 @@ def _gates(xk, h, w_i, w_h, b):
 def _cell(ax, ah, h):
     H = h.shape[-1]
     r = jax.nn.sigmoid(ax[..., :H] + ah[..., :H])
-    u = jax.nn.sigmoid(ax[..., H:2 * H] + ah[..., H:2 * H])
-    c = jnp.tanh(ax[..., 2 * H:] + r * ah[..., 2 * H:])
+    u = jax.nn.sigmoid(ax[..., H : 2 * H] + ah[..., H : 2 * H])
+    c = jnp.tanh(ax[..., 2 * H :] + r * ah[..., 2 * H :])
     return c + u * (h - c), (r, u, c)
 
 
@@ -54,6 +54,7 @@ def _forward(x, w_i, w_h, b):
     def step(h, x_t):
         h, _ = _cell(*_gates(_cell_inputs(x_t, K), h, w_i, w_h, b), h)
         return h, h
+
     _, hs = jax.lax.scan(step, h0, x)
     return hs
 
@@ -83,7 +84,7 @@ def _bwd(need_dx, res, g):
     x, w_i, w_h, b, hs = res
     T, K, B, H = hs.shape
     D = x.shape[1]
-    h_prev = jnp.concatenate([jnp.zeros((1, K, B, H), hs.dtype), hs[:-1]])   # state before each step
+    h_prev = jnp.concatenate([jnp.zeros((1, K, B, H), hs.dtype), hs[:-1]])  # state before each step
 
     def step(carry, xs):
         dh, dw_i, dw_h, db = carry
@@ -94,19 +95,27 @@ def _bwd(need_dx, res, g):
         dh = dh + g_t
         du = dh * (hp - c)
         dcx = dh * (1.0 - u) * (1.0 - c * c)
-        dr = dcx * ah[..., 2 * H:] * r * (1.0 - r)
+        dr = dcx * ah[..., 2 * H :] * r * (1.0 - r)
         du = du * u * (1.0 - u)
-        d_ax = jnp.concatenate([dr, du, dcx], axis=-1)            # [K, B, 3H]
+        d_ax = jnp.concatenate([dr, du, dcx], axis=-1)  # [K, B, 3H]
         d_ah = jnp.concatenate([dr, du, dcx * r], axis=-1)
         dh_prev = dh * u + jnp.einsum("kbg,khg->kbh", d_ah, w_h)
         dw_i = dw_i + jnp.einsum("kbi,kbg->kig", xk, d_ax)
         dw_h = dw_h + jnp.einsum("kbh,kbg->khg", hp, d_ah)
         db = db + jnp.sum(d_ax, axis=1)
-        dx = (jnp.einsum("kbg,kig->kbi", d_ax, w_i).reshape(D, K // D, B, -1).sum(axis=1)
-              if need_dx else None)
+        dx = (
+            jnp.einsum("kbg,kig->kbi", d_ax, w_i).reshape(D, K // D, B, -1).sum(axis=1)
+            if need_dx
+            else None
+        )
         return (dh_prev, dw_i, dw_h, db), dx
 
-    init = (jnp.zeros((K, B, H), hs.dtype), jnp.zeros_like(w_i), jnp.zeros_like(w_h), jnp.zeros_like(b))
+    init = (
+        jnp.zeros((K, B, H), hs.dtype),
+        jnp.zeros_like(w_i),
+        jnp.zeros_like(w_h),
+        jnp.zeros_like(b),
+    )
     (_, dw_i, dw_h, db), dx = jax.lax.scan(step, init, (x, h_prev, g), reverse=True)
     return (dx if need_dx else jnp.zeros_like(x)), dw_i, dw_h, db
 
@@ -121,6 +130,7 @@ def _autonomous_forward(h0, w_h, b, n_steps, clip):
         if clip > 0:
             h = jnp.clip(h, -clip, clip)
         return h, h
+
     _, hs = jax.lax.scan(step, h0, None, length=n_steps)
     return hs
 
@@ -159,7 +169,7 @@ def _auto_bwd(n_steps, clip, res, g):
             dh = jnp.where(jnp.abs(hn) < clip, dh, 0.0)
         du = dh * (hp - c) * u * (1.0 - u)
         dcx = dh * (1.0 - u) * (1.0 - c * c)
-        dr = dcx * ah[..., 2 * H:] * r * (1.0 - r)
+        dr = dcx * ah[..., 2 * H :] * r * (1.0 - r)
         d_ah = jnp.concatenate([dr, du, dcx * r], axis=-1)
         dh_prev = dh * u + d_ah @ w_h.T
         dw_h = dw_h + hp.T @ d_ah

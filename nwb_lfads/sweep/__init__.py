@@ -11,8 +11,24 @@ Ray is imported only when a sweep runs (``pip install "nwb-lfads[sweep]"``).
 """
 
 from .run import SweepResult, sweep
-from .space import (DEFAULT_HYPERPARAMETERS, Hyperparameter, PBTSchedule, SearchSpace, default_search_space,
-                    load_search_space, search_space_from_dict)
+from .space import (
+    DEFAULT_HYPERPARAMETERS,
+    Hyperparameter,
+    PBTSchedule,
+    SearchSpace,
+    default_search_space,
+    load_search_space,
+    search_space_from_dict,
+)
 
-__all__ = ["sweep", "SweepResult", "SearchSpace", "Hyperparameter", "PBTSchedule", "DEFAULT_HYPERPARAMETERS",
-           "default_search_space", "load_search_space", "search_space_from_dict"]
+__all__ = [
+    "sweep",
+    "SweepResult",
+    "SearchSpace",
+    "Hyperparameter",
+    "PBTSchedule",
+    "DEFAULT_HYPERPARAMETERS",
+    "default_search_space",
+    "load_search_space",
+    "search_space_from_dict",
+]

@@ -21,7 +21,9 @@ from ..errors import NwbLfadsError
 
 INSTALL_HINT = 'pip install "nwb-lfads[sweep]"'
 CONNECT_TIMEOUT_S = 5.0
-JOIN_RETRIES_S = 10  # seconds Ray keeps trying a head node that accepts TCP but does not answer as Ray
+JOIN_RETRIES_S = (
+    10  # seconds Ray keeps trying a head node that accepts TCP but does not answer as Ray
+)
 DEFAULT_GCS_PORT = 6379
 DEFAULT_CLIENT_PORT = 10001
 
@@ -40,8 +42,10 @@ def import_ray():
         import ray
         from ray import tune
     except ImportError as exc:
-        raise RayMissingError(f"nwb-lfads sweep needs Ray Tune, which is not installed ({exc}). Install it with: "
-                              f"{INSTALL_HINT}") from None
+        raise RayMissingError(
+            f"nwb-lfads sweep needs Ray Tune, which is not installed ({exc}). Install it with: "
+            f"{INSTALL_HINT}"
+        ) from None
     return ray, tune
 
 
@@ -57,10 +61,14 @@ def parse_address(address: str) -> tuple[str, str, int] | None:
     address = (address or "").strip()
     if address == "auto":
         return None
-    scheme, rest = ("ray", address[len("ray://"):]) if address.startswith("ray://") else ("gcs", address)
+    scheme, rest = (
+        ("ray", address[len("ray://") :]) if address.startswith("ray://") else ("gcs", address)
+    )
     if "://" in rest or not rest:
-        raise ClusterError(f"--address {address!r}: expected 'auto', HOST:PORT of a Ray head node or "
-                           f"ray://HOST:PORT of a Ray Client server.")
+        raise ClusterError(
+            f"--address {address!r}: expected 'auto', HOST:PORT of a Ray head node or "
+            f"ray://HOST:PORT of a Ray Client server."
+        )
     host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
     host = host.strip("[]")
     if not port:
@@ -70,8 +78,10 @@ def parse_address(address: str) -> tuple[str, str, int] | None:
     except ValueError:
         number = -1
     if not 0 < number < 65536 or not host:
-        raise ClusterError(f"--address {address!r}: bad host or port; expected HOST:PORT, e.g. 10.0.0.5:6379 "
-                           f"or ray://10.0.0.5:10001.")
+        raise ClusterError(
+            f"--address {address!r}: bad host or port; expected HOST:PORT, e.g. 10.0.0.5:6379 "
+            f"or ray://10.0.0.5:10001."
+        )
     return scheme, host, number
 
 
@@ -93,14 +103,22 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
             pass
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise ClusterError(f"--address {address}: no Ray cluster answers at {host}:{port} ({reason}). Start one with "
-                           f"`ray start --head` on the head node (or check the address and firewall), or drop "
-                           f"--address to use a local Ray instance.") from None
+        raise ClusterError(
+            f"--address {address}: no Ray cluster answers at {host}:{port} ({reason}). Start one with "
+            f"`ray start --head` on the head node (or check the address and firewall), or drop "
+            f"--address to use a local Ray instance."
+        ) from None
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, *, workers: int, gpus: float | None = None, env: dict | None = None,
-                quiet: bool = True):
+def ray_session(
+    address: str | None,
+    *,
+    workers: int,
+    gpus: float | None = None,
+    env: dict | None = None,
+    quiet: bool = True,
+):
     """Connect to Ray for the duration of the block, then disconnect (and stop a local instance).
 
     Args:
@@ -115,11 +133,17 @@ def ray_session(address: str | None, *, workers: int, gpus: float | None = None,
     """
     ray, _ = import_ray()
     if ray.is_initialized():
-        raise ClusterError("Ray is already initialised in this process; call ray.shutdown() first or run the "
-                           "sweep in a new process.")
+        raise ClusterError(
+            "Ray is already initialised in this process; call ray.shutdown() first or run the "
+            "sweep in a new process."
+        )
     runtime_env = {"env_vars": {k: str(v) for k, v in (env or {}).items()}} if env else None
-    kwargs = dict(runtime_env=runtime_env, log_to_driver=not quiet, logging_level="WARNING",
-                  configure_logging=True)
+    kwargs = dict(
+        runtime_env=runtime_env,
+        log_to_driver=not quiet,
+        logging_level="WARNING",
+        configure_logging=True,
+    )
     if address:
         check_reachable(address)
         try:
@@ -127,9 +151,11 @@ def ray_session(address: str | None, *, workers: int, gpus: float | None = None,
                 ray.init(address=address, **kwargs)
         except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
             _shutdown(ray)
-            raise ClusterError(f"--address {address}: could not join the Ray cluster ({_first_line(exc)}). Start one "
-                               f"with `ray start --head`, check the address, or drop --address to use a local "
-                               f"Ray instance.") from None
+            raise ClusterError(
+                f"--address {address}: could not join the Ray cluster ({_first_line(exc)}). Start one "
+                f"with `ray start --head`, check the address, or drop --address to use a local "
+                f"Ray instance."
+            ) from None
     else:
         ray.init(num_cpus=int(workers), num_gpus=gpus, include_dashboard=False, **kwargs)
     try:

@@ -34,7 +34,7 @@ MEMBER_FILE = "member.json"
 OBJECTIVE = "valid_recon_smoothed"  # PBT's metric (minimised)
 CACHE_SIZE = 2  # trainers kept per worker process (a paused member resumed there skips compiling)
 
-_TRAINERS: "OrderedDict[tuple, object]" = OrderedDict()
+_TRAINERS: OrderedDict[tuple, object] = OrderedDict()
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,11 +108,20 @@ def _read_member(folder) -> dict:
         return json.load(f)
 
 
-def _metrics(row: dict, smoothed: float, me: str, exploited_from: str, best: float, best_epoch: int) -> dict:
+def _metrics(
+    row: dict, smoothed: float, me: str, exploited_from: str, best: float, best_epoch: int
+) -> dict:
     """One ``tune.report`` payload: the trainer's scalar metrics plus PBT's objective and lineage."""
     metrics = {k: v for k, v in row.items() if isinstance(v, (int, float))}
-    metrics.update({OBJECTIVE: smoothed if math.isfinite(smoothed) else math.inf, "member": me,
-                    "exploited_from": exploited_from, "best_smoothed": best, "best_smoothed_epoch": best_epoch})
+    metrics.update(
+        {
+            OBJECTIVE: smoothed if math.isfinite(smoothed) else math.inf,
+            "member": me,
+            "exploited_from": exploited_from,
+            "best_smoothed": best,
+            "best_smoothed_epoch": best_epoch,
+        }
+    )
     return metrics
 
 
@@ -166,9 +175,19 @@ def train_member(config: dict, bundle: MemberBundle | None = None) -> None:
         # copied from a donor that had already finished: nothing left to train, but report
         # once so that this member's record shows the epoch (and donor) of the weights it holds
         row = {"epoch": trainer.epoch, **trainer.evaluate()}
-        _report(tune, trainer, _metrics(row, smoothed, me, exploited_from, best, best_epoch),
-                {"trial_id": me, "epoch": trainer.epoch, "smoothed": smoothed, "best": best,
-                 "best_epoch": best_epoch, "hyperparameters": hps})
+        _report(
+            tune,
+            trainer,
+            _metrics(row, smoothed, me, exploited_from, best, best_epoch),
+            {
+                "trial_id": me,
+                "epoch": trainer.epoch,
+                "smoothed": smoothed,
+                "best": best,
+                "best_epoch": best_epoch,
+                "hyperparameters": hps,
+            },
+        )
         return
     while trainer.epoch < max_epochs:
         row = trainer.train_epoch()
@@ -182,5 +201,18 @@ def train_member(config: dict, bundle: MemberBundle | None = None) -> None:
         metrics = _metrics(row, smoothed, me, exploited_from, best, best_epoch)
         exploited_from = ""
         with_checkpoint = trainer.epoch % interval == 0 or trainer.epoch >= max_epochs
-        _report(tune, trainer, metrics, {"trial_id": me, "epoch": trainer.epoch, "smoothed": smoothed, "best": best,
-                                         "best_epoch": best_epoch, "hyperparameters": hps} if with_checkpoint else None)
+        _report(
+            tune,
+            trainer,
+            metrics,
+            {
+                "trial_id": me,
+                "epoch": trainer.epoch,
+                "smoothed": smoothed,
+                "best": best,
+                "best_epoch": best_epoch,
+                "hyperparameters": hps,
+            }
+            if with_checkpoint
+            else None,
+        )

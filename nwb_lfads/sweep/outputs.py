@@ -75,9 +75,20 @@ def score_member(folder, datasets, data, paths) -> MemberScore:
 
 def write_leaderboard(path: Path, rows: list[dict], hyperparameters: list[str]) -> Path:
     """``leaderboard.csv``: one row per member, best first (see :func:`nwb_lfads.sweep.sweep`)."""
-    fixed = ["rank", "trial_id", "status", "epochs", "best_valid_recon_smoothed", "best_epoch",
-             "final_valid_recon_smoothed", "times_copied", "valid_bps", "smoothing_valid_bps", "r2",
-             "smoothing_r2"]
+    fixed = [
+        "rank",
+        "trial_id",
+        "status",
+        "epochs",
+        "best_valid_recon_smoothed",
+        "best_epoch",
+        "final_valid_recon_smoothed",
+        "times_copied",
+        "valid_bps",
+        "smoothing_valid_bps",
+        "r2",
+        "smoothing_r2",
+    ]
     fields = fixed + hyperparameters + ["checkpoint", "error"]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", newline="") as f:
@@ -112,8 +123,17 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def write_best(out: Path, checkpoint_folder, score: MemberScore, *, paths, datasets, metrics_rows,
-               plots: bool = True, extra_provenance: dict | None = None) -> Path:
+def write_best(
+    out: Path,
+    checkpoint_folder,
+    score: MemberScore,
+    *,
+    paths,
+    datasets,
+    metrics_rows,
+    plots: bool = True,
+    extra_provenance: dict | None = None,
+) -> Path:
     """Build ``out/best/`` (see the module docstring) and return its path.
 
     Args:
@@ -140,11 +160,19 @@ def write_best(out: Path, checkpoint_folder, score: MemberScore, *, paths, datas
         (tmp / CONFIG_FILE).write_text(score.cfg.to_yaml())
         (tmp / SUMMARY_FILE).write_text(json.dumps(score.sessions, indent=2))
         _write_csv(tmp / "metrics.csv", metrics_rows)
-        final_metrics = {k: v for k, v in (metrics_rows[-1] if metrics_rows else {}).items()
-                         if isinstance(v, (int, float))}
-        for path, ds, res, row in zip(paths, datasets, score.results, score.sessions):
-            provenance = {"package": f"nwb-lfads {__version__}", "config": score.cfg.to_dict(),
-                          "final_metrics": final_metrics, "session_summary": row, **(extra_provenance or {})}
+        final_metrics = {
+            k: v
+            for k, v in (metrics_rows[-1] if metrics_rows else {}).items()
+            if isinstance(v, (int, float))
+        }
+        for path, _ds, res, row in zip(paths, datasets, score.results, score.sessions):
+            provenance = {
+                "package": f"nwb-lfads {__version__}",
+                "config": score.cfg.to_dict(),
+                "final_metrics": final_metrics,
+                "session_summary": row,
+                **(extra_provenance or {}),
+            }
             write_results(path, res, tmp / output_name(Path(path)), provenance=provenance)
         if plots:
             make_plots(tmp, datasets, score.results, metrics_rows)

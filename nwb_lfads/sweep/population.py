@@ -21,25 +21,54 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .member import OBJECTIVE
 
 LOG_FILE = "population.jsonl"
-RAY_KEYS = {"config", "date", "hostname", "node_ip", "pid", "timestamp", "experiment_id", "experiment_tag",
-            "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "time_this_iter_s",
-            "time_since_restore", "iterations_since_restore", "timesteps_total", "episodes_total",
-            "timesteps_since_restore", "trial_id"}
+RAY_KEYS = {
+    "config",
+    "date",
+    "hostname",
+    "node_ip",
+    "pid",
+    "timestamp",
+    "experiment_id",
+    "experiment_tag",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "done",
+    "training_iteration",
+    "time_this_iter_s",
+    "time_since_restore",
+    "iterations_since_restore",
+    "timesteps_total",
+    "episodes_total",
+    "timesteps_since_restore",
+    "trial_id",
+}
 
 
 def record(trial_id: str, result: dict, config: dict) -> dict:
     """One log record from a Ray result (its scalars, without Ray's bookkeeping)."""
-    row = {k: v for k, v in result.items()
-           if k not in RAY_KEYS and isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-    hps = {k: float(v) for k, v in (config or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return {"trial_id": str(trial_id), "epoch": int(result.get("epoch", 0)), "time_total_s": result.get("time_total_s"),
-            "hyperparameters": hps, "row": row}
+    row = {
+        k: v
+        for k, v in result.items()
+        if k not in RAY_KEYS and isinstance(v, (int, float, str)) and not isinstance(v, bool)
+    }
+    hps = {
+        k: float(v)
+        for k, v in (config or {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    return {
+        "trial_id": str(trial_id),
+        "epoch": int(result.get("epoch", 0)),
+        "time_total_s": result.get("time_total_s"),
+        "hyperparameters": hps,
+        "row": row,
+    }
 
 
 def append_record(path: Path, rec: dict) -> None:
@@ -72,12 +101,18 @@ def history(records: list[dict]) -> dict[str, list[dict]]:
 def exploits(hist: dict[str, list[dict]]) -> list[dict]:
     """Copy events ``{"trial_id", "epoch", "donor"}``: at ``epoch`` the member reported for the
     first time after restarting from ``donor``'s checkpoint; sorted by epoch."""
-    events = [{"trial_id": t, "epoch": r["epoch"], "donor": r["row"].get("exploited_from")}
-              for t, recs in hist.items() for r in recs if r["row"].get("exploited_from")]
+    events = [
+        {"trial_id": t, "epoch": r["epoch"], "donor": r["row"].get("exploited_from")}
+        for t, recs in hist.items()
+        for r in recs
+        if r["row"].get("exploited_from")
+    ]
     return sorted(events, key=lambda e: (e["epoch"], e["trial_id"]))
 
 
-def lineage(hist: dict[str, list[dict]], trial_id: str, upto: float = math.inf, _depth: int = 0) -> list[dict]:
+def lineage(
+    hist: dict[str, list[dict]], trial_id: str, upto: float = math.inf, _depth: int = 0
+) -> list[dict]:
     """Records of the weights ``trial_id`` holds at epoch ``upto``: its own epochs since its
     last copy, preceded by the donor's lineage up to the copy."""
     recs = [r for r in hist.get(trial_id, []) if r["epoch"] <= upto]
@@ -100,8 +135,14 @@ def best_of(recs: list[dict]) -> tuple[float, int]:
     return best, epoch
 
 
-def make_callbacks(tune, log_path: Path, *, interval: int, stop_patience: int,
-                   echo: Callable[[str], None] | None = None) -> tuple[object, object | None]:
+def make_callbacks(
+    tune,
+    log_path: Path,
+    *,
+    interval: int,
+    stop_patience: int,
+    echo: Callable[[str], None] | None = None,
+) -> tuple[object, object | None]:
     """``(callback, stopper)``: a Ray Tune callback appending to ``log_path`` (and echoing one
     line per generation and per exploit) and, when ``stop_patience > 0``, a stopper that ends
     the sweep after ``stop_patience`` generations without a better population best."""
@@ -119,7 +160,9 @@ def make_callbacks(tune, log_path: Path, *, interval: int, stop_patience: int,
                 return
             donor = rec["row"].get("exploited_from")
             if donor:
-                echo(f"epoch {rec['epoch']}: member {trial.trial_id} continues from a copy of {donor}")
+                echo(
+                    f"epoch {rec['epoch']}: member {trial.trial_id} continues from a copy of {donor}"
+                )
             value = rec["row"].get(OBJECTIVE, math.inf)
             self.best = min(self.best, value) if isinstance(value, (int, float)) else self.best
             epoch = rec["epoch"]
@@ -128,8 +171,10 @@ def make_callbacks(tune, log_path: Path, *, interval: int, stop_patience: int,
                 done.add(trial.trial_id)
                 live = [t for t in trials if t.status not in ("ERROR",)]
                 if len(done) == len(live):
-                    echo(f"generation {epoch // interval} (epoch {epoch}): best smoothed validation "
-                         f"reconstruction {self.best:.4g}")
+                    echo(
+                        f"generation {epoch // interval} (epoch {epoch}): best smoothed validation "
+                        f"reconstruction {self.best:.4g}"
+                    )
 
     class PopulationPlateau(tune.Stopper):
         def __init__(self):
@@ -149,6 +194,7 @@ def make_callbacks(tune, log_path: Path, *, interval: int, stop_patience: int,
 
 
 # ---------------------------------------------------------------------------------------- figures
+
 
 def _save(fig, out_dir: Path, name: str) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -189,31 +235,52 @@ def plot_population(hist: dict[str, list[dict]], out_dir, *, name: str = "popula
         for k, seg in enumerate(segments):
             ys = [r["row"].get(OBJECTIVE, math.nan) for r in seg]
             ys = [y if isinstance(y, (int, float)) and math.isfinite(y) else math.nan for y in ys]
-            ax.plot([r["epoch"] for r in seg], ys, lw=1.2, marker="." if len(seg) == 1 else None,
-                    color=f"C{i % 10}", label=trial if k == 0 else None)
-    value = {(t, r["epoch"]): r["row"].get(OBJECTIVE, math.nan) for t, recs in hist.items() for r in recs}
+            ax.plot(
+                [r["epoch"] for r in seg],
+                ys,
+                lw=1.2,
+                marker="." if len(seg) == 1 else None,
+                color=f"C{i % 10}",
+                label=trial if k == 0 else None,
+            )
+    value = {
+        (t, r["epoch"]): r["row"].get(OBJECTIVE, math.nan) for t, recs in hist.items() for r in recs
+    }
     events = exploits(hist)
     for k, e in enumerate(events):
         y = value.get((e["trial_id"], e["epoch"]), math.nan)
         y0 = value.get((e["donor"], e["epoch"] - 1), math.nan)
         if math.isfinite(y0) and math.isfinite(y):
             ax.plot([e["epoch"] - 1, e["epoch"]], [y0, y], ls="--", lw=0.8, color="0.4")
-        ax.plot([e["epoch"]], [y], marker="v", color="red", ms=7, ls="none",
-                label="exploit (copy of a better member)" if k == 0 else None)
+        ax.plot(
+            [e["epoch"]],
+            [y],
+            marker="v",
+            color="red",
+            ms=7,
+            ls="none",
+            label="exploit (copy of a better member)" if k == 0 else None,
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("smoothed validation reconstruction (nats / trial)")
-    ax.set_title(f"population ({len(hist)} members, {len(events)} exploit{'' if len(events) == 1 else 's'})")
+    ax.set_title(
+        f"population ({len(hist)} members, {len(events)} exploit{'' if len(events) == 1 else 's'})"
+    )
     if len(hist) <= 12:
         ax.legend(fontsize=7, ncol=2)
     return _save(fig, Path(out_dir), name)
 
 
-def plot_hyperparameters(hist: dict[str, list[dict]], out_dir, *, name: str = "hyperparameters.png") -> Path | None:
+def plot_hyperparameters(
+    hist: dict[str, list[dict]], out_dir, *, name: str = "hyperparameters.png"
+) -> Path | None:
     """Each searched hyperparameter of every member against epoch (log axes for positive
     values spanning more than a decade). None when nothing was searched."""
     from matplotlib.figure import Figure
 
-    names = sorted({k for recs in hist.values() for r in recs for k in r.get("hyperparameters", {})})
+    names = sorted(
+        {k for recs in hist.values() for r in recs for k in r.get("hyperparameters", {})}
+    )
     if not names:
         return None
     cols = min(len(names), 4)
@@ -222,7 +289,7 @@ def plot_hyperparameters(hist: dict[str, list[dict]], out_dir, *, name: str = "h
     for j, hp in enumerate(names):
         ax = fig.add_subplot(rows, cols, j + 1)
         values = []
-        for i, (trial, recs) in enumerate(sorted(hist.items())):
+        for i, (_trial, recs) in enumerate(sorted(hist.items())):
             xs = [r["epoch"] for r in recs if hp in r["hyperparameters"]]
             ys = [r["hyperparameters"][hp] for r in recs if hp in r["hyperparameters"]]
             values += ys

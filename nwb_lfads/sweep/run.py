@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import os
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import yaml
 
@@ -43,28 +43,50 @@ class SweepResult:
 
     @property
     def table(self) -> str:
-        cols = [("rank", "{}"), ("trial_id", "{}"), ("epochs", "{}"), ("best_valid_recon_smoothed", "{:.4g}"),
-                ("valid_bps", "{:.3f}"), ("r2", "{:.3f}"), ("times_copied", "{}")]
+        cols = [
+            ("rank", "{}"),
+            ("trial_id", "{}"),
+            ("epochs", "{}"),
+            ("best_valid_recon_smoothed", "{:.4g}"),
+            ("valid_bps", "{:.3f}"),
+            ("r2", "{:.3f}"),
+            ("times_copied", "{}"),
+        ]
         cols = [c for c in cols if any(r.get(c[0]) is not None for r in self.leaderboard)]
 
         def fmt(row, key, spec):
             value = row.get(key)
-            return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else spec.format(value)
+            return (
+                "-"
+                if value is None or (isinstance(value, float) and math.isnan(value))
+                else spec.format(value)
+            )
+
         cells = [[c[0] for c in cols]] + [[fmt(r, *c) for c in cols] for r in self.leaderboard]
         widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
         return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in cells)
 
 
 def _check_options(population, workers, max_minutes, gpus_per_trial) -> None:
-    if population is not None and (isinstance(population, bool) or not isinstance(population, int) or population < 2):
-        raise ConfigError(f"--population {population}: population-based training needs at least 2 members (the "
-                          f"worst copy the best); AutoLFADS used 20. Pass --population 2 or more.")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ConfigError(f"--workers {workers}: expected a whole number >= 1 (members trained at once).")
+    if population is not None and (
+        isinstance(population, bool) or not isinstance(population, int) or population < 2
+    ):
+        raise ConfigError(
+            f"--population {population}: population-based training needs at least 2 members (the "
+            f"worst copy the best); AutoLFADS used 20. Pass --population 2 or more."
+        )
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise ConfigError(
+            f"--workers {workers}: expected a whole number >= 1 (members trained at once)."
+        )
     if max_minutes is not None and not max_minutes > 0:
         raise ConfigError(f"--max-minutes {max_minutes}: expected a positive number of minutes.")
     if gpus_per_trial is not None and not gpus_per_trial >= 0:
-        raise ConfigError(f"--gpus-per-trial {gpus_per_trial}: expected 0 or a positive fraction of a GPU.")
+        raise ConfigError(
+            f"--gpus-per-trial {gpus_per_trial}: expected 0 or a positive fraction of a GPU."
+        )
 
 
 def _resolve_space(search_space) -> SearchSpace:
@@ -78,11 +100,17 @@ def _resolve_space(search_space) -> SearchSpace:
 
 
 def _settings(sources, cfg: RunConfig, space: SearchSpace, population: int) -> dict:
-    return {"sources": [str(s) for s in sources], "population": population, "config": cfg.to_dict(),
-            "search_space": space.to_dict()}
+    return {
+        "sources": [str(s) for s in sources],
+        "population": population,
+        "config": cfg.to_dict(),
+        "search_space": space.to_dict(),
+    }
 
 
-def _load_settings(out: Path, sources, config, overrides, search_space, population) -> tuple[RunConfig, SearchSpace, int]:
+def _load_settings(
+    out: Path, sources, config, overrides, search_space, population
+) -> tuple[RunConfig, SearchSpace, int]:
     """The saved sweep's config, space and population; refuses changes to them on resume."""
     saved = yaml.safe_load((out / SETTINGS_FILE).read_text()) or {}
     cfg = RunConfig.from_dict(saved.get("config"), source=str(out / SETTINGS_FILE))
@@ -99,8 +127,10 @@ def _load_settings(out: Path, sources, config, overrides, search_space, populati
     if [str(s) for s in sources] != saved.get("sources"):
         changed.append(f"SOURCES (were {' '.join(saved.get('sources') or [])})")
     if changed:
-        raise ConfigError(f"{out}: --resume continues the saved sweep and cannot change {'; '.join(changed)}. "
-                          f"Drop those options, or start a new sweep with another --out.")
+        raise ConfigError(
+            f"{out}: --resume continues the saved sweep and cannot change {'; '.join(changed)}. "
+            f"Drop those options, or start a new sweep with another --out."
+        )
     return cfg, space, int(saved["population"])
 
 
@@ -109,10 +139,14 @@ def _check_out(out: Path, resume: bool) -> None:
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out}: exists and is not a folder. Choose a folder for --out.")
     if resume and not has:
-        raise RunDirError(f"{out}: no sweep to resume here (no {SETTINGS_FILE}); drop --resume to start one.")
+        raise RunDirError(
+            f"{out}: no sweep to resume here (no {SETTINGS_FILE}); drop --resume to start one."
+        )
     if not resume and has:
-        raise RunDirError(f"{out}: already holds a sweep ({SETTINGS_FILE}). Pass --resume to continue it, or "
-                          f"choose a new --out folder.")
+        raise RunDirError(
+            f"{out}: already holds a sweep ({SETTINGS_FILE}). Pass --resume to continue it, or "
+            f"choose a new --out folder."
+        )
 
 
 def _worker_env(gpus_per_trial: float, compile_cache: Path | None) -> dict:
@@ -122,7 +156,10 @@ def _worker_env(gpus_per_trial: float, compile_cache: Path | None) -> dict:
     does not compile its unchanged step again."""
     env = {}
     if compile_cache is not None:
-        env.update(JAX_COMPILATION_CACHE_DIR=str(compile_cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+        env.update(
+            JAX_COMPILATION_CACHE_DIR=str(compile_cache),
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        )
     if not gpus_per_trial:
         env["JAX_PLATFORMS"] = "cpu"
     elif gpus_per_trial < 1:
@@ -130,11 +167,24 @@ def _worker_env(gpus_per_trial: float, compile_cache: Path | None) -> dict:
     return env
 
 
-def sweep(sources: Sequence, out, *, config: RunConfig | None = None, overrides: Sequence[str] = (),
-          search_space=None, population: int | None = None, workers: int | None = None,
-          max_minutes: float | None = None, address: str | None = None, gpus_per_trial: float = 0.0,
-          resume: bool = False, plots: bool = True, progress: bool = True, cache_dir=None,
-          echo: Callable[[str], None] = print) -> SweepResult:
+def sweep(
+    sources: Sequence,
+    out,
+    *,
+    config: RunConfig | None = None,
+    overrides: Sequence[str] = (),
+    search_space=None,
+    population: int | None = None,
+    workers: int | None = None,
+    max_minutes: float | None = None,
+    address: str | None = None,
+    gpus_per_trial: float = 0.0,
+    resume: bool = False,
+    plots: bool = True,
+    progress: bool = True,
+    cache_dir=None,
+    echo: Callable[[str], None] = print,
+) -> SweepResult:
     """Population-based training of LFADS on ``sources`` (AutoLFADS), on Ray Tune.
 
     Args:
@@ -166,7 +216,9 @@ def sweep(sources: Sequence, out, *, config: RunConfig | None = None, overrides:
     out = Path(out).expanduser().resolve()
     _check_out(out, resume)
     if resume:
-        cfg, space, population = _load_settings(out, sources, config, overrides, search_space, population)
+        cfg, space, population = _load_settings(
+            out, sources, config, overrides, search_space, population
+        )
     else:
         cfg = (config or RunConfig()).with_overrides(list(overrides))
         space = _resolve_space(search_space)
@@ -175,9 +227,9 @@ def sweep(sources: Sequence, out, *, config: RunConfig | None = None, overrides:
     if address:
         check_reachable(address)  # seconds, before reading anything
 
+    from ..data import prepare_data
     from ..fit import reader_options, resolve_sources
     from ..io.read import read_sessions
-    from ..data import prepare_data
 
     paths = resolve_sources(sources, cache_dir=cache_dir)
     datasets = read_sessions(paths, **reader_options(cfg.data))
@@ -186,36 +238,59 @@ def sweep(sources: Sequence, out, *, config: RunConfig | None = None, overrides:
     n_workers = workers or (None if address else local_cpus())
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        (out / SETTINGS_FILE).write_text(yaml.safe_dump(_settings(sources, cfg, space, population), sort_keys=False))
+        (out / SETTINGS_FILE).write_text(
+            yaml.safe_dump(_settings(sources, cfg, space, population), sort_keys=False)
+        )
     from .member import MemberBundle, train_member
-    from .scheduler import GenerationalPBT, initial_draws
     from .population import LOG_FILE, make_callbacks
+    from .scheduler import GenerationalPBT, initial_draws
 
     say = echo if progress else None
     env = _worker_env(gpus_per_trial, None if address else out / RAY_DIR / "jax_cache")
     with ray_session(address, workers=n_workers or 1, env=env):
         bundle = MemberBundle(data=data, cfg=cfg, space=space, token=uuid.uuid4().hex)
-        trainable = tune.with_resources(tune.with_parameters(train_member, bundle=bundle),
-                                        {"cpu": 1, "gpu": float(gpus_per_trial or 0)})
+        trainable = tune.with_resources(
+            tune.with_parameters(train_member, bundle=bundle),
+            {"cpu": 1, "gpu": float(gpus_per_trial or 0)},
+        )
         experiment = out / RAY_DIR
         if resume and tune.Tuner.can_restore(str(experiment)):
-            tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True,
-                                       resume_errored=True)
+            tuner = tune.Tuner.restore(
+                str(experiment), trainable=trainable, resume_unfinished=True, resume_errored=True
+            )
         else:
-            callback, stopper = make_callbacks(tune, out / LOG_FILE, interval=space.pbt.perturbation_interval,
-                                               stop_patience=space.pbt.stop_patience, echo=say)
+            callback, stopper = make_callbacks(
+                tune,
+                out / LOG_FILE,
+                interval=space.pbt.perturbation_interval,
+                stop_patience=space.pbt.stop_patience,
+                echo=say,
+            )
             tuner = tune.Tuner(
-                trainable, param_space=initial_draws(space),
-                tune_config=tune.TuneConfig(scheduler=GenerationalPBT.for_space(space), num_samples=population,
-                                            reuse_actors=True,
-                                            time_budget_s=None if max_minutes is None else 60.0 * max_minutes,
-                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+                trainable,
+                param_space=initial_draws(space),
+                tune_config=tune.TuneConfig(
+                    scheduler=GenerationalPBT.for_space(space),
+                    num_samples=population,
+                    reuse_actors=True,
+                    time_budget_s=None if max_minutes is None else 60.0 * max_minutes,
+                    trial_name_creator=_trial_name,
+                    trial_dirname_creator=_trial_name,
+                ),
                 run_config=tune.RunConfig(
-                    name=RAY_DIR, storage_path=str(out), verbose=0, stop=stopper, callbacks=[callback],
+                    name=RAY_DIR,
+                    storage_path=str(out),
+                    verbose=0,
+                    stop=stopper,
+                    callbacks=[callback],
                     failure_config=tune.FailureConfig(max_failures=0),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS,
-                                                            checkpoint_score_attribute="valid_recon_smoothed",
-                                                            checkpoint_score_order="min")))
+                    checkpoint_config=tune.CheckpointConfig(
+                        num_to_keep=KEEP_CHECKPOINTS,
+                        checkpoint_score_attribute="valid_recon_smoothed",
+                        checkpoint_score_order="min",
+                    ),
+                ),
+            )
         grid = tuner.fit()
         members = _collect(grid)
     return _finish(out, members, paths, datasets, data, space, plots, say)
@@ -229,7 +304,7 @@ def _trial_name(trial) -> str:
 class _Member:
     trial_id: str
     checkpoint: Path | None  # its best checkpoint (lowest objective among those Ray kept)
-    best: float = math.inf   # the objective at that checkpoint
+    best: float = math.inf  # the objective at that checkpoint
     best_epoch: int = 0
     error: str = ""
     finished: bool = True
@@ -242,9 +317,14 @@ def _collect(grid) -> list[_Member]:
     interrupted = grid.num_terminated + grid.num_errors < len(grid)
     members = []
     for result in grid:
-        member = _Member(Path(result.path).name, None, finished=not interrupted)  # dirname = trial id
-        kept = [(c, m) for c, m in (result.best_checkpoints or [])
-                if isinstance(m.get(OBJECTIVE), (int, float)) and math.isfinite(m[OBJECTIVE])]
+        member = _Member(
+            Path(result.path).name, None, finished=not interrupted
+        )  # dirname = trial id
+        kept = [
+            (c, m)
+            for c, m in (result.best_checkpoints or [])
+            if isinstance(m.get(OBJECTIVE), (int, float)) and math.isfinite(m[OBJECTIVE])
+        ]
         if kept:
             checkpoint, metrics = min(kept, key=lambda cm: cm[1][OBJECTIVE])
             member.checkpoint, member.best = Path(checkpoint.path), float(metrics[OBJECTIVE])
@@ -257,9 +337,25 @@ def _collect(grid) -> list[_Member]:
     return members
 
 
-def _finish(out: Path, members: list[_Member], paths, datasets, data, space: SearchSpace, plots: bool, say) -> SweepResult:
-    from .outputs import LEADERBOARD, load_checkpoint_params, score_member, write_best, write_leaderboard
-    from .population import LOG_FILE, exploits, history, lineage, plot_hyperparameters, plot_population, read_log
+def _finish(
+    out: Path, members: list[_Member], paths, datasets, data, space: SearchSpace, plots: bool, say
+) -> SweepResult:
+    from .outputs import (
+        LEADERBOARD,
+        load_checkpoint_params,
+        score_member,
+        write_best,
+        write_leaderboard,
+    )
+    from .population import (
+        LOG_FILE,
+        exploits,
+        history,
+        lineage,
+        plot_hyperparameters,
+        plot_population,
+        read_log,
+    )
 
     hist = history(read_log(out / LOG_FILE))
     events = exploits(hist)
@@ -270,11 +366,18 @@ def _finish(out: Path, members: list[_Member], paths, datasets, data, space: Sea
     for m in members:
         recs = hist.get(m.trial_id, [])
         last = recs[-1] if recs else {"epoch": 0, "row": {}, "hyperparameters": {}}
-        row = {"trial_id": m.trial_id, "status": "error" if m.error else ("done" if m.finished else "interrupted"),
-               "epochs": last["epoch"], "best_valid_recon_smoothed": m.best, "best_epoch": m.best_epoch,
-               "final_valid_recon_smoothed": last["row"].get("valid_recon_smoothed"),
-               "times_copied": copied.get(m.trial_id, 0), "error": m.error,
-               "checkpoint": os.path.relpath(m.checkpoint, out) if m.checkpoint else "", **last["hyperparameters"]}
+        row = {
+            "trial_id": m.trial_id,
+            "status": "error" if m.error else ("done" if m.finished else "interrupted"),
+            "epochs": last["epoch"],
+            "best_valid_recon_smoothed": m.best,
+            "best_epoch": m.best_epoch,
+            "final_valid_recon_smoothed": last["row"].get("valid_recon_smoothed"),
+            "times_copied": copied.get(m.trial_id, 0),
+            "error": m.error,
+            "checkpoint": os.path.relpath(m.checkpoint, out) if m.checkpoint else "",
+            **last["hyperparameters"],
+        }
         if m.checkpoint is not None and (m.checkpoint / "state.npz").exists():
             row.update(_checkpoint_hyperparameters(m.checkpoint))  # those of the weights scored
             if say:
@@ -284,7 +387,12 @@ def _finish(out: Path, members: list[_Member], paths, datasets, data, space: Sea
             for key in ("valid_bps", "smoothing_valid_bps", "r2", "smoothing_r2"):
                 row[key] = score.mean(key)
         rows.append(row)
-    rows.sort(key=lambda r: (not math.isfinite(r["best_valid_recon_smoothed"]), r["best_valid_recon_smoothed"]))
+    rows.sort(
+        key=lambda r: (
+            not math.isfinite(r["best_valid_recon_smoothed"]),
+            r["best_valid_recon_smoothed"],
+        )
+    )
     for i, r in enumerate(rows, 1):
         r["rank"] = i
     write_leaderboard(out / LEADERBOARD, rows, list(space.names))
@@ -298,15 +406,29 @@ def _finish(out: Path, members: list[_Member], paths, datasets, data, space: Sea
     winner = next((r for r in rows if r["trial_id"] in scores), None)
     if winner is None:
         errors = "; ".join(f"{m.trial_id}: {m.error}" for m in members if m.error)
-        raise NwbLfadsRuntimeError(f"{out}: no member of the population produced a checkpoint"
-                                   f"{' (' + errors + ')' if errors else ''}; see {out / RAY_DIR} for Ray's logs.")
+        raise NwbLfadsRuntimeError(
+            f"{out}: no member of the population produced a checkpoint"
+            f"{' (' + errors + ')' if errors else ''}; see {out / RAY_DIR} for Ray's logs."
+        )
     member = next(m for m in members if m.trial_id == winner["trial_id"])
     _, _, epoch = load_checkpoint_params(member.checkpoint)
     metrics_rows = [r["row"] for r in lineage(hist, member.trial_id, epoch)]
-    best_dir = write_best(out, member.checkpoint, scores[member.trial_id], paths=paths,
-                          datasets=datasets, metrics_rows=metrics_rows, plots=plots,
-                          extra_provenance={"sweep": {"trial_id": member.trial_id, "population": len(members),
-                                                      "exploits": len(events)}})
+    best_dir = write_best(
+        out,
+        member.checkpoint,
+        scores[member.trial_id],
+        paths=paths,
+        datasets=datasets,
+        metrics_rows=metrics_rows,
+        plots=plots,
+        extra_provenance={
+            "sweep": {
+                "trial_id": member.trial_id,
+                "population": len(members),
+                "exploits": len(events),
+            }
+        },
+    )
     return SweepResult(out, rows, best_dir, len(events), interrupted, figures)
 
 

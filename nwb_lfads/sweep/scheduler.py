@@ -37,13 +37,23 @@ class GenerationalPBT(PopulationBasedTraining):
     """See the module docstring; build it with :meth:`for_space`."""
 
     @classmethod
-    def for_space(cls, space: SearchSpace) -> "GenerationalPBT":
+    def for_space(cls, space: SearchSpace) -> GenerationalPBT:
         p = space.pbt
-        return cls(time_attr="epoch", metric=OBJECTIVE, mode="min", perturbation_interval=p.perturbation_interval,
-                   burn_in_period=p.burn_in,
-                   hyperparam_mutations={h.name: _domain(h.low, h.high, h.scale) for h in space.hyperparameters},
-                   quantile_fraction=p.quantile_fraction, resample_probability=p.resample_probability,
-                   perturbation_factors=tuple(p.perturbation_factors), custom_explore_fn=space.clip, synch=p.synch)
+        return cls(
+            time_attr="epoch",
+            metric=OBJECTIVE,
+            mode="min",
+            perturbation_interval=p.perturbation_interval,
+            burn_in_period=p.burn_in,
+            hyperparam_mutations={
+                h.name: _domain(h.low, h.high, h.scale) for h in space.hyperparameters
+            },
+            quantile_fraction=p.quantile_fraction,
+            resample_probability=p.resample_probability,
+            perturbation_factors=tuple(p.perturbation_factors),
+            custom_explore_fn=space.clip,
+            synch=p.synch,
+        )
 
     def on_trial_result(self, tune_controller, trial, result):
         before = self._next_perturbation_sync
@@ -58,10 +68,16 @@ class GenerationalPBT(PopulationBasedTraining):
         if chosen is not None or not self._synch:
             return chosen
         trials = tune_controller.get_trials()
-        waiting = [t for t in trials if t.status in (Trial.PENDING, Trial.PAUSED) and t in self._trial_state]
+        waiting = [
+            t
+            for t in trials
+            if t.status in (Trial.PENDING, Trial.PAUSED) and t in self._trial_state
+        ]
         if not waiting or any(t.status == Trial.RUNNING for t in trials):
             return None
         # every live member is paused and none is behind: start the next generation
         first = min(waiting, key=lambda t: self._trial_state[t].last_train_time)
-        self._next_perturbation_sync = self._trial_state[first].last_train_time + self._perturbation_interval
+        self._next_perturbation_sync = (
+            self._trial_state[first].last_train_time + self._perturbation_interval
+        )
         return first

@@ -64,7 +64,12 @@ class Hyperparameter:
         return float(min(max(float(value), self.low), self.high))
 
     def to_dict(self) -> dict:
-        return {"low": self.low, "high": self.high, "scale": self.scale, "init": list(self.init_range)}
+        return {
+            "low": self.low,
+            "high": self.high,
+            "scale": self.scale,
+            "init": list(self.init_range),
+        }
 
 
 @dataclass(frozen=True)
@@ -117,9 +122,11 @@ KNOWN = tuple(h.name for h in DEFAULT_HYPERPARAMETERS)
 RATES = ("model.dropout_rate", "model.cd_rate")  # probabilities: range inside [0, 1)
 _FIELDS = ("low", "high", "scale", "init")
 _SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(PBTSchedule))
-_UNIT_BOUNDS = {"quantile_fraction": (lambda v: 0 < v <= 0.5, "(0, 0.5]"),
-                "resample_probability": (lambda v: 0 <= v <= 1, "[0, 1]"),
-                "smoothing": (lambda v: 0 <= v < 1, "[0, 1)")}
+_UNIT_BOUNDS = {
+    "quantile_fraction": (lambda v: 0 < v <= 0.5, "(0, 0.5]"),
+    "resample_probability": (lambda v: 0 <= v <= 1, "[0, 1]"),
+    "smoothing": (lambda v: 0 <= v < 1, "[0, 1)"),
+}
 
 
 @dataclass(frozen=True)
@@ -140,8 +147,10 @@ class SearchSpace:
         raise KeyError(name)
 
     def to_dict(self) -> dict:
-        return {"hyperparameters": {h.name: h.to_dict() for h in self.hyperparameters},
-                "pbt": self.pbt.to_dict()}
+        return {
+            "hyperparameters": {h.name: h.to_dict() for h in self.hyperparameters},
+            "pbt": self.pbt.to_dict(),
+        }
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -169,21 +178,30 @@ def _number(value, where: str) -> float:
 
 def _hyperparameter(name: str, entry, base: Hyperparameter | None, where: str) -> Hyperparameter:
     if name not in KNOWN:
-        raise ConfigError(f"{where}: unknown hyperparameter {name!r}; the ones that can be searched are "
-                          f"{', '.join(KNOWN)}.")
+        raise ConfigError(
+            f"{where}: unknown hyperparameter {name!r}; the ones that can be searched are "
+            f"{', '.join(KNOWN)}."
+        )
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: {name}: expected a mapping with {', '.join(_FIELDS)} (or null to not "
-                          f"search it), found {entry!r}.")
+        raise ConfigError(
+            f"{where}: {name}: expected a mapping with {', '.join(_FIELDS)} (or null to not "
+            f"search it), found {entry!r}."
+        )
     unknown = set(entry) - set(_FIELDS)
     if unknown:
-        raise ConfigError(f"{where}: {name}: unknown field(s) {sorted(unknown)}; expected {', '.join(_FIELDS)}.")
+        raise ConfigError(
+            f"{where}: {name}: unknown field(s) {sorted(unknown)}; expected {', '.join(_FIELDS)}."
+        )
     merged = {**(base.to_dict() if base is not None else {}), **entry}
     if base is not None and ("low" in entry or "high" in entry) and "init" not in entry:
         merged["init"] = None  # a new range without an init range: draw from the whole range
     missing = [k for k in ("low", "high") if merged.get(k) is None]
     if missing:
         raise ConfigError(f"{where}: {name}: missing {', '.join(missing)}.")
-    low, high = _number(merged["low"], f"{where}: {name}.low"), _number(merged["high"], f"{where}: {name}.high")
+    low, high = (
+        _number(merged["low"], f"{where}: {name}.low"),
+        _number(merged["high"], f"{where}: {name}.high"),
+    )
     scale = merged.get("scale") or "log"
     if scale not in ("log", "linear"):
         raise ConfigError(f"{where}: {name}.scale: expected log or linear, found {scale!r}.")
@@ -191,7 +209,10 @@ def _hyperparameter(name: str, entry, base: Hyperparameter | None, where: str) -
     if init is not None:
         if not isinstance(init, (list, tuple)) or len(init) != 2:
             raise ConfigError(f"{where}: {name}.init: expected [low, high], found {init!r}.")
-        init = (_number(init[0], f"{where}: {name}.init"), _number(init[1], f"{where}: {name}.init"))
+        init = (
+            _number(init[0], f"{where}: {name}.init"),
+            _number(init[1], f"{where}: {name}.init"),
+        )
     hp = Hyperparameter(name, low, high, scale, init)
     _check_ranges(hp, where)
     return hp
@@ -202,39 +223,53 @@ def _check_ranges(hp: Hyperparameter, where: str) -> None:
     if not hp.low < hp.high:
         raise ConfigError(f"{where}: {name}: low ({hp.low:g}) must be below high ({hp.high:g}).")
     if hp.scale == "log" and hp.low <= 0:
-        raise ConfigError(f"{where}: {name}: a log-scale range needs low > 0 (found {hp.low:g}); use "
-                          f"scale: linear or a positive low.")
+        raise ConfigError(
+            f"{where}: {name}: a log-scale range needs low > 0 (found {hp.low:g}); use "
+            f"scale: linear or a positive low."
+        )
     if name in RATES and (hp.low < 0 or hp.high >= 1):
-        raise ConfigError(f"{where}: {name} is a probability: its range must lie in [0, 1), found "
-                          f"[{hp.low:g}, {hp.high:g}].")
+        raise ConfigError(
+            f"{where}: {name} is a probability: its range must lie in [0, 1), found "
+            f"[{hp.low:g}, {hp.high:g}]."
+        )
     if name not in RATES and hp.low < 0:
         raise ConfigError(f"{where}: {name} must not be negative, found low {hp.low:g}.")
     if not (hp.low <= ilo <= ihi <= hp.high):
-        raise ConfigError(f"{where}: {name}.init [{ilo:g}, {ihi:g}] must lie inside [low, high] = "
-                          f"[{hp.low:g}, {hp.high:g}].")
+        raise ConfigError(
+            f"{where}: {name}.init [{ilo:g}, {ihi:g}] must lie inside [low, high] = "
+            f"[{hp.low:g}, {hp.high:g}]."
+        )
 
 
 def _schedule(entry, base: PBTSchedule, where: str) -> PBTSchedule:
     if entry is None:
         return base
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: pbt: expected a mapping with {', '.join(_SCHEDULE_FIELDS)}, found {entry!r}.")
+        raise ConfigError(
+            f"{where}: pbt: expected a mapping with {', '.join(_SCHEDULE_FIELDS)}, found {entry!r}."
+        )
     unknown = set(entry) - set(_SCHEDULE_FIELDS)
     if unknown:
-        raise ConfigError(f"{where}: pbt: unknown field(s) {sorted(unknown)}; expected {', '.join(_SCHEDULE_FIELDS)}.")
+        raise ConfigError(
+            f"{where}: pbt: unknown field(s) {sorted(unknown)}; expected {', '.join(_SCHEDULE_FIELDS)}."
+        )
     values = dataclasses.asdict(base)
     for key, value in entry.items():
         at = f"{where}: pbt.{key}"
         if key in ("perturbation_interval", "burn_in", "stop_patience"):
             low = 1 if key == "perturbation_interval" else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{at}: expected a whole number of epochs >= {low}, found {value!r}.")
+                raise ConfigError(
+                    f"{at}: expected a whole number of epochs >= {low}, found {value!r}."
+                )
         elif key == "synch":
             if not isinstance(value, bool):
                 raise ConfigError(f"{at}: expected true or false, found {value!r}.")
         elif key == "perturbation_factors":
             if not isinstance(value, (list, tuple)) or len(value) < 1:
-                raise ConfigError(f"{at}: expected a list of factors such as [0.8, 1.2], found {value!r}.")
+                raise ConfigError(
+                    f"{at}: expected a list of factors such as [0.8, 1.2], found {value!r}."
+                )
             value = tuple(_number(v, at) for v in value)
             if any(v <= 0 for v in value):
                 raise ConfigError(f"{at}: factors must be positive, found {list(value)}.")
@@ -247,7 +282,9 @@ def _schedule(entry, base: PBTSchedule, where: str) -> PBTSchedule:
     return PBTSchedule(**values)
 
 
-def search_space_from_dict(d, *, source: str = "search space", base: SearchSpace | None = None) -> SearchSpace:
+def search_space_from_dict(
+    d, *, source: str = "search space", base: SearchSpace | None = None
+) -> SearchSpace:
     """Merge a mapping (see the module docstring) over ``base`` (default: the AutoLFADS defaults).
 
     Raises:
@@ -257,15 +294,21 @@ def search_space_from_dict(d, *, source: str = "search space", base: SearchSpace
     if d is None:
         return base
     if not isinstance(d, dict):
-        raise ConfigError(f"{source}: expected a mapping with 'hyperparameters' and/or 'pbt', found "
-                          f"{type(d).__name__}.")
+        raise ConfigError(
+            f"{source}: expected a mapping with 'hyperparameters' and/or 'pbt', found "
+            f"{type(d).__name__}."
+        )
     unknown = set(d) - {"hyperparameters", "pbt"}
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected hyperparameters, pbt.")
+        raise ConfigError(
+            f"{source}: unknown section(s) {sorted(unknown)}; expected hyperparameters, pbt."
+        )
     entries = d.get("hyperparameters") or {}
     if not isinstance(entries, dict):
-        raise ConfigError(f"{source}: hyperparameters: expected a mapping NAME: {{low, high, scale, init}}, "
-                          f"found {entries!r}.")
+        raise ConfigError(
+            f"{source}: hyperparameters: expected a mapping NAME: {{low, high, scale, init}}, "
+            f"found {entries!r}."
+        )
     hps = {h.name: h for h in base.hyperparameters}
     for name, entry in entries.items():
         name = str(name)
@@ -276,7 +319,9 @@ def search_space_from_dict(d, *, source: str = "search space", base: SearchSpace
             continue
         hps[name] = _hyperparameter(name, entry, hps.get(name) or _default(name), source)
     if not hps:
-        raise ConfigError(f"{source}: no hyperparameter left to search; keep at least one of {', '.join(KNOWN)}.")
+        raise ConfigError(
+            f"{source}: no hyperparameter left to search; keep at least one of {', '.join(KNOWN)}."
+        )
     ordered = tuple(hps[n] for n in KNOWN if n in hps)
     return SearchSpace(ordered, _schedule(d.get("pbt"), base.pbt, source))
 
@@ -289,8 +334,10 @@ def load_search_space(path) -> SearchSpace:
     """Read a search-space YAML file (see the module docstring) merged over the defaults."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ConfigError(f"{path}: search-space file not found; pass a YAML file with 'hyperparameters' "
-                          f"and/or 'pbt' sections to --search-space.")
+        raise ConfigError(
+            f"{path}: search-space file not found; pass a YAML file with 'hyperparameters' "
+            f"and/or 'pbt' sections to --search-space."
+        )
     try:
         d = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

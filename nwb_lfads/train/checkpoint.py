@@ -34,7 +34,9 @@ CONFIG = "config.yaml"
 
 def flatten_params(params: dict) -> dict[str, np.ndarray]:
     """Haiku params {module: {name: array}} -> {"params:module:name": np.ndarray}."""
-    return {f"params:{m}:{k}": np.asarray(v) for m, leaves in params.items() for k, v in leaves.items()}
+    return {
+        f"params:{m}:{k}": np.asarray(v) for m, leaves in params.items() for k, v in leaves.items()
+    }
 
 
 def unflatten_params(arrays) -> dict:
@@ -61,14 +63,19 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_state(ckpt_dir: Path, state, host: dict, train_mask: np.ndarray, cfg: RunConfig,
-               average=None) -> None:
+def save_state(
+    ckpt_dir: Path, state, host: dict, train_mask: np.ndarray, cfg: RunConfig, average=None
+) -> None:
     """Write ``state.npz`` (see the module docstring). ``state``: a TrainingState;
     ``average``: the parameters' moving average (params-shaped) or None."""
     arrays = flatten_params(jax.device_get(state.params))
     if average is not None:
-        arrays.update({"average:" + k.split(":", 1)[1]: v
-                       for k, v in flatten_params(jax.device_get(average)).items()})
+        arrays.update(
+            {
+                "average:" + k.split(":", 1)[1]: v
+                for k, v in flatten_params(jax.device_get(average)).items()
+            }
+        )
     for i, leaf in enumerate(jax.tree_util.tree_leaves(jax.device_get(state.opt_state))):
         arrays[f"opt:{i:05d}"] = np.asarray(leaf)
     arrays["rng"] = np.asarray(jax.random.key_data(state.rng))
@@ -92,18 +99,27 @@ def load_state(ckpt_dir: Path, template):
     ref = jax.tree_util.tree_map(np.shape, jax.device_get(template.params))
     got = jax.tree_util.tree_map(np.shape, params)
     if ref != got:
-        raise RunDirError(f"{path}: the checkpoint's parameters do not match the model of this config "
-                          f"and data; resume with the same config and sessions.")
+        raise RunDirError(
+            f"{path}: the checkpoint's parameters do not match the model of this config "
+            f"and data; resume with the same config and sessions."
+        )
     leaves, treedef = jax.tree_util.tree_flatten(template.opt_state)
     opt_keys = sorted(k for k in arrays if k.startswith("opt:"))
     if len(opt_keys) != len(leaves):
-        raise RunDirError(f"{path}: optimizer state has {len(opt_keys)} arrays, expected {len(leaves)}.")
+        raise RunDirError(
+            f"{path}: optimizer state has {len(opt_keys)} arrays, expected {len(leaves)}."
+        )
     opt_state = jax.tree_util.tree_unflatten(
-        treedef, [np.asarray(arrays[k]).astype(np.asarray(l).dtype) for k, l in zip(opt_keys, leaves)])
+        treedef,
+        [np.asarray(arrays[k]).astype(np.asarray(l).dtype) for k, l in zip(opt_keys, leaves)],
+    )
     rng = jax.random.wrap_key_data(arrays["rng"])
-    state = type(template)(jax.tree_util.tree_map(jax.numpy.asarray, params),
-                           jax.tree_util.tree_map(jax.numpy.asarray, opt_state), rng,
-                           jax.numpy.asarray(arrays["step"], jax.numpy.int32))
+    state = type(template)(
+        jax.tree_util.tree_map(jax.numpy.asarray, params),
+        jax.tree_util.tree_map(jax.numpy.asarray, opt_state),
+        rng,
+        jax.numpy.asarray(arrays["step"], jax.numpy.int32),
+    )
     host = {k.split(":", 1)[1]: float(arrays[k]) for k in arrays if k.startswith("host:")}
     return state, host, arrays["split:train"]
 
@@ -112,8 +128,9 @@ def load_average(ckpt_dir: Path) -> dict | None:
     """The parameters' moving average stored in ``state.npz`` (numpy, params-shaped), or None
     when the checkpoint has none (written before ``train.ema_decay`` existed)."""
     with np.load(Path(ckpt_dir) / STATE, allow_pickle=False) as z:
-        average = unflatten_params({"params:" + k.split(":", 1)[1]: z[k] for k in z.files
-                                    if k.startswith("average:")})
+        average = unflatten_params(
+            {"params:" + k.split(":", 1)[1]: z[k] for k in z.files if k.startswith("average:")}
+        )
     return average or None
 
 
@@ -132,7 +149,10 @@ def load_params(path: Path) -> dict:
 def write_run_files(ckpt_dir: Path, cfg: RunConfig, sessions) -> None:
     """``config.yaml`` and ``sessions.json`` (list of SessionInfo) in the checkpoint folder."""
     _atomic_text(Path(ckpt_dir) / CONFIG, cfg.to_yaml())
-    _atomic_text(Path(ckpt_dir) / SESSIONS, json.dumps([s.to_dict() for s in sessions], indent=1, default=str))
+    _atomic_text(
+        Path(ckpt_dir) / SESSIONS,
+        json.dumps([s.to_dict() for s in sessions], indent=1, default=str),
+    )
 
 
 def load_run(run_dir) -> tuple[RunConfig, dict, list]:
@@ -146,8 +166,10 @@ def load_run(run_dir) -> tuple[RunConfig, dict, list]:
     ckpt = Path(run_dir) / "checkpoint"
     missing = [n for n in (CONFIG, SESSIONS) if not (ckpt / n).exists()]
     if not ckpt.is_dir() or missing or not ((ckpt / BEST).exists() or (ckpt / STATE).exists()):
-        raise RunDirError(f"{run_dir}: not a trained run directory (expected checkpoint/ with {CONFIG}, "
-                          f"{SESSIONS} and {BEST}); pass the --out folder of a finished `nwb-lfads fit`.")
+        raise RunDirError(
+            f"{run_dir}: not a trained run directory (expected checkpoint/ with {CONFIG}, "
+            f"{SESSIONS} and {BEST}); pass the --out folder of a finished `nwb-lfads fit`."
+        )
     cfg = RunConfig.from_yaml(ckpt / CONFIG)
     params = load_params(ckpt / BEST if (ckpt / BEST).exists() else ckpt / STATE)
     sessions = [SessionInfo.from_dict(d) for d in json.loads((ckpt / SESSIONS).read_text())]

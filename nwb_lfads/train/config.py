@@ -178,15 +178,18 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_dict(cls, d: dict | None, *, source: str = "config") -> "RunConfig":
+    def from_dict(cls, d: dict | None, *, source: str = "config") -> RunConfig:
         d = d or {}
         if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a mapping with sections data/model/train, "
-                              f"found {type(d).__name__}.")
+            raise ConfigError(
+                f"{source}: expected a mapping with sections data/model/train, "
+                f"found {type(d).__name__}."
+            )
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
-            raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; "
-                              f"expected data, model, train.")
+            raise ConfigError(
+                f"{source}: unknown section(s) {sorted(unknown)}; expected data, model, train."
+            )
         parts = {}
         for f in fields(cls):
             sub_cls = _SECTIONS[f.name]
@@ -194,8 +197,12 @@ class RunConfig:
         return cls(**parts)
 
     @classmethod
-    def from_yaml(cls, text_or_path: str | Path) -> "RunConfig":
-        path = Path(text_or_path) if not str(text_or_path).lstrip().startswith(("{", "data", "model", "train")) else None
+    def from_yaml(cls, text_or_path: str | Path) -> RunConfig:
+        path = (
+            Path(text_or_path)
+            if not str(text_or_path).lstrip().startswith(("{", "data", "model", "train"))
+            else None
+        )
         if path is not None and path.exists():
             try:
                 d = yaml.safe_load(path.read_text())
@@ -210,7 +217,7 @@ class RunConfig:
         Path(path).write_text(self.to_yaml())
 
     # -- overrides -------------------------------------------------------------------------
-    def replace(self, **sections) -> "RunConfig":
+    def replace(self, **sections) -> RunConfig:
         """``cfg.replace(train={"max_epochs": 5})``: replace fields of sections."""
         parts = {}
         for name, changes in sections.items():
@@ -220,7 +227,7 @@ class RunConfig:
             parts[name] = _build(_SECTIONS[name], merged, name)
         return dataclasses.replace(self, **parts)
 
-    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> RunConfig:
         """Apply ``KEY=VALUE`` strings, KEY dotted (``model.co_dim``) or a unique field name."""
         sections: dict[str, dict] = {}
         for item in overrides:
@@ -243,10 +250,14 @@ def _resolve_key(key: str) -> tuple[str, str]:
     if "." in key:
         section, _, name = key.partition(".")
         if section not in _SECTIONS:
-            raise ConfigError(f"--set {key}: unknown section {section!r}; expected data, model, train.")
+            raise ConfigError(
+                f"--set {key}: unknown section {section!r}; expected data, model, train."
+            )
         if name not in {f.name for f in fields(_SECTIONS[section])}:
-            raise ConfigError(f"--set {key}: {section} has no field {name!r}; it has "
-                              f"{', '.join(f.name for f in fields(_SECTIONS[section]))}.")
+            raise ConfigError(
+                f"--set {key}: {section} has no field {name!r}; it has "
+                f"{', '.join(f.name for f in fields(_SECTIONS[section]))}."
+            )
         return section, name
     owners = [s for s, c in _SECTIONS.items() if key in {f.name for f in fields(c)}]
     if len(owners) != 1:
@@ -268,7 +279,9 @@ def _build(cls, values: dict, where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = set(values) - set(known)
     if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {', '.join(known)}.")
+        raise ConfigError(
+            f"{where}: unknown field(s) {sorted(unknown)}; known: {', '.join(known)}."
+        )
     hints = typing.get_type_hints(cls)
     out = {}
     for name, value in values.items():

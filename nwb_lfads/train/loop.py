@@ -14,9 +14,9 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..data import TrainingData
 from ..errors import RunDirError
@@ -76,8 +76,16 @@ def _fmt(v) -> str:
     return "nan" if not math.isfinite(v) else f"{v:.4g}"
 
 
-def train(data: TrainingData, cfg: RunConfig, run_dir=None, *, resume: bool = False, progress: bool = True,
-          readin_init=None, callback: Callable[[Trainer, dict], None] | None = None) -> TrainResult:
+def train(
+    data: TrainingData,
+    cfg: RunConfig,
+    run_dir=None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    readin_init=None,
+    callback: Callable[[Trainer, dict], None] | None = None,
+) -> TrainResult:
     """Fit LFADS to ``data`` (from :func:`nwb_lfads.data.prepare_data`) with ``cfg``.
 
     Args:
@@ -102,8 +110,10 @@ def train(data: TrainingData, cfg: RunConfig, run_dir=None, *, resume: bool = Fa
         if resume:
             trainer.restore(ckpt_dir)
         elif (ckpt_dir / "state.npz").exists():
-            raise RunDirError(f"{run_dir}: already holds a trained run; pass --resume to continue it or "
-                              f"choose another --out folder.")
+            raise RunDirError(
+                f"{run_dir}: already holds a trained run; pass --resume to continue it or "
+                f"choose another --out folder."
+            )
         else:
             if metrics_csv.exists():
                 metrics_csv.unlink()
@@ -119,7 +129,10 @@ def train(data: TrainingData, cfg: RunConfig, run_dir=None, *, resume: bool = Fa
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=t.max_epochs, initial=trainer.epoch, desc="fit", unit="epoch", dynamic_ncols=True)
+
+        bar = tqdm(
+            total=t.max_epochs, initial=trainer.epoch, desc="fit", unit="epoch", dynamic_ncols=True
+        )
     stop = None
     try:
         with _Interrupts() if run_dir is not None else _NoInterrupts() as interrupts:
@@ -135,16 +148,20 @@ def train(data: TrainingData, cfg: RunConfig, run_dir=None, *, resume: bool = Fa
                     callback(trainer, row)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix_str(f"train {_fmt(row['train_loss'])} valid {_fmt(row['valid_loss'])} "
-                                        f"kl {_fmt(row['valid_kl_ic'] + row['valid_kl_co'])} lr {row['lr']:.2e}")
+                    bar.set_postfix_str(
+                        f"train {_fmt(row['train_loss'])} valid {_fmt(row['valid_loss'])} "
+                        f"kl {_fmt(row['valid_kl_ic'] + row['valid_kl_co'])} lr {row['lr']:.2e}"
+                    )
                 now = time.perf_counter()
                 stop = trainer.stop_reason
                 if stop is None and budget is not None and now - start >= budget:
                     stop = "max_minutes"
                 if interrupts.flag:
                     trainer.save(ckpt_dir)
-                    raise KeyboardInterrupt(f"training interrupted at epoch {trainer.epoch}; checkpoint saved in "
-                                            f"{ckpt_dir}; resume with --resume.")
+                    raise KeyboardInterrupt(
+                        f"training interrupted at epoch {trainer.epoch}; checkpoint saved in "
+                        f"{ckpt_dir}; resume with --resume."
+                    )
                 if ckpt_dir is not None and now - last_save >= CHECKPOINT_EVERY_S:
                     trainer.save(ckpt_dir)
                     last_save = now
@@ -153,8 +170,14 @@ def train(data: TrainingData, cfg: RunConfig, run_dir=None, *, resume: bool = Fa
             bar.close()
     if ckpt_dir is not None:
         trainer.save(ckpt_dir)
-    return TrainResult(params=trainer.best_params, cfg=cfg, history=history, stop_reason=stop,
-                       run_dir=run_dir, trainer=trainer)
+    return TrainResult(
+        params=trainer.best_params,
+        cfg=cfg,
+        history=history,
+        stop_reason=stop,
+        run_dir=run_dir,
+        trainer=trainer,
+    )
 
 
 class _NoInterrupts:

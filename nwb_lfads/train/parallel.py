@@ -38,8 +38,11 @@ except ImportError:  # pragma: no cover
 # The per-device bodies run lax.scan loops over replicated weights with per-device carries,
 # which shard_map's replication typing rejects without annotations in every loop; the one
 # output (after a pmean) is replicated by construction, so the check is switched off.
-NO_REPLICATION_CHECK = ({"check_vma": False} if "check_vma" in inspect.signature(shard_map).parameters
-                        else {"check_rep": False})
+NO_REPLICATION_CHECK = (
+    {"check_vma": False}
+    if "check_vma" in inspect.signature(shard_map).parameters
+    else {"check_rep": False}
+)
 
 BATCH_AXIS = "batch"
 FORCE_CPU_DEVICES = "XLA_FLAGS=--xla_force_host_platform_device_count"
@@ -50,7 +53,7 @@ class Parallel(NamedTuple):
 
     mesh: Mesh
     replicated: NamedSharding  # PartitionSpec(): a full copy on every device
-    batch: NamedSharding       # PartitionSpec("batch"): axis 0 split over the devices
+    batch: NamedSharding  # PartitionSpec("batch"): axis 0 split over the devices
 
     @property
     def n_devices(self) -> int:
@@ -67,8 +70,10 @@ def check_devices(n_devices: int, batch_size: int | None = None) -> None:
     and ``batch_size`` (trials per optimizer step, all processes together) divides by the
     mesh size."""
     if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 0:
-        raise ConfigError(f"train.devices={n_devices!r}: expected a whole number of devices, 1 or more "
-                          f"(0 = automatic).")
+        raise ConfigError(
+            f"train.devices={n_devices!r}: expected a whole number of devices, 1 or more "
+            f"(0 = automatic)."
+        )
     if n_devices == 0:
         return
     local = jax.local_devices()
@@ -77,16 +82,21 @@ def check_devices(n_devices: int, batch_size: int | None = None) -> None:
         raise ConfigError(
             f"train.devices={n_devices} (--devices): this process sees only {len(local)} JAX device(s) "
             f"({kinds}); use --devices {len(local)} or fewer. To try data parallelism on CPU, start with "
-            f"{FORCE_CPU_DEVICES}={n_devices} set in the environment (it must be set before JAX starts).")
+            f"{FORCE_CPU_DEVICES}={n_devices} set in the environment (it must be set before JAX starts)."
+        )
     total = n_devices * jax.process_count()
     if batch_size is not None and batch_size % total:
         lower, upper = (batch_size // total) * total, (batch_size // total + 1) * total
-        where = f"{total} devices ({n_devices} per process x {jax.process_count()} processes)" \
-            if jax.process_count() > 1 else f"train.devices={n_devices}"
+        where = (
+            f"{total} devices ({n_devices} per process x {jax.process_count()} processes)"
+            if jax.process_count() > 1
+            else f"train.devices={n_devices}"
+        )
         raise ConfigError(
             f"train.batch_size={batch_size} does not divide by {where}: every device takes an equal slice "
             f"of each batch. Set train.batch_size to a multiple of {total} (e.g. --set train.batch_size="
-            f"{lower or upper} or {upper}) or change train.devices.")
+            f"{lower or upper} or {upper}) or change train.devices."
+        )
 
 
 def mesh_devices(n_devices: int) -> list:
@@ -96,7 +106,9 @@ def mesh_devices(n_devices: int) -> list:
     by_process: dict[int, list] = {}
     for d in jax.devices():
         by_process.setdefault(d.process_index, []).append(d)
-    return [d for p in sorted(by_process) for d in sorted(by_process[p], key=lambda d: d.id)[:n_devices]]
+    return [
+        d for p in sorted(by_process) for d in sorted(by_process[p], key=lambda d: d.id)[:n_devices]
+    ]
 
 
 def auto_devices(batch_size: int | None = None) -> int:
@@ -119,7 +131,9 @@ def make_parallel(n_devices: int = 1, batch_size: int | None = None) -> Parallel
     if n_devices == 0:
         n_devices = auto_devices(batch_size)
     mesh = Mesh(np.array(mesh_devices(n_devices)), (BATCH_AXIS,))
-    return Parallel(mesh, NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec(BATCH_AXIS)))
+    return Parallel(
+        mesh, NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
+    )
 
 
 def put(tree, sharding: NamedSharding):
@@ -130,9 +144,12 @@ def put(tree, sharding: NamedSharding):
 
     def one(x):
         if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):  # typed PRNG key
-            return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+            return jax.random.wrap_key_data(
+                one(jax.random.key_data(x)), impl=jax.random.key_impl(x)
+            )
         x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
     return jax.tree_util.tree_map(one, tree)
 
 

@@ -34,4 +34,8 @@ def l2_schedule(cfg: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
 def ramps_done_epoch(cfg: TrainConfig) -> int:
     """First epoch at which both ramps have reached 1 (plateau and early-stopping counters
     only start then: before, the objective itself is still changing)."""
-    return int(max(cfg.kl_start_epoch + cfg.kl_increase_epochs, cfg.l2_start_epoch + cfg.l2_increase_epochs))
+    return int(
+        max(
+            cfg.kl_start_epoch + cfg.kl_increase_epochs, cfg.l2_start_epoch + cfg.l2_increase_epochs
+        )
+    )

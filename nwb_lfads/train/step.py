@@ -24,8 +24,9 @@ counted in ``n_nonfinite``. The step counter and the RNG advance either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +45,7 @@ from .schedules import kl_schedule, l2_schedule
 class TrainingState(NamedTuple):
     params: dict
     opt_state: optax.OptState
-    rng: jax.Array   # typed PRNG key
+    rng: jax.Array  # typed PRNG key
     step: jax.Array  # int32 scalar: optimizer steps taken (skipped ones included)
 
 
@@ -68,9 +69,13 @@ METRIC_NAMES = ("loss", "recon", "kl_ic", "kl_co", "l2", "kl_weight", "l2_weight
 def gather_batch(data: DeviceData, idx) -> Batch:
     """The :class:`Batch` of trials ``idx`` (int32 [B])."""
     session = data.session[idx]
-    return Batch(spikes=data.spikes[idx], session=session, input_mask=data.input_mask[session],
-                 loss_mask=data.loss_mask[idx],
-                 sv_mask=None if data.sv_mask is None else data.sv_mask[idx])
+    return Batch(
+        spikes=data.spikes[idx],
+        session=session,
+        input_mask=data.input_mask[session],
+        loss_mask=data.loss_mask[idx],
+        sv_mask=None if data.sv_mask is None else data.sv_mask[idx],
+    )
 
 
 def make_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
@@ -93,8 +98,11 @@ def trainable_mask(cfg: RunConfig, params):
     false), or None when everything trains."""
     if cfg.train.train_readin:
         return None
-    mask = jax.tree_util.tree_map(lambda m, p: jnp.full(p.shape, 0.0 if m else 1.0, jnp.float32),
-                                  readin_param_mask(params), params)
+    mask = jax.tree_util.tree_map(
+        lambda m, p: jnp.full(p.shape, 0.0 if m else 1.0, jnp.float32),
+        readin_param_mask(params),
+        params,
+    )
     return ravel_pytree(mask)[0]
 
 
@@ -109,8 +117,16 @@ def make_loss(model, cfg: RunConfig) -> Callable:
         l2_gen, l2_con = l2_penalty(params)
         l2 = t.l2_gen_scale * l2_gen + t.l2_con_scale * l2_con
         loss = recon + kl_w * (t.kl_ic_scale * kl_ic + t.kl_co_scale * kl_co) + l2_w * l2
-        return loss, dict(loss=loss, recon=recon, kl_ic=kl_ic, kl_co=kl_co, l2=l2,
-                          kl_weight=jnp.asarray(kl_w, jnp.float32), l2_weight=jnp.asarray(l2_w, jnp.float32))
+        return loss, dict(
+            loss=loss,
+            recon=recon,
+            kl_ic=kl_ic,
+            kl_co=kl_co,
+            l2=l2,
+            kl_weight=jnp.asarray(kl_w, jnp.float32),
+            l2_weight=jnp.asarray(l2_w, jnp.float32),
+        )
+
     return loss_fn
 
 
@@ -132,18 +148,25 @@ def sharded_value_and_grad(grad_fn: Callable, parallel: Parallel) -> Callable:
             (loss, metrics), grads = grad_fn(flat, key, batch, kl_w, l2_w)
         return jax.lax.pmean(((loss, metrics), grads), BATCH_AXIS)
 
-    return shard_map(local, mesh=parallel.mesh, in_specs=(P(), P(), P(BATCH_AXIS), P(), P()),
-                     out_specs=P(), **NO_REPLICATION_CHECK)
+    return shard_map(
+        local,
+        mesh=parallel.mesh,
+        in_specs=(P(), P(), P(BATCH_AXIS), P(), P()),
+        out_specs=P(),
+        **NO_REPLICATION_CHECK,
+    )
 
 
-def _make_step_gradient(model, cfg: RunConfig, unravel, *, batch_size: int, steps_per_epoch: int,
-                        parallel: Parallel) -> Callable:
+def _make_step_gradient(
+    model, cfg: RunConfig, unravel, *, batch_size: int, steps_per_epoch: int, parallel: Parallel
+) -> Callable:
     """``step_gradient(state, data) -> (rng, (loss, metrics), grads)`` with ``state.params``
     the flat vector: draw one batch of training trials and differentiate the loss, each device
     on its slice of the batch (:func:`sharded_value_and_grad`)."""
     loss_fn = make_loss(model, cfg)
     grad_fn = sharded_value_and_grad(
-        jax.value_and_grad(lambda flat, *a: loss_fn(unravel(flat), *a), has_aux=True), parallel)
+        jax.value_and_grad(lambda flat, *a: loss_fn(unravel(flat), *a), has_aux=True), parallel
+    )
     kl_s = kl_schedule(cfg.train, steps_per_epoch)
     l2_s = l2_schedule(cfg.train, steps_per_epoch)
 
@@ -156,11 +179,21 @@ def _make_step_gradient(model, cfg: RunConfig, unravel, *, batch_size: int, step
             pick = jax.random.choice(k_batch, n_train, (batch_size,), replace=True, p=data.train_p)
         batch = gather_batch(data, data.train_idx[pick])
         return rng, *grad_fn(state.params, k_model, batch, kl_s(state.step), l2_s(state.step))
+
     return step_gradient
 
 
-def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, params_template, *,
-                batch_size: int, steps_per_call: int, steps_per_epoch: int, parallel: Parallel) -> Callable:
+def make_update(
+    model,
+    cfg: RunConfig,
+    optimizer: optax.GradientTransformation,
+    params_template,
+    *,
+    batch_size: int,
+    steps_per_call: int,
+    steps_per_epoch: int,
+    parallel: Parallel,
+) -> Callable:
     """The jitted ``update(state, data, lr) -> (state, metrics)`` running ``steps_per_call``
     steps. ``metrics``: means over the finite steps of :data:`METRIC_NAMES`, plus
     ``n_nonfinite`` (int32, skipped steps).
@@ -169,8 +202,14 @@ def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, 
     its ``batch`` axis (``batch_size`` divisible by the number of devices); a 1-device mesh
     runs the same program."""
     _, unravel = ravel_pytree(params_template)
-    step_gradient = _make_step_gradient(model, cfg, unravel, batch_size=batch_size,
-                                        steps_per_epoch=steps_per_epoch, parallel=parallel)
+    step_gradient = _make_step_gradient(
+        model,
+        cfg,
+        unravel,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        parallel=parallel,
+    )
     mask = trainable_mask(cfg, params_template)
 
     def one_step(state: TrainingState, data: DeviceData, lr):
@@ -181,8 +220,13 @@ def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, 
             updates = updates * mask
         params = state.params - lr * updates
         ok = jnp.isfinite(loss) & jnp.all(jnp.isfinite(grads))
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-        state = TrainingState(keep(params, state.params), keep(opt_state, state.opt_state), rng, state.step + 1)
+
+        def keep(new, old):
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+        state = TrainingState(
+            keep(params, state.params), keep(opt_state, state.opt_state), rng, state.step + 1
+        )
         return state, {**metrics, "ok": ok}
 
     rep = parallel.replicated
@@ -190,7 +234,9 @@ def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, 
     @partial(jax.jit, in_shardings=(rep, rep, rep), out_shardings=(rep, rep))
     def update(state: TrainingState, data: DeviceData, lr):
         state = state._replace(params=ravel_pytree(state.params)[0])
-        state, m = jax.lax.scan(lambda s, _: one_step(s, data, lr), state, None, length=steps_per_call)
+        state, m = jax.lax.scan(
+            lambda s, _: one_step(s, data, lr), state, None, length=steps_per_call
+        )
         state = state._replace(params=unravel(state.params))
         ok = m.pop("ok")
         n_ok = jnp.sum(ok)
@@ -201,15 +247,28 @@ def make_update(model, cfg: RunConfig, optimizer: optax.GradientTransformation, 
     return update
 
 
-def make_gradient(model, cfg: RunConfig, params_template, *, batch_size: int, steps_per_epoch: int,
-                  parallel: Parallel) -> Callable:
+def make_gradient(
+    model,
+    cfg: RunConfig,
+    params_template,
+    *,
+    batch_size: int,
+    steps_per_epoch: int,
+    parallel: Parallel,
+) -> Callable:
     """Jitted ``gradient(state, data) -> (metrics, grads)``: the loss terms (dict of float32
     scalars, :data:`METRIC_NAMES`) and gradients (a params-shaped dict) that the next optimizer
     step of :func:`make_update` would compute from ``state``: same batch, same keys, same
     sharding. For checking and diagnostics; training never calls it."""
     _, unravel = ravel_pytree(params_template)
-    step_gradient = _make_step_gradient(model, cfg, unravel, batch_size=batch_size,
-                                        steps_per_epoch=steps_per_epoch, parallel=parallel)
+    step_gradient = _make_step_gradient(
+        model,
+        cfg,
+        unravel,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        parallel=parallel,
+    )
     rep = parallel.replicated
 
     @partial(jax.jit, in_shardings=(rep, rep), out_shardings=(rep, rep))
@@ -235,6 +294,7 @@ def make_evaluate(model, cfg: RunConfig, batch_size: int, parallel: Parallel) ->
             i, k = args
             out = model.apply(params, k, shard_batch(gather_batch(data, i), parallel.batch), False)
             return dict(recon=out.recon, kl_ic=out.kl_ic, kl_co=out.kl_co, recon_sv=out.recon_sv)
+
         keys = jax.random.split(key, idx.shape[0])
         return jax.lax.map(chunk, (idx, keys))
 
