@@ -204,7 +204,7 @@ def main(argv=None) -> dict:
     from nwb_lfads.train.host_devices import split_host
 
     split_host()  # as the command line does: one CPU device per core (train.devices=0 uses them)
-    from nwb_lfads.train.config import RunConfig
+    from nwb_lfads.config import RunConfig
 
     cfg = RunConfig().with_overrides(args.set)
     ds, true_hz = benchmark_data(args.seed)

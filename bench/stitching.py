@@ -97,7 +97,7 @@ def config(
     ramp_frac: float = 0.3,
 ):
     """RunConfig whose epoch-counted schedules span fixed fractions of ``steps`` optimizer steps."""
-    from nwb_lfads.train.config import RunConfig
+    from nwb_lfads.config import RunConfig
 
     def epochs(n_steps):
         return max(1, round(n_steps / steps_per_epoch))
@@ -125,10 +125,10 @@ def fit_r2(datasets, true_hz, steps: int, model: dict, batch_size: int, seed: in
     (list of float64 Hz arrays [K_s, T, N_s], one per dataset)."""
     import math
 
+    from nwb_lfads.config import DataConfig
     from nwb_lfads.data import prepare_data
     from nwb_lfads.infer import posterior_means
     from nwb_lfads.metrics import r2_per_neuron
-    from nwb_lfads.train.config import DataConfig
     from nwb_lfads.train.trainer import Trainer
 
     data = prepare_data(datasets, DataConfig())
@@ -173,8 +173,8 @@ def recovery(units, trials, n_conditions, steps, model, batch_size, seed) -> dic
 
 
 def _epoch_rate(datasets, model, batch_size, epochs: int) -> dict:
+    from nwb_lfads.config import DataConfig, RunConfig
     from nwb_lfads.data import prepare_data
-    from nwb_lfads.train.config import DataConfig, RunConfig
     from nwb_lfads.train.trainer import Trainer
 
     data = prepare_data(datasets, DataConfig())

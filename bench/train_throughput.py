@@ -58,8 +58,8 @@ def main(argv=None) -> dict:
     import jax
     import numpy as np
 
+    from nwb_lfads.config import RunConfig
     from nwb_lfads.data import SessionInfo, TrainingData
-    from nwb_lfads.train.config import RunConfig
     from nwb_lfads.train.trainer import Trainer
 
     M, T, N = args.trials, args.bins, args.neurons

@@ -174,8 +174,8 @@ def command(
     """
     if distributed:  # before anything else touches JAX
         start_distributed()
+    from nwb_lfads.config import RunConfig
     from nwb_lfads.fit import fit
-    from nwb_lfads.train.config import RunConfig
     from nwb_lfads.train.parallel import check_devices
 
     config = RunConfig.from_yaml(config_file) if config_file else None

@@ -108,8 +108,8 @@ def command(
     from nwb_lfads.sweep.cluster import import_ray
 
     import_ray()  # fail fast, before reading anything, when the extra is not installed
+    from nwb_lfads.config import RunConfig
     from nwb_lfads.sweep import sweep
-    from nwb_lfads.train.config import RunConfig
 
     config = RunConfig.from_yaml(config_file) if config_file else None
     overrides = fit_overrides(

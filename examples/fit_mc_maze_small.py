@@ -12,9 +12,9 @@ import argparse
 from pathlib import Path
 
 import nwb_lfads
+from nwb_lfads.config import RunConfig
 from nwb_lfads.data import prepare_data
 from nwb_lfads.infer import infer
-from nwb_lfads.train.config import RunConfig
 from nwb_lfads.train.loop import train
 
 DEFAULT_FILE = (

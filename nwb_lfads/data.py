@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DataConfig
 from .errors import ConfigError, NwbContentError, SelectionError, SessionMismatchError
-from .train.config import DataConfig
 
 
 @dataclass(frozen=True)

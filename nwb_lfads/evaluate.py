@@ -188,7 +188,7 @@ def _provenance_config(nwbfile, name):
     import dataclasses
     import typing
 
-    from .train.config import DataConfig, RunConfig
+    from .config import DataConfig, RunConfig
 
     module = _lfads_module(nwbfile, name)
     if "provenance" not in module.data_interfaces:
@@ -411,7 +411,7 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
         EvaluationError / RunDirError / InputFileError: not a run directory nor an enriched file;
         TargetsError: targets that match no session.
     """
-    from .train.config import RunConfig
+    from .config import RunConfig
 
     p = Path(path).expanduser()
     if p.is_dir():

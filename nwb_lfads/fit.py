@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._version import __version__
+from .config import RunConfig
 from .errors import ConfigError, RunDirError
-from .train.config import RunConfig
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"

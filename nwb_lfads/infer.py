@@ -16,11 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .config import RunConfig
 from .data import SessionInfo, TrainingData, inference_data
 from .errors import ConfigError, SessionMismatchError
 from .model.lfads import Batch, make_lfads
 from .model.likelihoods import get_likelihood
-from .train.config import RunConfig
 
 
 def _sampler(model, lik, n_samples: int, push_mean: bool = False):

@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
+from nwb_lfads.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from nwb_lfads.errors import ConfigError
-from nwb_lfads.train.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 
 def test_yaml_round_trip_keeps_every_field(tmp_path):

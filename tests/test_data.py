@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from nwb_lfads.config import DataConfig
 from nwb_lfads.data import inference_data, prepare_data, split_trials
 from nwb_lfads.errors import ConfigError, NwbContentError, SelectionError, SessionMismatchError
-from nwb_lfads.train.config import DataConfig
 
 
 def session(sid="a", M=40, T=15, N=6, heldout=None, split=None, seed=0):

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from nwb_lfads.config import RunConfig
 from nwb_lfads.errors import InputFileError, NwbLfadsError, RunDirError
 from nwb_lfads.evaluate import (
     EvaluationError,
@@ -17,7 +18,6 @@ from nwb_lfads.evaluate import (
     read_data_config,
 )
 from nwb_lfads.nlb_targets import TargetsError
-from nwb_lfads.train.config import RunConfig
 
 BIN = 0.01
 WINDOW = (-0.25, 0.75)  # the simulator's whole 1 s trial around move_onset_time (= start + 0.25 s)

@@ -8,10 +8,10 @@ import xarray as xr
 from click.testing import CliRunner
 from nwb_lfads.cli.main import main
 
+from nwb_lfads.config import DataConfig
 from nwb_lfads.data import prepare_data
 from nwb_lfads.errors import SelectionError
 from nwb_lfads.synthetic import simulate
-from nwb_lfads.train.config import DataConfig
 
 ALIGN = [
     "--align-to",
@@ -201,7 +201,7 @@ def test_eval_trial_heldout_spikes_cannot_influence_the_fitted_parameters():
     training trials does change the fit (so the comparison can fail)."""
     import jax
 
-    from nwb_lfads.train.config import RunConfig
+    from nwb_lfads.config import RunConfig
     from nwb_lfads.train.trainer import Trainer
 
     cfg = RunConfig().replace(

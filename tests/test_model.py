@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from nwb_lfads.config import ModelConfig
 from nwb_lfads.errors import ConfigError
 from nwb_lfads.model import noise
 from nwb_lfads.model.controller import Controller
@@ -19,7 +20,6 @@ from nwb_lfads.model.lfads import Batch, l2_penalty, make_lfads, readin_size
 from nwb_lfads.model.likelihoods import get_likelihood, log_factorial, masked_nll, poisson_nll
 from nwb_lfads.model.priors import ar1_log_density, gaussian_kl, gaussian_log_density
 from nwb_lfads.model.readin import ReadIn, ReadInit, ReadOut, apply_read_init
-from nwb_lfads.train.config import ModelConfig
 
 B, T, N = 3, 20, 10
 TINY = ModelConfig(

@@ -14,8 +14,8 @@ import sys
 import numpy as np
 import pytest
 
+from nwb_lfads.config import RunConfig
 from nwb_lfads.errors import ConfigError
-from nwb_lfads.train.config import RunConfig
 
 T, N, M, B = 10, 5, 24, 8
 TINY = dict(

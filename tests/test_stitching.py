@@ -368,10 +368,10 @@ def test_trainer_keeps_random_readins_by_default_and_takes_the_pcr_start_on_requ
     import jax
     import xarray as xr
 
+    from nwb_lfads.config import RunConfig
     from nwb_lfads.data import prepare_data
     from nwb_lfads.model.readin import ReadInit
     from nwb_lfads.stitching import readin_init_from_data
-    from nwb_lfads.train.config import RunConfig
     from nwb_lfads.train.trainer import Trainer
 
     cfg = RunConfig().replace(

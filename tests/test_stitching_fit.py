@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from nwb_lfads.cli.main import main
 
+from nwb_lfads.config import DataConfig
 from nwb_lfads.data import prepare_data
 from nwb_lfads.errors import SessionMismatchError
 from nwb_lfads.io.read import read_session, read_sessions
 from nwb_lfads.synthetic import simulate
-from nwb_lfads.train.config import DataConfig
 
 TINY = [
     "--set",

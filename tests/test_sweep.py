@@ -13,6 +13,7 @@ import yaml
 from click.testing import CliRunner
 from nwb_lfads.cli.main import main
 
+from nwb_lfads.config import RunConfig
 from nwb_lfads.errors import ConfigError, RunDirError
 from nwb_lfads.sweep import space as sp
 from nwb_lfads.sweep.cluster import (
@@ -24,7 +25,6 @@ from nwb_lfads.sweep.cluster import (
 )
 from nwb_lfads.sweep.member import member_config, member_index, smooth
 from nwb_lfads.sweep.population import best_of, exploits, history, lineage, plot_population
-from nwb_lfads.train.config import RunConfig
 
 TINY = [
     "model.gen_dim=8",

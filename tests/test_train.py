@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from nwb_lfads.config import RunConfig
 from nwb_lfads.data import prepare_data
 from nwb_lfads.errors import ConfigError, RunDirError, TrainingDivergedError
-from nwb_lfads.train.config import RunConfig
 from nwb_lfads.train.loop import train
 from nwb_lfads.train.schedules import ramp
 from nwb_lfads.train.trainer import Trainer

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from nwb_lfads.config import RunConfig
 from nwb_lfads.data import prepare_data
 from nwb_lfads.infer import infer
 from nwb_lfads.train.checkpoint import load_run
-from nwb_lfads.train.config import RunConfig
 from nwb_lfads.train.loop import train
 
 

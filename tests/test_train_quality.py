@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from nwb_lfads.config import RunConfig
 from nwb_lfads.data import prepare_data
 from nwb_lfads.infer import posterior_means
 from nwb_lfads.synthetic import generate_sessions
-from nwb_lfads.train.config import RunConfig
 from nwb_lfads.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow

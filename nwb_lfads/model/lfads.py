@@ -26,7 +26,7 @@ import haiku as hk
 import jax.numpy as jnp
 import numpy as np
 
-from ..train.config import ModelConfig
+from ..config import ModelConfig
 from . import noise
 from .controller import Controller
 from .decoder import decode

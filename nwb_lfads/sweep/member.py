@@ -27,7 +27,7 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ..train.config import RunConfig
+from ..config import RunConfig
 from .space import SearchSpace
 
 MEMBER_FILE = "member.json"

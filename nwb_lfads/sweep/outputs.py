@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..train.config import RunConfig
+from ..config import RunConfig
 
 LEADERBOARD = "leaderboard.csv"
 BEST_DIR = "best"

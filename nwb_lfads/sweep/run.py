@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from ..config import RunConfig
 from ..errors import ConfigError, NwbLfadsRuntimeError, RunDirError
-from ..train.config import RunConfig
 from .space import SearchSpace, default_search_space, load_search_space, search_space_from_dict
 
 SETTINGS_FILE = "sweep.yaml"

@@ -23,8 +23,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ..config import RunConfig
 from ..errors import RunDirError
-from .config import RunConfig
 
 STATE = "state.npz"
 BEST = "best_params.npz"

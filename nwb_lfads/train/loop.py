@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import RunConfig
 from ..data import TrainingData
 from ..errors import RunDirError
-from .config import RunConfig
 from .trainer import Trainer
 
 CHECKPOINT_EVERY_S = 60.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import optax
 
-from .config import TrainConfig
+from ..config import TrainConfig
 
 
 def ramp(start_epoch: float, length_epochs: float, steps_per_epoch: int) -> optax.Schedule:

@@ -35,9 +35,9 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import PartitionSpec as P
 
+from ..config import RunConfig
 from ..model import noise
 from ..model.lfads import Batch, l2_penalty, readin_param_mask
-from .config import RunConfig
 from .parallel import BATCH_AXIS, NO_REPLICATION_CHECK, Parallel, shard_batch, shard_map
 from .schedules import kl_schedule, l2_schedule
 

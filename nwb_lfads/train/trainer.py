@@ -29,12 +29,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..config import RunConfig
 from ..data import TrainingData
 from ..errors import ConfigError, RunDirError, SelectionError, TrainingDivergedError
 from ..model.lfads import Batch, make_lfads
 from ..model.readin import ReadInit, apply_read_init
 from . import checkpoint as ckpt
-from .config import RunConfig
 from .parallel import make_parallel, put
 from .schedules import kl_schedule, l2_schedule, ramps_done_epoch
 from .step import (

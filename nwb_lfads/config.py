@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
