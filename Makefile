@@ -5,7 +5,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast bench benchmarks-doc install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	for f in bench/*.py; do $(BIN)/python $$f; done
+
+# docs/BENCHMARKS.md from bench/results/ (standard library only: no venv needed)
+benchmarks-doc:
+	$(PYTHON) bench/benchmarks_doc.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

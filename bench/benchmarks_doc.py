@@ -1,0 +1,471 @@
+"""Write docs/BENCHMARKS.md from the raw results in bench/results/ (standard library only).
+
+    python bench/benchmarks_doc.py            # regenerate docs/BENCHMARKS.md
+    python bench/benchmarks_doc.py --check    # exit 1 if the committed file is out of date
+
+Every ``*.json`` (one JSON document: an object or a list of objects) and ``*.jsonl`` (one object
+per line) file under ``bench/results/`` is read. A file is named
+``<benchmark>_<host>_<YYYY-MM-DD>[_<tag>].json[l]``; the benchmark, host and date of each line
+come from that name, except that a line whose ``bench`` field names another known benchmark
+(e.g. ``reference_scan`` lines interleaved in a throughput series) is filed under it. Lines are
+grouped by benchmark, one table each, rows in file order within files sorted by date and name,
+so the output depends only on the results and is the same on every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+OUT = ROOT / "docs" / "BENCHMARKS.md"
+LINK_PREFIX = "../bench/results/"  # from docs/ to the results
+
+_NAME = re.compile(r"^(?P<stem>.+)_(?P<date>\d{4}-\d{2}-\d{2})(?:_(?P<tag>.+))?$")
+_HASH = re.compile(r"\b[0-9a-f]{7,40}\b")
+
+# benchmark -> (title, how to reproduce, what a line measures)
+ABOUT = {
+    "chaotic_rnn": (
+        "Chaotic-RNN recovery",
+        "python bench/chaotic_rnn.py --minutes 10 [--set KEY=VALUE ...]",
+        "Mean per-neuron R^2 of the posterior-mean rates against the true rates of the "
+        "TF LFADS chaotic-RNN benchmark (100 conditions x 10 trials, 50 neurons, 10 ms bins) "
+        "after a wall-clock training budget; `new cond.` scores 100 conditions training never "
+        "saw, `0-100 ms` the first window of each trial. Screens (`tag`) ran the same fit "
+        "from a driver script.",
+    ),
+    "chaotic_oracle": (
+        "Chaotic-RNN oracle (true dynamics known)",
+        "python bench/chaotic_oracle.py",
+        "R^2 of the maximum a posteriori initial state of each trial under the true network: "
+        "what one trial's spikes can give.",
+    ),
+    "demo": (
+        "nwb-lfads demo",
+        "nwb-lfads demo --out DIR --quiet [--set KEY=VALUE ...]",
+        "Three simulated sessions (40 / 55 / 70 units) of one chaotic RNN, one stitched "
+        "model, 6-minute budget: R^2 of the inferred rates against the true rates per "
+        "session and validation bits per spike.",
+    ),
+    "nlb_cosmoothing": (
+        "Co-smoothing on simulated sessions",
+        "python bench/nlb_cosmoothing.py --seed S",
+        "80 units of a chaotic RNN, 20 held out, 400 trials (80 evaluation trials): co-bps "
+        "of LFADS, of NLB's smoothing baseline and of the true rates (the ceiling).",
+    ),
+    "nlb_mc_maze_small": (
+        "MC_Maze_Small co-smoothing",
+        "python bench/nlb_mc_maze_small.py [--set KEY=VALUE ...]",
+        "NLB's MC_Maze_Small test file with 27 of its 107 units marked held out and 20 of "
+        "its 100 trials as evaluation trials, 5 ms bins.",
+    ),
+    "train_throughput": (
+        "Training throughput",
+        "python bench/train_throughput.py [--batch-size B] [--devices N] [--device cpu|gpu]",
+        "Trials per second through complete optimizer steps (forward, backward, Adam) after "
+        "compilation. `small` is the script's default model (50 neurons x 100 bins, encoders "
+        "64, ic 64, generator 64, controller 32, co 4, factors 20); `MC_Maze-sized` is "
+        "182 neurons x 140 bins, encoders 100, ic 100, generator 100, controller 80, co 4, "
+        "factors 40.",
+    ),
+    "reference_scan": (
+        "Reference scan (calibration point)",
+        "python bench/reference_scan.py",
+        "A bare JAX scan of the IC encoder and generator (plain `jax.grad`, optax Adam) that "
+        "shares no code with the package: run it beside a throughput series to tell a fast "
+        "host from a fast step.",
+    ),
+    "stitching": (
+        "Multi-session stitching",
+        "python bench/stitching.py",
+        "R^2 of the small session fitted jointly with larger ones against alone.",
+    ),
+    "sweep": (
+        "AutoLFADS sweep",
+        "python bench/sweep.py --minutes 10 --population 4 --workers 2",
+        "Best member of a population-based search against one default fit, same budget.",
+    ),
+    "read": (
+        "Reading NWB sessions",
+        "python bench/read.py",
+        "`read_session` against a plain h5py read and per-unit binning.",
+    ),
+}
+ORDER = list(ABOUT)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _natural(text: str) -> list:
+    """Sort key that orders ``s9`` before ``s10``."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+
+
+def parse_name(path: Path) -> tuple[str, str, str, str]:
+    """``chaotic_rnn_cpu2_2026-11-26_s8.jsonl`` -> (chaotic_rnn, cpu2, 2026-11-26, s8)."""
+    base = path.name.split(".", 1)[0]
+    m = _NAME.match(base)
+    if m is None:
+        return base, "", "", ""
+    bench, _, host = m["stem"].rpartition("_")
+    if not bench:  # "<bench>_<date>": no host in the name
+        bench, host = host, ""
+    return bench, host, m["date"], m["tag"] or ""
+
+
+def _bench_of(record: dict, default: str) -> str:
+    name = record.get("bench")
+    if isinstance(name, str) and name.split():
+        first = name.split()[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if first in ABOUT:
+            return first
+    return default
+
+
+def read_results(results_dir: Path) -> list[dict]:
+    """Every line of every results file, with ``_file``, ``_line``, ``_bench``, ``_host``,
+    ``_date`` and ``_tag`` added; in file order within files sorted by (date, name)."""
+    files = [p for p in results_dir.iterdir() if p.suffix in (".json", ".jsonl") and p.is_file()]
+    files.sort(key=lambda p: (parse_name(p)[2], _natural(p.name)))
+    rows = []
+    for path in files:
+        bench, host, date, tag = parse_name(path)
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"{path}: not valid JSON ({e})") from None
+            records = doc if isinstance(doc, list) else [doc]
+        else:
+            records = []
+            for i, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise SystemExit(f"{path}:{i}: not valid JSON ({e})") from None
+        for i, rec in enumerate(records, 1):
+            if not isinstance(rec, dict):
+                raise SystemExit(f"{path}: entry {i} is not a JSON object")
+            rows.append(
+                dict(
+                    rec,
+                    _file=path.name,
+                    _line=i,
+                    _bench=_bench_of(rec, bench),
+                    _host=host,
+                    _date=date,
+                    _tag=tag,
+                )
+            )
+    return rows
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value, fmt: str = "{:.4f}") -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else _cell(value)
+    return fmt.format(value)
+
+
+def _rate(value) -> str:
+    return _num(value, "{:,.0f}")
+
+
+def _minutes(seconds) -> str:
+    return _num(seconds / 60.0, "{:.1f}") if isinstance(seconds, int | float) else ""
+
+
+def _commit(row: dict) -> str:
+    for key in ("commit", "code"):
+        m = _HASH.search(str(row.get(key, "")))
+        if m:
+            return m.group(0)[:7]
+    return ""
+
+
+def _settings(row: dict) -> str:
+    """The config differences a line names (``overrides``/``sets``, ``gain``, ``env``)."""
+    items = [str(s) for s in (row.get("overrides") or row.get("sets") or [])]
+    if "gain" in row:
+        items.append(f"spike gain {row['gain']}")
+    if row.get("env"):
+        items.append(str(row["env"]))
+    if isinstance(row.get("ema"), dict):  # one run, several parameter averages scored
+        scored = ", ".join(f"{k} {v}" for k, v in sorted(row["ema"].items()))
+        items.append(f"averages scored: {scored}")
+    return ", ".join(f"`{s}`" for s in items) if items else "defaults"
+
+
+def _source(row: dict) -> str:
+    return f"[{row['_file']}:{row['_line']}]({LINK_PREFIX}{row['_file']})"
+
+
+def _epochs(row: dict) -> str:
+    epochs, best = row.get("epochs"), row.get("best_epoch")
+    if epochs is None:
+        return ""
+    return f"{epochs} ({best})" if best is not None else str(epochs)
+
+
+def _first_window(row: dict) -> str:
+    windows = row.get("r2_by_window") or row.get("win") or {}
+    return _num(windows.get("0-100ms"), "{:.3f}")
+
+
+def _config(row: dict) -> dict:
+    return row.get("config") if isinstance(row.get("config"), dict) else {}
+
+
+def _model(row: dict) -> str:
+    """``small`` (the throughput script's defaults), ``MC_Maze-sized`` or the sizes that differ."""
+    config, text = _config(row), str(row.get("model", ""))
+    if not config:
+        return "small" if "small model" in text else _cell(text)
+    if config.get("neurons") == 50 and config.get("gen_dim") == 64 and config.get("co_dim") == 4:
+        return "small"
+    if config.get("neurons") == 182:
+        return "MC_Maze-sized"
+    keys = ("neurons", "bins", "gen_dim", "co_dim", "fac_dim")
+    return ", ".join(f"{k} {config[k]}" for k in keys if k in config)
+
+
+def _device(row: dict) -> str:
+    name = str(row.get("gpu") or row.get("device") or "")
+    if name.startswith("cpu"):
+        return "CPU"
+    return "GPU" if name.startswith("cuda") else _cell(name)
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+COLUMNS: dict[str, list] = {
+    "chaotic_rnn": [
+        ("settings", _settings),
+        ("tag", lambda r: _cell(r.get("tag", ""))),
+        ("train min", lambda r: _minutes(r.get("train_s")) or _num(r.get("minutes_budget"), "{}")),
+        ("epochs (best)", _epochs),
+        ("R^2", lambda r: _num(r.get("r2")) if "r2" in r else "partial run, no score"),
+        ("new cond.", lambda r: _num(r.get("r2_novel_conditions"))),
+        ("0-100 ms", _first_window),
+        ("stop", lambda r: _cell(r.get("stop_reason") or "")),
+    ],
+    "chaotic_oracle": [
+        ("restarts", lambda r: _num(r.get("restarts"), "{}")),
+        ("R^2 random starts", lambda r: _num(r.get("r2_random_starts"))),
+        ("R^2 true start", lambda r: _num(r.get("r2_true_start"))),
+        ("R^2 condition pooled", lambda r: _num(r.get("r2_condition_pooled"))),
+        ("wall s", lambda r: _num(r.get("wall_s"), "{:.0f}")),
+    ],
+    "demo": [
+        ("settings", _settings),
+        ("epochs (best)", _epochs),
+        ("train min", lambda r: _minutes(r.get("train_s"))),
+        ("stop", lambda r: _cell(r.get("stopped", ""))),
+        (
+            "R^2 vs truth",
+            lambda r: " / ".join(
+                _num(s.get("r2_vs_truth"), "{:.3f}") for _, s in sorted(r["sessions"].items())
+            ),
+        ),
+        (
+            "valid bits/spike",
+            lambda r: " / ".join(
+                _num(s.get("valid_bits_per_spike"), "{:.3f}")
+                for _, s in sorted(r["sessions"].items())
+            ),
+        ),
+        ("best valid loss", lambda r: _num(r.get("best_valid_loss"), "{}")),
+    ],
+    "nlb_cosmoothing": [
+        ("seed", lambda r: _num(r.get("seed"), "{}")),
+        ("settings", _settings),
+        ("train min", lambda r: _num(r.get("train_minutes"), "{:.1f}")),
+        ("epochs (best)", _epochs),
+        ("co-bps", lambda r: _num(r.get("co_bps"))),
+        ("smoothing", lambda r: _num(r.get("co_bps_smoothing"))),
+        ("true rates", lambda r: _num(r.get("co_bps_truth"))),
+        ("R^2 held-out (eval)", lambda r: _num(r.get("r2_truth_heldout_eval"), "{:.3f}")),
+        ("R^2 held-in", lambda r: _num(r.get("r2_truth_heldin"), "{:.3f}")),
+    ],
+    "nlb_mc_maze_small": [
+        ("settings", _settings),
+        ("train min", lambda r: _num(r.get("train_minutes"), "{:.1f}")),
+        ("steps (best epoch)", lambda r: f"{r.get('steps', '')} ({r.get('best_epoch', '')})"),
+        ("co-bps", lambda r: _num(r.get("co_bps"))),
+        ("smoothing", lambda r: _num(r.get("co_bps_smoothing"))),
+        ("bits/spike held-in", lambda r: _num(r.get("bps_heldin"))),
+    ],
+    "train_throughput": [
+        ("device", _device),
+        ("model", _model),
+        ("batch", lambda r: _num(_config(r).get("batch_size", r.get("batch_size")), "{}")),
+        ("devices", lambda r: _num(_config(r).get("devices", r.get("devices")), "{}")),
+        ("settings", lambda r: _settings(r) if r.get("env") else ""),
+        ("trials/s", lambda r: _rate(r.get("trials_per_s"))),
+        ("fastest call", lambda r: _rate(r.get("trials_per_s_fastest_call"))),
+        ("step ms", lambda r: _num(r.get("step_ms"), "{:.1f}")),
+        ("compile s", lambda r: _num(r.get("compile_s"), "{:.1f}")),
+        ("peak RSS MB", lambda r: _num(r.get("peak_rss_mb"), "{:,.0f}")),
+    ],
+    "reference_scan": [
+        ("device", _device),
+        ("batch", lambda r: _num(_config(r).get("batch_size"), "{}")),
+        ("trials/s", lambda r: _rate(r.get("trials_per_s"))),
+        ("fastest call", lambda r: _rate(r.get("trials_per_s_fastest_call"))),
+        ("step ms", lambda r: _num(r.get("step_ms"), "{:.1f}")),
+        ("compile s", lambda r: _num(r.get("compile_s"), "{:.1f}")),
+    ],
+}
+
+# the figure the summary quotes for each benchmark: (label, row -> its values)
+KEY_FIGURE = {
+    "chaotic_rnn": ("R^2", lambda r: [r.get("r2")]),
+    "chaotic_oracle": ("R^2 random starts", lambda r: [r.get("r2_random_starts")]),
+    "demo": (
+        "R^2 vs truth",
+        lambda r: [s.get("r2_vs_truth") for s in (r.get("sessions") or {}).values()],
+    ),
+    "nlb_cosmoothing": ("co-bps", lambda r: [r.get("co_bps")]),
+    "nlb_mc_maze_small": ("co-bps", lambda r: [r.get("co_bps")]),
+    "train_throughput": ("trials/s", lambda r: [r.get("trials_per_s")]),
+    "reference_scan": ("trials/s", lambda r: [r.get("trials_per_s")]),
+}
+
+
+def _generic_columns(rows: list[dict]) -> list:
+    """For a benchmark without its own table: its scalar fields, in first-seen order."""
+    keys: list[str] = []
+    for row in rows:
+        for k, v in row.items():
+            if not k.startswith("_") and k not in keys and isinstance(v, int | float | str):
+                keys.append(k)
+    return [(k, lambda r, k=k: _num(r.get(k), "{}")) for k in keys[:10]]
+
+
+def _table(headers: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return lines
+
+
+def _figure_range(rows: list[dict], values_of) -> str:
+    values = [v for r in rows for v in values_of(r) if isinstance(v, int | float)]
+    if not values:
+        return ""
+    fmt = "{:,.0f}" if max(values) >= 100 else "{:.4f}"
+    lo, hi = fmt.format(min(values)), fmt.format(max(values))
+    return lo if lo == hi else f"{lo} - {hi}"
+
+
+def slug(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def _title(bench: str) -> str:
+    return ABOUT[bench][0] if bench in ABOUT else bench
+
+
+def _summary(groups: dict[str, list[dict]]) -> list[str]:
+    body = []
+    for bench, rows in groups.items():
+        for host in sorted({r["_host"] for r in rows}):
+            mine = [r for r in rows if r["_host"] == host]
+            last = max(r["_date"] for r in mine)
+            label, values_of = KEY_FIGURE.get(bench, ("", None))
+            span = (
+                _figure_range([r for r in mine if r["_date"] == last], values_of) if label else ""
+            )
+            body.append(
+                [
+                    f"[{_title(bench)}](#{slug(_title(bench))})",
+                    host or "-",
+                    str(len(mine)),
+                    last,
+                    f"{label} {span}" if span else "",
+                ]
+            )
+    return _table(["benchmark", "host", "lines", "latest date", "range on that date"], body)
+
+
+INTRO = """\
+# Benchmarks
+
+<!-- Generated by bench/benchmarks_doc.py from bench/results/; do not edit by hand.
+     Regenerate: python bench/benchmarks_doc.py (or make benchmarks-doc). -->
+
+Every measurement recorded in `bench/results/`, one table per benchmark, oldest first; each
+row links to the line it came from. Host tags come from the file names: `cpu2` is a 2-core CPU
+virtual machine whose speed follows its host's load (compare within one series, and against
+the reference scan run beside it), `h100` / `h200` one NVIDIA GPU. `settings` lists the
+`--set` overrides of a run, `defaults` when there are none (the defaults of the commit
+named, which changed over time: see [CHANGELOG.md](../CHANGELOG.md)). Figures measured under a
+wall-clock budget depend on the host's speed as well as on the code.
+
+## Summary
+"""
+
+
+def render(results_dir: Path = RESULTS) -> str:
+    """The text of docs/BENCHMARKS.md for the results files in ``results_dir``."""
+    rows = read_results(Path(results_dir))
+    names = sorted(
+        {r["_bench"] for r in rows},
+        key=lambda b: (b not in ORDER, ORDER.index(b) if b in ORDER else 0, b),
+    )
+    groups = {b: [r for r in rows if r["_bench"] == b] for b in names}
+    out = [*INTRO.splitlines(), "", *_summary(groups)]
+    for bench, group in groups.items():
+        title, command, what = ABOUT.get(bench, (bench, "", ""))
+        columns = COLUMNS.get(bench) or _generic_columns(group)
+        headers = ["date", "host", *(h for h, _ in columns), "commit", "source"]
+        body = [
+            [r["_date"], r["_host"], *(f(r) for _, f in columns), _commit(r), _source(r)]
+            for r in group
+        ]
+        out += ["", f"## {title}", ""]
+        if what:
+            out += [*textwrap.wrap(what, width=100), ""]
+        if command:
+            out += [f"Reproduce: `{command}`", ""]
+        out += _table(headers, body)
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", type=Path, default=RESULTS, help="results folder")
+    p.add_argument("--out", type=Path, default=OUT, help="the Markdown file to write")
+    p.add_argument("--check", action="store_true", help="exit 1 if --out is out of date")
+    args = p.parse_args(argv)
+    text = render(args.results)
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
+        if current != text:
+            print(f"{args.out} is out of date: run python bench/benchmarks_doc.py", file=sys.stderr)
+            return 1
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out} ({len(text.splitlines())} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
