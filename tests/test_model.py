@@ -15,7 +15,7 @@ from nwb_lfads.model.controller import Controller
 from nwb_lfads.model.decoder import decode
 from nwb_lfads.model.encoder import Encoders, lag_encodings
 from nwb_lfads.model.generator import Generator
-from nwb_lfads.model.gru import UPDATE_BIAS, GRUWeights, gru_split, pad_gates
+from nwb_lfads.model.gru import UPDATE_BIAS, GRUPre, GRUWeights, gru_cell, gru_cell_bwd, pad_gates
 from nwb_lfads.model.lfads import Batch, l2_penalty, make_lfads, readin_size
 from nwb_lfads.model.likelihoods import get_likelihood, log_factorial, masked_nll, poisson_nll
 from nwb_lfads.model.priors import ar1_log_density, gaussian_kl, gaussian_log_density
@@ -48,15 +48,30 @@ def test_gru_update_bias_keeps_state_and_padding_stays_zero():
     np.testing.assert_array_equal(np.asarray(b[4:8]), UPDATE_BIAS)
     h = jnp.ones((2, 4)) * 0.5
     x = jnp.ones((2, 3))
-    new = gru_split(x @ w_i + b, h @ w_h, h)
+    new = gru_cell(GRUPre.from_split(x @ w_i + b, h @ w_h), h)
     wp, whp, bp = pad_gates(w_i, 6), pad_gates(w_h, 6, rows=6), pad_gates(b, 6)
     hp = jnp.pad(h, ((0, 0), (0, 2)))
-    newp = gru_split(x @ wp + bp, hp @ whp, hp)
+    newp = gru_cell(GRUPre.from_split(x @ wp + bp, hp @ whp), hp)
     np.testing.assert_allclose(newp[:, :4], new, rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(newp[:, 4:]), 0.0)
     # a fresh cell keeps most of its state: u ~ sigmoid(1) weights the old state
-    zero = gru_split(jnp.zeros((1, 12)) + b, jnp.zeros((1, 12)), jnp.ones((1, 4)))
+    zero = gru_cell(GRUPre.from_split(b, jnp.zeros((1, 12))), jnp.ones((1, 4)))
     np.testing.assert_allclose(zero, 1 / (1 + np.exp(-UPDATE_BIAS)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.6])
+def test_gru_cell_bwd_matches_autodiff(clip):
+    rng = np.random.default_rng(2)
+    pre = GRUPre(*(jnp.asarray(rng.normal(size=(3, 5)) * 2, jnp.float32) for _ in range(4)))
+    h = jnp.asarray(rng.normal(size=(3, 5)), jnp.float32)
+    dh_new = jnp.asarray(rng.normal(size=(3, 5)), jnp.float32)
+    h_new, vjp = jax.vjp(lambda p, h: gru_cell(p, h, clip), pre, h)
+    if clip > 0:
+        assert np.any(np.abs(np.asarray(h_new)) >= clip)  # the clip is exercised
+    want_pre, want_h = vjp(dh_new)
+    got_pre, got_h = gru_cell_bwd(pre, h, dh_new, h_new, clip)
+    for got, want in zip((*got_pre, got_h), (*want_pre, want_h)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("ci_dim", [0, 6])

@@ -1,24 +1,25 @@
 """The controller-generator recurrence with a hand-written backward pass (``jax.custom_vjp``).
 
-Shape glossary: T bins, B trials, G ``gen_dim``, K ``con_dim``, U ``co_dim``.
+Shape glossary: T bins, B trials, G ``gen_dim``, K ``con_dim``, U ``co_dim``,
+I2 = 2 ``ci_enc_dim`` (width of the CI encodings). Every array is float32; sequences are
+time-major.
 
-One step (see :mod:`.decoder` for the roles)::
+One step (see :mod:`.decoder` for the roles; GRU cell and fused layout in :mod:`.gru`)::
 
-    a  = [ci_t, gm_{t-1}, c_{t-1}] W_con + b_con   # [B, 4K], fused GRU pre-activations
-    c_t = GRU(a, c_{t-1})                          # controller state, clipped
+    a   = [ci_t, gm_{t-1}, c_{t-1}] W_con + b_con   # [B, 4K], fused GRU pre-activations
+    c_t = GRU(a, c_{t-1})                           # controller state, clipped
     [mean_t, raw_t] = c_t W_co + b_co;  var_t = exp(raw_t) + var_min
-    u_t = mean_t + sqrt(var_t) * eps_t             # inferred input (reparameterised sample)
-    z  = [u_t, g_{t-1}] W_gen + b_gen              # [B, 4G]
-    g_t = GRU(z, g_{t-1});  gm_t = g_t * keep_t    # generator state, clipped; dropout scale
+    u_t = mean_t + sqrt(var_t) * eps_t              # inferred input (reparameterised sample)
+    z   = [u_t, g_{t-1}] W_gen + b_gen              # [B, 4G]
+    g_t = GRU(z, g_{t-1});  gm_t = g_t * keep_t     # generator state, clipped; dropout scale
 
-The forward pass keeps the states ``c``, ``g`` (and the outputs); the backward pass walks the
-bins in reverse, recomputes each step from the saved states, and accumulates the weight
-gradients in its carry, so no per-step intermediate is ever stored. The CI encodings enter
-the controller's matmul inside the loop (one [B, I2 + G + K] x [I2 + G + K, 4K] product per
-bin): projecting them for all bins before the loop took three large matmuls outside it (the
-projection, its input gradient, its weight gradient) plus a transpose, ~25 ms per profiled
-training step on 2 CPU devices; inside, the products join a matmul the loop runs anyway
-(DESIGN_NOTES.md, "The training step on CPU").
+The input projections run inside the loop: the CI encodings and the previous factors enter
+the controller's one fused matmul per bin ([B, I2 + G + K] x [I2 + G + K, 4K]), the inferred
+input the generator's ([B, U + G] x [U + G, 4G]); nothing is projected for all bins before
+the loop (docs/DESIGN.md, "The step's CPU kernels"). The forward pass keeps the states ``c``,
+``g`` (and the outputs); the backward pass walks the bins in reverse, recomputes each step
+from the saved states (:func:`.gru.gru_cell_bwd` for both cells), and accumulates the weight
+gradients in its carry, so no per-step intermediate is stored.
 """
 
 from __future__ import annotations
@@ -28,43 +29,28 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-
-def _gru(a, h):
-    """Fused GRU from pre-activations a [.., 4H] = [r | u | c_x | c_h]; returns (h', r, u, c)."""
-    H = h.shape[-1]
-    r = jax.nn.sigmoid(a[..., :H])
-    u = jax.nn.sigmoid(a[..., H : 2 * H])
-    c = jnp.tanh(a[..., 2 * H : 3 * H] + r * a[..., 3 * H :])
-    return c + u * (h - c), r, u, c
-
-
-def _gru_bwd(dh, a, h, r, u, c):
-    """Cotangent of the pre-activations [.., 4H] and the direct part of dh_prev."""
-    H = h.shape[-1]
-    du = dh * (h - c) * u * (1.0 - u)
-    dcx = dh * (1.0 - u) * (1.0 - c * c)
-    dr = dcx * a[..., 3 * H :] * r * (1.0 - r)
-    return jnp.concatenate([dr, du, dcx, dcx * r], axis=-1), dh * u
-
-
-def _clip(h, clip):
-    return jnp.clip(h, -clip, clip) if clip > 0 else h
+from .gru import GRUPre, gru_cell, gru_cell_bwd
 
 
 def _step(params, clip, var_min, c, g, gm, ci_t, eps_t, keep_t):
+    """One bin: states ``c`` [B, K], ``g`` [B, G], ``gm`` [B, G] (``g`` times its dropout
+    scale), inputs ``ci_t`` [B, I2], ``eps_t`` [B, U], ``keep_t`` [B, G]; returns the new
+    ``(c, g, gm)`` and the posterior ``mean``, ``var`` and sample ``u``, each [B, U]."""
     w_con, b_con, w_co, b_co, w_gen, b_gen = params
     U = w_co.shape[1] // 2
     a = jnp.concatenate([ci_t, gm, c], axis=-1) @ w_con + b_con
-    c_new = _clip(_gru(a, c)[0], clip)
+    c_new = gru_cell(GRUPre.from_fused(a), c, clip)
     co = c_new @ w_co + b_co
     mean, var = co[:, :U], jnp.exp(co[:, U:]) + var_min
     u = mean + jnp.sqrt(var) * eps_t
     z = jnp.concatenate([u, g], axis=-1) @ w_gen + b_gen
-    g_new = _clip(_gru(z, g)[0], clip)
+    g_new = gru_cell(GRUPre.from_fused(z), g, clip)
     return c_new, g_new, g_new * keep_t, mean, var, u
 
 
 def _forward(params, g0, ci, eps, keep, clip, var_min):
+    """:func:`control_loop` without its custom gradient (the reference for autodiff); returns
+    every step's ``(c [T, B, K], g [T, B, G], gm [T, B, G], mean, var, u [T, B, U])``."""
     K = params[0].shape[1] // 4
     c0 = jnp.zeros((g0.shape[0], K), g0.dtype)
 
@@ -117,23 +103,19 @@ def _bwd(clip, var_min, res, cot):
     def step(carry, xs):
         dc, dg, dgm, dw_con, db_con, dw_co, db_co, dw_gen, db_gen = carry
         cp, gp, gmp, c_t, g_t, ci_t, eps_t, keep_t, d_gm, d_mean, d_var, d_u = xs
-        # recompute the step
+        # recompute the step's pre-activations
         a_in = jnp.concatenate([ci_t, gmp, cp], axis=-1)
-        a = a_in @ w_con + b_con
-        _, rc, uc, cc = _gru(a, cp)
+        a = GRUPre.from_fused(a_in @ w_con + b_con)
         co = c_t @ w_co + b_co
         mean, raw = co[:, :U], co[:, U:]
         var = jnp.exp(raw) + var_min
         std = jnp.sqrt(var)
         u = mean + std * eps_t
         z_in = jnp.concatenate([u, gp], axis=-1)
-        z = z_in @ w_gen + b_gen
-        _, rg, ug, cg = _gru(z, gp)
+        z = GRUPre.from_fused(z_in @ w_gen + b_gen)
         # generator
-        dg_t = dg + (d_gm + dgm) * keep_t
-        if clip > 0:
-            dg_t = jnp.where(jnp.abs(g_t) < clip, dg_t, 0.0)
-        dz, dg_direct = _gru_bwd(dg_t, z, gp, rg, ug, cg)
+        dz, dg_direct = gru_cell_bwd(z, gp, dg + (d_gm + dgm) * keep_t, g_t, clip)
+        dz = dz.to_fused()  # [B, 4G]
         dz_in = dz @ w_gen.T
         dw_gen = dw_gen + z_in.T @ dz
         db_gen = db_gen + jnp.sum(dz, axis=0)
@@ -145,9 +127,8 @@ def _bwd(clip, var_min, res, cot):
         dw_co = dw_co + c_t.T @ dco
         db_co = db_co + jnp.sum(dco, axis=0)
         # controller
-        if clip > 0:
-            dc_t = jnp.where(jnp.abs(c_t) < clip, dc_t, 0.0)
-        da, dc_direct = _gru_bwd(dc_t, a, cp, rc, uc, cc)
+        da, dc_direct = gru_cell_bwd(a, cp, dc_t, c_t, clip)
+        da = da.to_fused()  # [B, 4K]
         da_in = da @ w_con.T
         dw_con = dw_con + a_in.T @ da
         db_con = db_con + jnp.sum(da, axis=0)

@@ -41,9 +41,3 @@ class Controller(hk.Module):
         b_co = hk.get_parameter("b_co", [2 * self.U], jnp.float32, init=jnp.zeros)
         return ControllerParams(w_i[:ci_width], w_i[ci_width:], w_h, b, w_co, b_co)
 
-
-def co_posterior(h, w_co, b_co, var_min: float):
-    """Inferred-input posterior from controller states h [..., K]: (mean, var), each [..., U]."""
-    out = h @ w_co + b_co
-    U = out.shape[-1] // 2
-    return out[..., :U], jnp.exp(out[..., U:]) + var_min

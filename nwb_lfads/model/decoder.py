@@ -1,7 +1,7 @@
 """The controller-generator recurrence: one ``lax.scan`` over bins.
 
 Shape glossary: B trials, T bins, G ``gen_dim``, K ``con_dim``, U ``co_dim``,
-F ``fac_dim``, I2 = 2 ``ci_enc_dim``.
+F ``fac_dim``, I2 = 2 ``ci_enc_dim``. Every array is float32.
 
 Per bin t (TF LFADS ordering): the controller reads ``[ci_enc_t, f_{t-1}]`` and its state
 ``c_{t-1}``; the inferred input ``u_t ~ N(mean_t, var_t)`` is sampled with noise drawn
@@ -9,14 +9,14 @@ before the scan; the generator steps from ``g_{t-1}`` with input ``u_t``; the fa
 ``f_t = dropout(g_t) W_fac`` are the ones that give the rates of bin t. ``f_{-1}`` comes
 from g0.
 
-Speed: the CI encodings enter the controller's fused matmul inside the loop (no projection
-of all bins before it), and ``f_{t-1} W_f`` is folded into ``dropout(g_{t-1}) (W_fac W_f)``, so
-each step costs three matmuls (controller, posterior head, generator), each of the fused
-``[x, h] @ [I + H, 4H]`` form (:func:`gru.cat_weights`).
-Factors are computed after the scan in one matmul. Without a controller the step is a
-single ``[B, G] x [G, 3G]`` matmul (:func:`.rnn.gru_autonomous`). Both recurrences have
-hand-written backward passes that recompute each step from the saved states
-(:mod:`.control_loop`, :mod:`.rnn`) instead of storing every intermediate.
+Every input projection happens inside the loop (see :mod:`.gru`): the CI encodings enter the
+controller's fused matmul per bin, and ``f_{t-1} W_f`` is folded into
+``dropout(g_{t-1}) (W_fac W_f)``, so each step costs three matmuls (controller, posterior
+head, generator), the two GRUs in the fused ``[x, h] @ [I + H, 4H]`` layout
+(:func:`.gru.cat_weights`; run by :func:`.control_loop.control_loop`). Factors are computed
+after the scan in one matmul. Without a controller the step is a single ``[B, G] x [G, 3G]``
+matmul (:func:`.rnn.gru_autonomous`). Both recurrences have hand-written backward passes
+built on :func:`.gru.gru_cell_bwd`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from .rnn import gru_autonomous
 
 
 class DecoderOut(NamedTuple):
+    """What :func:`decode` returns, float32; the ``co_*`` and ``u`` fields are None without a
+    controller."""
+
     gen_states: jnp.ndarray  # [T, B, G] generator states after dropout (factor input), time-major
     co_mean: jnp.ndarray | None  # [B, T, U]
     co_var: jnp.ndarray | None  # [B, T, U]
@@ -61,6 +64,9 @@ def decode(
         co_eps: standard normal noise of the inferred inputs, float32 [B, T, U].
         gen_keep: dropout scale of the generator state, time-major float32 [T, B, G], 0 or
             1 / (1 - rate); None = no dropout.
+
+    Returns:
+        a :class:`DecoderOut`.
     """
     B, G = g0.shape
     if con is None:
