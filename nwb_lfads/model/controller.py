@@ -20,6 +20,9 @@ from .noise import fan_in_init
 
 
 class ControllerParams(NamedTuple):
+    """The controller's weights, float32 (split GRU layout, :mod:`.gru`, with the input
+    weights split by source) and its posterior head."""
+
     w_ci: jnp.ndarray  # [I2, 3K] input weights of the CI encodings
     w_f: jnp.ndarray  # [F, 3K] input weights of the previous factors
     w_h: jnp.ndarray  # [K, 3K] recurrent weights
@@ -29,7 +32,8 @@ class ControllerParams(NamedTuple):
 
 
 class Controller(hk.Module):
-    """Owns the controller's parameters; call with the CI encoding width I2 and F."""
+    """Owns the controller's parameters; call with the CI encoding width I2 and the factor
+    width F; returns :class:`ControllerParams`."""
 
     def __init__(self, con_dim: int, co_dim: int, name: str | None = "controller"):
         super().__init__(name=name)
@@ -40,4 +44,3 @@ class Controller(hk.Module):
         w_co = hk.get_parameter("w_co", [self.K, 2 * self.U], jnp.float32, init=fan_in_init())
         b_co = hk.get_parameter("b_co", [2 * self.U], jnp.float32, init=jnp.zeros)
         return ControllerParams(w_i[:ci_width], w_i[ci_width:], w_h, b, w_co, b_co)
-

@@ -22,6 +22,8 @@ from .noise import fan_in_init
 
 
 class GeneratorParams(NamedTuple):
+    """The generator's weights, float32 (split GRU layout, :mod:`.gru`)."""
+
     w_i: jnp.ndarray  # [U, 3G] input weights (inferred inputs)
     w_h: jnp.ndarray  # [G, 3G] recurrent weights
     b: jnp.ndarray  # [3G]
@@ -29,12 +31,13 @@ class GeneratorParams(NamedTuple):
 
 
 def normalise_columns(w, eps: float = 1e-8):
-    """Scale each column of w [G, F] to unit Euclidean norm."""
+    """Scale each column of ``w`` float32 [G, F] to unit Euclidean norm; returns [G, F]."""
     return w / jnp.sqrt(jnp.sum(w**2, axis=0, keepdims=True) + eps)
 
 
 class Generator(hk.Module):
-    """Owns the generator's parameters, the g0 map and the factor map."""
+    """Owns the generator's parameters, the g0 map and the factor map. Call with the
+    inferred-input width U (0 = autonomous); returns :class:`GeneratorParams`."""
 
     def __init__(self, gen_dim: int, fac_dim: int, name: str | None = "generator"):
         super().__init__(name=name)

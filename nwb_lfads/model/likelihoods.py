@@ -36,9 +36,9 @@ def log_factorial(x):
     below float32 rounding).
 
     Why not ``gammaln(x + 1)``: XLA evaluates its reflection branch (a sine) and its
-    rational approximation for every element of every batch, ~7 ms per step of the profiled
-    training step on 2 CPU devices (DESIGN_NOTES.md, "The training step on CPU"), for a term
-    that does not depend on the parameters."""
+    rational approximation for every element of every batch, a measurable part of the CPU
+    training step (docs/DESIGN.md, "The step's CPU kernels") for a term that does not depend
+    on the parameters. Returns float32 of the shape of ``x``."""
     k = jnp.clip(x, 0, _N_TABLE - 1).astype(jnp.int32)
     n = jnp.maximum(x, float(_N_TABLE)) + 1.0
     stirling = (n - 0.5) * jnp.log(n) - n + 0.5 * math.log(2.0 * math.pi) + 1.0 / (12.0 * n)
@@ -46,12 +46,13 @@ def log_factorial(x):
 
 
 def poisson_nll(log_rate, x):
-    """-log Poisson(x; exp(log_rate)), element-wise (x: counts as float32)."""
+    """-log Poisson(x; exp(log_rate)), element-wise, nats: ``log_rate`` (log expected count
+    per bin) and ``x`` (counts as float32) of one shape [B, T, N] (or any)."""
     return jnp.exp(log_rate) - x * log_rate + log_factorial(x)
 
 
 def gaussian_nll(mean, x):
-    """-log N(x; mean, 1), element-wise."""
+    """-log N(x; mean, 1), element-wise, nats: ``mean`` and ``x`` float32 of one shape."""
     return 0.5 * (x - mean) ** 2 + 0.5 * math.log(2.0 * math.pi)
 
 
@@ -62,6 +63,8 @@ LIKELIHOODS = {
 
 
 def get_likelihood(name: str) -> Likelihood:
+    """The :class:`Likelihood` called ``name`` (a key of :data:`LIKELIHOODS`); raises
+    :class:`~nwb_lfads.errors.ConfigError` for any other name."""
     if name not in LIKELIHOODS:
         raise ConfigError(
             f"model.likelihood: unknown likelihood {name!r}; "

@@ -7,6 +7,9 @@ a 32-bit seed (two rounds of the MurmurHash3 finaliser, ``fmix32``): one fused i
 of about ten operations per element, and statistically ample for dropout masks and Gaussian
 noise. Seeds come from a ``jax.random`` key (:func:`seeds_from_key`), so the stream is still
 fully determined by the training RNG.
+
+Shape glossary: B trials, T bins, N units; ``shape`` any array shape. Seeds are uint32
+scalars; bits and positions uint32; uniforms, normals and dropout scales float32.
 """
 
 from __future__ import annotations
@@ -102,9 +105,9 @@ def keep_mask(seed, rate: float, shape, batch_axis: int = 0):
     user reads the stored mask. Why: XLA fuses an element-wise producer into each of its
     consumers, so a mask used by the forward and the backward pass was hashed twice, and the
     backward copy landed in the kernel that assembles the encoders' gradient from several
-    pieces, which XLA does not vectorise (~25 ms per profiled training step on 2 CPU
-    devices). A loop's result cannot be fused into its users (an optimisation barrier would
-    not do: XLA drops it before fusion; a loop that only copies is removed by JAX)."""
+    pieces, which XLA does not vectorise (docs/DESIGN.md, "The step's CPU kernels"). A loop's
+    result cannot be fused into its users (an optimisation barrier would not do: XLA drops it
+    before fusion; a loop that only copies is removed by JAX)."""
     threshold = np.uint32(min(int(rate * 2.0**32), 2**32 - 1))
     shape = tuple(shape)
     if len(shape) < 2:
@@ -157,7 +160,8 @@ def jitter_in_time(seed, width: int, x):
 
 
 def dropout(seed, rate: float, x, batch_axis: int = 0):
-    """Inverted dropout of ``x``: zero with probability ``rate``, scale the rest by 1/(1-rate)."""
+    """Inverted dropout of ``x`` (float32, any shape; trial axis ``batch_axis``): zero with
+    probability ``rate``, scale the rest by 1/(1-rate); returns the shape of ``x``."""
     if rate <= 0:
         return x
     return jnp.where(keep_mask(seed, rate, x.shape, batch_axis), x / (1.0 - rate), 0.0)

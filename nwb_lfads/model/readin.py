@@ -8,8 +8,9 @@ trial's session index, so one compiled step serves every session. Padded units h
 input (masked by the caller) and zero loss weight, so their read-in rows and read-out columns
 receive exactly zero gradient; they are also initialised to zero.
 
-Initial weights can be handed in (issue 5's principal-component regression) as a
-:class:`ReadInit`; any field left ``None`` falls back to the default initialiser.
+Initial weights can be handed in as a :class:`ReadInit` (e.g. the principal-component
+regression of :func:`nwb_lfads.stitching.readin_init_from_data`); any field left ``None``
+falls back to the default initialiser.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def _init_or(value, shape, default):
 
 
 def _masked_normal(unit_mask, axis: int, fan_in: int):
-    """Normal(0, 1/fan_in) weights, zero where the unit does not exist (unit axis ``axis``)."""
+    """Initializer of Normal(0, 1/fan_in) weights [S, N, R] or [S, F, N], zero where the
+    unit does not exist (``unit_mask`` bool [S, N]; unit axis ``axis``)."""
 
     def init(shape, dtype):
         w = normal_init(1.0 / np.sqrt(fan_in))(shape, dtype)
@@ -59,7 +61,8 @@ def _masked_normal(unit_mask, axis: int, fan_in: int):
 
 
 class ReadIn(hk.Module):
-    """Linear map of units to the encoder input: x [B, T, N] -> [B, T, R]."""
+    """Linear map of units to the encoder input: call with ``x`` float32 [B, T, N] and
+    ``session`` int32 [B]; returns float32 [B, T, R]."""
 
     def __init__(
         self,
@@ -93,7 +96,8 @@ class ReadIn(hk.Module):
 
 
 class ReadOut(hk.Module):
-    """Linear map of factors to per-unit outputs (log-rates): f [B, T, F] -> [B, T, N]."""
+    """Linear map of factors to per-unit outputs (log-rates for Poisson): call with
+    ``factors`` float32 [B, T, F] and ``session`` int32 [B]; returns float32 [B, T, N]."""
 
     def __init__(
         self,
