@@ -95,16 +95,15 @@ def main(argv=None) -> dict:
         ),
     )
     trainer = Trainer(data, cfg)
-    lr = trainer._put(np.float32(cfg.train.lr_init))
     t0 = time.perf_counter()
-    state, m = trainer._update(trainer.state, trainer.device, lr)
+    state, m = trainer._update(trainer.state, trainer.device)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t0
     calls, call_s = 0, []
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     while True:
         t_call = time.perf_counter()
-        state, m = trainer._update(state, trainer.device, lr)
+        state, m = trainer._update(state, trainer.device)
         calls += 1
         jax.block_until_ready(state)
         call_s.append(time.perf_counter() - t_call)

@@ -46,18 +46,13 @@ def command(run_dir, sources, out, trials, n_samples, in_place, cache_dir):
     Sessions are matched by session id or file name; every trial (or those chosen with --trials)
     is read with the run's alignment, window and bin size.
     """
-    from nwb_lfads.errors import ConfigError
+    from nwb_lfads.config import TrialSelector
     from nwb_lfads.fit import infer_run
 
     selection = None
     if trials is not None:
-        column, sep, value = trials.partition("=")
-        if not sep:
-            raise ConfigError(f"--trials {trials!r}: expected COLUMN=VALUE, e.g. split=test.")
-        import yaml
-
-        parsed = yaml.safe_load(value)
-        selection = {column: parsed if isinstance(parsed, (int, float, str)) else value}
+        selector = TrialSelector.parse(trials, option="--trials")
+        selection = {selector.column: selector.value}
     for path in infer_run(
         run_dir,
         sources,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from nwb_lfads.config import SimulationKind, choices
 from nwb_lfads.errors import ConfigError
 
 
@@ -38,7 +39,7 @@ def _parse_units(values: tuple[str, ...]) -> list[int] | None:
 )
 @click.option(
     "--kind",
-    type=click.Choice(["chaotic", "lorenz"]),
+    type=click.Choice(choices(SimulationKind)),
     default="chaotic",
     show_default=True,
     help="Latent system: the LFADS chaotic RNN or a Lorenz attractor.",

@@ -1,25 +1,128 @@
-"""Configuration: frozen dataclasses that round-trip through YAML.
+"""Configuration: frozen dataclasses that round-trip through YAML, and every value check.
 
-``RunConfig`` groups the three parts; each stage is handed only its own part
-(the reader ``DataConfig``, the model ``ModelConfig``, the loop ``TrainConfig``).
-Overrides use dotted keys (``--set model.gen_dim=64``); values are parsed with
-``yaml.safe_load`` so ``1e-3``, ``true`` and ``[-0.25, 0.45]`` mean what they look like.
-Nothing is ever ``eval``-ed.
+``RunConfig`` groups the three parts; each stage is handed only its own part (the reader
+``DataConfig``, the model ``ModelConfig``, the loop ``TrainConfig``). Overrides use dotted keys
+(``--set model.gen_dim=64``); values are parsed with ``yaml.safe_load`` so ``1e-3``, ``true``
+and ``[-0.25, 0.45]`` mean what they look like. Nothing is ever ``eval``-ed.
+
+Every value is checked when a config is built (``__post_init__``), so a bad value is a
+:class:`~nwb_lfads.errors.ConfigError` naming the field before any data is read. The checks that
+need the data (a jitter width against the trial length, a PCR read-in against the number of
+sessions) are :func:`check_against_data`, called once the trials are binned. Choices are
+``enum.StrEnum`` (carried into click choices by the CLI). ``"COLUMN=VALUE"`` trial selections
+are :class:`TrialSelector`, the one rule by which fitting, inference and evaluation match them.
+
+This module imports nothing of the package but :mod:`nwb_lfads.errors`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from .errors import ConfigError
 
 
+class Likelihood(enum.StrEnum):
+    """Observation model of the counts (``model.likelihood``)."""
+
+    POISSON = "poisson"
+    GAUSSIAN = "gaussian"
+
+
+class ReadinMethod(enum.StrEnum):
+    """Start of the read-in/read-out (``model.readin_init``): random, or principal-component
+    regression on the sessions' smoothed rates (:func:`nwb_lfads.stitching.readin_init_from_data`)."""
+
+    RANDOM = "random"
+    PCR = "pcr"
+
+
+class SessionSampling(enum.StrEnum):
+    """How batches draw trials of several sessions (``train.session_sampling``): in proportion
+    to each session's training trials, or each session equally often."""
+
+    PROPORTIONAL = "proportional"
+    BALANCED = "balanced"
+
+
+class SimulationKind(enum.StrEnum):
+    """Latent system of ``nwb-lfads simulate``: the LFADS chaotic RNN or a Lorenz attractor."""
+
+    CHAOTIC = "chaotic"
+    LORENZ = "lorenz"
+
+
+def choices(kind: type[enum.StrEnum]) -> list[str]:
+    """The values of a choice enum, in order (for click and error messages)."""
+    return [m.value for m in kind]
+
+
+# ------------------------------------------------------------------------- trial selection
+@dataclass(frozen=True)
+class TrialSelector:
+    """``"COLUMN=VALUE"``: the trials whose ``COLUMN`` equals ``VALUE``.
+
+    The rule (the same for ``--eval-trials``, ``infer --trials`` and ``evaluate``): a trial
+    matches when its value, as text, equals ``VALUE``, or when both are numbers and equal
+    (``condition_id=3`` matches 3 and 3.0; ``split=val`` matches ``"val"`` and ``b"val"``).
+    """
+
+    column: str
+    value: str
+
+    @classmethod
+    def parse(cls, spec: str, option: str = "data.eval_trials") -> TrialSelector:
+        """``"COLUMN=VALUE"`` -> selector; ConfigError naming ``option`` when malformed."""
+        column, sep, value = str(spec).partition("=")
+        if not sep or not column.strip() or not value.strip():
+            raise ConfigError(f"{option}={spec!r}: expected COLUMN=VALUE, e.g. split=val.")
+        return cls(column.strip(), value.strip())
+
+    def __str__(self) -> str:
+        return f"{self.column}={self.value}"
+
+    def matches(self, values) -> np.ndarray:
+        """bool [n]: which of ``values`` (one per trial, any dtype) the selector picks."""
+        return values_match(values, [self.value])
+
+
+def values_match(values, wanted) -> np.ndarray:
+    """bool [n]: which ``values`` equal one of ``wanted`` under :class:`TrialSelector`'s rule."""
+    targets = []
+    for w in wanted:
+        text = w.decode() if isinstance(w, bytes) else str(w)
+        targets.append((text, _number(w)))
+    out = np.zeros(len(values), bool)
+    for i, v in enumerate(values):
+        text = v.decode() if isinstance(v, bytes) else str(v)
+        num = _number(v) if not isinstance(v, str | bytes) else None
+        out[i] = any(
+            text == t or (num is not None and n is not None and num == n) for t, n in targets
+        )
+    return out
+
+
+def _number(v) -> float | None:
+    if isinstance(v, bool | np.bool_):
+        return None
+    if isinstance(v, int | float | np.number):
+        return float(v)
+    try:
+        return float(v.decode() if isinstance(v, bytes) else v)
+    except (TypeError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------- sections
 @dataclass(frozen=True)
 class DataConfig:
     """How sessions are read and split.
@@ -33,7 +136,8 @@ class DataConfig:
         overlap: continuous mode: overlap between consecutive windows in seconds.
         valid_fraction: fraction of each session's trials held out for validation.
         heldout_units: boolean units-table column of units never given to the encoders.
-        eval_trials: ``"COLUMN=VALUE"`` selecting trials whose held-out units are unobserved.
+        eval_trials: ``"COLUMN=VALUE"`` selecting trials whose held-out units are unobserved
+            (:class:`TrialSelector`).
         split_seed: seed of the train/validation split.
     """
 
@@ -47,6 +151,28 @@ class DataConfig:
     eval_trials: str | None = None
     split_seed: int = 0
 
+    def __post_init__(self):
+        _positive("data.bin_size", self.bin_size)
+        if self.window is not None and not self.window[0] < self.window[1]:
+            raise ConfigError(
+                f"data.window={list(self.window)}: expected [START, STOP] with START < STOP "
+                f"(seconds around the alignment event), e.g. [-0.25, 0.45]."
+            )
+        _positive("data.window_length", self.window_length)
+        if not 0.0 <= self.overlap < self.window_length:
+            raise ConfigError(
+                f"data.overlap={self.overlap}: expected a value in [0, window_length="
+                f"{self.window_length}) seconds."
+            )
+        _in_unit_interval("data.valid_fraction", self.valid_fraction)
+        if self.eval_trials is not None:
+            TrialSelector.parse(self.eval_trials)
+
+    @property
+    def eval_selector(self) -> TrialSelector | None:
+        """``eval_trials`` parsed, or None."""
+        return None if self.eval_trials is None else TrialSelector.parse(self.eval_trials)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -56,34 +182,26 @@ class ModelConfig:
     one, of this size or ``fac_dim`` when 0), ``ic_enc_dim`` and ``ci_enc_dim`` (encoder GRU
     sizes per direction), ``ic_dim`` (initial condition), ``gen_dim`` (generator),
     ``con_dim`` (controller), ``co_dim`` (inferred inputs; 0 = autonomous), ``fac_dim``.
-    ``readin_init``: ``"random"`` (default) or ``"pcr"``, the principal-component-regression
-    start of the read-in and read-out (:func:`nwb_lfads.stitching.readin_init_from_data`; needs
-    a read-in: several sessions or ``readin_dim > 0``).
+    ``ci_lag``: bins by which the controller's encodings lag the data.
 
-    ``fac_dim = 50`` is TF LFADS's default (``factors_dim``). 20 factors (TF LFADS's chaotic-RNN
-    example) are a linear bottleneck that caps the chaotic-RNN benchmark near R^2 0.81; with the
-    learning rate of 0.01, 50 factors reach 0.819 at 10 CPU-minutes where 20 reached 0.761
-    (0.831 with the parameter average, ``TrainConfig.ema_decay``). ``gen_dim = 150``: a
-    generator of 150 instead of 100 units learns more per epoch and levels off higher (chaotic-RNN
-    benchmark 0.8506 within 10 CPU-minutes with dropout 0.05). TF LFADS's 200 scored 0.849 there but
-    started badly on the three small stitched sessions of ``nwb-lfads demo`` at ``lr_init``
-    0.02 (R^2 0.76-0.81 against 0.81-0.85 for 100 or 150 units; DESIGN_NOTES.md,
-    "Chaotic-RNN recovery").
+    Priors and clipping: ``ic_prior_var`` (initial variance of the learnable Gaussian prior of
+    the initial condition), ``ic_post_var_min`` (floor of its posterior variance),
+    ``co_prior_tau`` (bins) and ``co_prior_var`` (the AR(1) prior of the inferred inputs, both
+    learnable), ``cell_clip`` (GRU state clip).
 
-    ``dropout_rate = 0.1``, twice TF LFADS's default (``keep_prob`` 0.95): dropout on the data,
-    the encodings and the generator state. It learns more slowly per epoch but overfits the
-    800 training trials of the chaotic-RNN benchmark later: within 10 CPU-minutes 0.8578 /
-    0.8554 / 0.8561 (training seeds 0 / 1 / 2) against 0.8506 / 0.8475 (seeds 0 / 1) with 0.05,
-    whose R^2 peaked near epoch 300 and then fell; also ``nwb-lfads demo`` R^2 0.864 / 0.857 /
-    0.853 (0.814 / 0.850 / 0.844) and MC_Maze_Small co-bps 0.195 (0.185). It costs ~0.02 on
-    conditions training never saw (0.704 / 0.722 against 0.722 / 0.749, seeds 0 / 1;
-    DESIGN_NOTES.md, "Chaotic-RNN recovery").
+    Regularisers: ``dropout_rate`` (on the data, the encodings and the generator state),
+    ``cd_rate`` (coordinated dropout: the fraction of (bin, unit) entries hidden from the
+    encoders and scored only there), ``sv_rate`` (sample validation: the fraction of entries
+    never trained on and scored in validation), ``jitter_width`` (temporal spike jitter, TF
+    LFADS's ``temporal_spike_jitter_width``: in training passes every bin's count moves by a
+    uniform random shift of up to this many bins, for the encoders' input and the likelihood's
+    target alike; validation and inference see the recorded spikes; 0 = off; Poisson only, not
+    with ``sv_rate``).
 
-    ``jitter_width``: temporal spike jitter (TF LFADS's ``temporal_spike_jitter_width``), a data
-    augmentation against fitting the exact spike times: in training passes every bin's count
-    moves by a uniform random shift of up to this many bins, for the encoders' input and the
-    likelihood's target alike (:func:`nwb_lfads.model.noise.jitter_in_time`); validation and
-    inference see the recorded spikes. 0 = off. Poisson likelihood only, not with ``sv_rate``.
+    ``likelihood``: :class:`Likelihood`. ``readin_init``: :class:`ReadinMethod` (``pcr`` needs a
+    read-in: several sessions or ``readin_dim > 0``).
+
+    The defaults and the measurements behind them: docs/DESIGN.md, "Defaults".
     """
 
     readin_dim: int = 0
@@ -104,33 +222,72 @@ class ModelConfig:
     cd_rate: float = 0.0
     sv_rate: float = 0.0
     jitter_width: int = 0
-    likelihood: str = "poisson"
-    readin_init: str = "random"
+    likelihood: Likelihood = Likelihood.POISSON
+    readin_init: ReadinMethod = ReadinMethod.RANDOM
+
+    def __post_init__(self):
+        _set_choice(self, "model", "likelihood", Likelihood)
+        _set_choice(self, "model", "readin_init", ReadinMethod)
+        for name in ("ic_enc_dim", "ic_dim", "gen_dim", "fac_dim"):
+            _at_least(f"model.{name}", getattr(self, name), 1)
+        for name in ("readin_dim", "ci_enc_dim", "con_dim", "co_dim", "ci_lag", "jitter_width"):
+            _at_least(f"model.{name}", getattr(self, name), 0)
+        if self.co_dim > 0 and (self.con_dim < 1 or self.ci_enc_dim < 1):
+            raise ConfigError(
+                f"model.co_dim={self.co_dim} (inferred inputs) needs a controller: set "
+                f"model.con_dim and model.ci_enc_dim >= 1, or model.co_dim=0."
+            )
+        for name in ("ic_prior_var", "ic_post_var_min", "co_prior_tau", "co_prior_var"):
+            _positive(f"model.{name}", getattr(self, name))
+        _positive("model.cell_clip", self.cell_clip)
+        for name in ("dropout_rate", "cd_rate", "sv_rate"):
+            _in_unit_interval(f"model.{name}", getattr(self, name))
+        if self.jitter_width and self.likelihood != Likelihood.POISSON:
+            raise ConfigError(
+                f"model.jitter_width={self.jitter_width} moves spike counts in time and needs "
+                f"model.likelihood=poisson (found {self.likelihood.value!r}); set "
+                f"model.jitter_width=0."
+            )
+        if self.jitter_width and self.sv_rate > 0:
+            raise ConfigError(
+                f"model.jitter_width={self.jitter_width} with model.sv_rate={self.sv_rate}: "
+                f"jitter would move spikes out of the bins held back for sample validation; "
+                f"set one of them to 0."
+            )
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, regularisation ramps, stopping and inference sampling.
 
+    Optimizer (:func:`nwb_lfads.train.optimizer.make_optimizer`): global-norm clipping at
+    ``max_grad_norm``, Adam (``adam_epsilon``; AdamW with ``weight_decay > 0``) at a learning
+    rate starting at ``lr_init``, multiplied by ``lr_decay`` after ``lr_patience`` epochs
+    without a better smoothed validation loss, never below ``lr_min``. Training stops after
+    ``max_epochs``, ``max_minutes`` or ``early_stop_patience`` epochs without improvement
+    (counted once the KL and L2 ramps are complete).
+
+    Loss weights: ``kl_ic_scale``, ``kl_co_scale``, ``l2_gen_scale``, ``l2_con_scale``; the KL
+    and L2 weights ramp linearly from 0 to 1 over ``*_increase_epochs`` after
+    ``*_start_epoch``.
+
     ``devices``: JAX devices (per process) that share each batch (data parallelism over the
     batch axis, :mod:`nwb_lfads.train.parallel`); ``batch_size`` must divide by it. 0 (the
     default) = automatic: on CPU every CPU device that divides the batch (the command line splits
     the host into one device per core, :mod:`nwb_lfads.train.host_devices`), on GPU one device.
+    ``steps_per_call``: optimizer steps per compiled call (0 = an epoch, at most 50).
 
-    ``lr_init = 0.02``, twice TF LFADS's default (``learning_rate_init``), is decayed by
-    ``lr_decay`` after ``lr_patience`` epochs without a better smoothed validation loss. TF
-    LFADS uses the same factor and count (0.95, 6) with another test: it decays when an
-    epoch's training cost exceeds each of the previous six. With the parameter average
-    (``ema_decay``) 0.02 learns faster than 0.01 without losing the end (chaotic-RNN benchmark,
-    150-unit generator: 0.846 against 0.842 at 10 CPU-minutes).
+    ``ema_decay``: after every epoch the parameters' exponential moving average is updated,
+    ``avg = ema_decay * avg + (1 - ema_decay) * params`` (Polyak averaging over about
+    ``1 / (1 - ema_decay)`` epochs); the average is what validation scores, what the best
+    checkpoint keeps and what inference uses. 0 = the optimizer's own parameters.
 
-    ``ema_decay``: after every epoch the trainer updates an exponential moving average of the
-    parameters, ``avg = ema_decay * avg + (1 - ema_decay) * params`` (Polyak averaging, over
-    about ``1 / (1 - ema_decay)`` epochs); the average is what validation scores, what the best
-    checkpoint keeps and what inference uses. 0 = the optimizer's own parameters. 0.9 raised the
-    chaotic-RNN benchmark from 0.819 to 0.831 at 10 CPU-minutes (generator 100); the default 0.95
-    (about 20 epochs) is 0.002 ahead of 0.9 at equal epochs for the generator of 150
-    (DESIGN_NOTES.md, "Chaotic-RNN recovery").
+    ``nan_patience``: compiled calls in a row with a skipped non-finite step before the last
+    good state is restored at half the learning rate. ``n_samples``: posterior samples averaged
+    at inference. ``session_sampling``: :class:`SessionSampling`. ``train_readin``: false
+    freezes the read-in.
+
+    The defaults and the measurements behind them: docs/DESIGN.md, "Defaults".
     """
 
     batch_size: int = 128
@@ -158,8 +315,42 @@ class TrainConfig:
     nan_patience: int = 5
     n_samples: int = 50
     ema_decay: float = 0.95
-    session_sampling: str = "proportional"
+    session_sampling: SessionSampling = SessionSampling.PROPORTIONAL
     train_readin: bool = True
+
+    def __post_init__(self):
+        _set_choice(self, "train", "session_sampling", SessionSampling)
+        for name in ("batch_size", "n_samples", "nan_patience"):
+            _at_least(f"train.{name}", getattr(self, name), 1)
+        for name in (
+            "max_epochs",
+            "kl_start_epoch",
+            "kl_increase_epochs",
+            "l2_start_epoch",
+            "l2_increase_epochs",
+            "lr_patience",
+            "early_stop_patience",
+            "steps_per_call",
+            "seed",
+        ):
+            _at_least(f"train.{name}", getattr(self, name), 0)
+        if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 0:
+            raise ConfigError(
+                f"train.devices={self.devices!r}: expected a whole number of devices, 1 or more "
+                f"(0 = automatic)."
+            )
+        for name in ("lr_init", "lr_min", "adam_epsilon", "max_grad_norm"):
+            _positive(f"train.{name}", getattr(self, name))
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ConfigError(f"train.lr_decay={self.lr_decay}: expected a factor in (0, 1].")
+        for name in ("weight_decay", "kl_ic_scale", "kl_co_scale", "l2_gen_scale", "l2_con_scale"):
+            _at_least(f"train.{name}", getattr(self, name), 0.0)
+        if self.max_minutes is not None:
+            _positive("train.max_minutes", self.max_minutes)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(
+                f"train.ema_decay={self.ema_decay}: expected a value in [0, 1) (0 = no averaging)."
+            )
 
 
 @dataclass(frozen=True)
@@ -266,6 +457,8 @@ def _resolve_key(key: str) -> tuple[str, str]:
 
 
 def _plain(value):
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -309,6 +502,8 @@ def _coerce(value, hint, where: str):
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{where}: expected a list of {len(args)} values, found {value!r}.")
         return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
+        return _choice(value, hint, where)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -333,3 +528,56 @@ def _coerce(value, hint, where: str):
             raise ConfigError(f"{where}: expected text, found {value!r}.")
         return value
     return value
+
+
+# ------------------------------------------------------------------------- value checks
+def _choice(value, kind: type[enum.StrEnum], where: str):
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"{where}={value!r}: expected {' or '.join(choices(kind))}.") from None
+
+
+def _set_choice(obj, section: str, name: str, kind: type[enum.StrEnum]) -> None:
+    """Turn a plain string field of a frozen dataclass into its choice enum (ConfigError)."""
+    object.__setattr__(obj, name, _choice(getattr(obj, name), kind, f"{section}.{name}"))
+
+
+def _real(where: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ConfigError(f"{where}={value!r}: expected a number.")
+    return float(value)
+
+
+def _positive(where: str, value) -> None:
+    if not _real(where, value) > 0:
+        raise ConfigError(f"{where}={value!r}: expected a number > 0.")
+
+
+def _at_least(where: str, value, low) -> None:
+    if isinstance(low, int) and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}={value!r}: expected a whole number >= {low}.")
+    if not _real(where, value) >= low:
+        raise ConfigError(f"{where}={value!r}: expected a value >= {low}.")
+
+
+def _in_unit_interval(where: str, value) -> None:
+    if not 0.0 <= _real(where, value) < 1.0:
+        raise ConfigError(f"{where}={value!r}: expected a value in [0, 1).")
+
+
+def check_against_data(model: ModelConfig, *, n_bins: int, n_sessions: int) -> None:
+    """The checks that need the binned data: ConfigError unless ``model`` suits trials of
+    ``n_bins`` bins from ``n_sessions`` sessions."""
+    w = model.jitter_width
+    if w and 2 * w >= n_bins:
+        raise ConfigError(
+            f"model.jitter_width={w}: expected 0 (off) or a shift of 1 to {(n_bins - 1) // 2} "
+            f"bins for these {n_bins}-bin trials."
+        )
+    if model.readin_init == ReadinMethod.PCR and n_sessions == 1 and model.readin_dim == 0:
+        raise ConfigError(
+            "model.readin_init=pcr: this model has no read-in (one session and "
+            "model.readin_dim=0); set model.readin_dim (e.g. --set model.readin_dim=20) or use "
+            "readin_init=random."
+        )

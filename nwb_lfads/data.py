@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DataConfig
-from .errors import ConfigError, NwbContentError, SelectionError, SessionMismatchError
+from .errors import NwbContentError, SelectionError, SessionMismatchError
 
 
 @dataclass(frozen=True)
@@ -138,26 +138,20 @@ def _heldout(ds, cfg: DataConfig) -> np.ndarray:
     return np.zeros(n, bool)
 
 
-def parse_eval_trials(spec: str) -> tuple[str, str]:
-    """``"COLUMN=VALUE"`` -> (column, value)."""
-    column, sep, value = spec.partition("=")
-    if not sep or not column.strip():
-        raise ConfigError(f"data.eval_trials={spec!r}: expected COLUMN=VALUE, e.g. split=val.")
-    return column.strip(), value.strip()
-
-
 def _eval_trials(ds, cfg: DataConfig) -> np.ndarray:
+    """bool [n_trials]: the trials ``cfg.eval_trials`` selects (:class:`TrialSelector`)."""
     n = ds.sizes["trial"]
-    if cfg.eval_trials is None:
+    selector = cfg.eval_selector
+    if selector is None:
         return np.zeros(n, bool)
-    column, value = parse_eval_trials(cfg.eval_trials)
+    column = selector.column
     if column not in ds.coords or ds.coords[column].dims != ("trial",):
         trial_coords = [c for c in ds.coords if ds.coords[c].dims == ("trial",)]
         raise SelectionError(
             f"{_name(ds)}: eval-trials column {column!r} is not a trial coordinate "
             f"(trial coordinates: {trial_coords})."
         )
-    selected = np.array([str(v) == value for v in ds.coords[column].values], bool)
+    selected = selector.matches(ds.coords[column].values)
     if not selected.any():
         values = sorted({str(v) for v in ds.coords[column].values})[:10]
         raise SelectionError(
@@ -208,8 +202,6 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
     datasets = list(datasets)
     if not datasets:
         raise SelectionError("no sessions to fit: pass at least one source.")
-    if not 0.0 <= cfg.valid_fraction < 1.0:
-        raise ConfigError(f"data.valid_fraction={cfg.valid_fraction}: expected a value in [0, 1).")
     arrays = [_check_session(ds, i) for i, ds in enumerate(datasets)]
     T = arrays[0].shape[1]
     for ds, arr in zip(datasets[1:], arrays[1:]):
@@ -411,3 +403,12 @@ def inference_data(datasets, sessions, n_units_max: int) -> tuple[TrainingData, 
         tuple(sessions),
     )
     return data, order
+
+
+def sample_validation_mask(data: TrainingData, rate: float, seed: int) -> np.ndarray | None:
+    """float32 [M, T, N]: 1 for (bin, unit) elements held back from training (``sv_rate``),
+    drawn with ``seed``; None when ``rate`` is 0."""
+    if rate <= 0:
+        return None
+    rng = np.random.default_rng([seed, 5])
+    return (rng.random(data.spikes.shape) < rate).astype(np.float32)

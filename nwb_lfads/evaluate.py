@@ -28,21 +28,21 @@ B trials, T bins, N units (N_in held-in, N_out held-out), D behaviour channels, 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from . import metrics as M
 from .baselines import smoothing_baseline, smoothing_rates
+from .config import TrialSelector
 from .errors import InputFileError, NwbContentError, NwbLfadsError, RunDirError, SelectionError
 from .nlb_targets import TargetsError, score_targets
+from .rundir import RunDir, evaluation_path, write_text_atomic
 
 BEHAVIOR_SERIES = ("hand_vel", "finger_vel", "cursor_vel", "hand_pos", "finger_pos", "cursor_pos")
 CONDITION_COLUMN = "condition_id"
 SMOOTHING_SIGMA_S = 0.05  # s, Gaussian sd of the smoothing baselines and of the PSTH target
 DECODING_LAG_S = M.NLB_VELOCITY_LAG_S["mc_maze"]
-EVALUATION_FILE = "evaluation.json"
 
 
 class EvaluationError(NwbLfadsError):
@@ -236,11 +236,10 @@ def _layout(nwbfile, enriched, cfg, eval_default: str | None):
     if heldout is None and units is not None and "heldout" in units.colnames:
         heldout = "heldout" if np.asarray(units["heldout"].data[:]).dtype.kind in "bi" else None
     columns = list(nwbfile.trials.colnames) if nwbfile.trials is not None else []
-    spec = cfg.eval_trials or (
-        eval_default if eval_default and eval_default.split("=")[0] in columns else None
-    )
+    default = TrialSelector.parse(eval_default) if eval_default else None
+    spec = cfg.eval_selector or (default if default and default.column in columns else None)
     spec = spec if cfg.align_to is not None else None  # continuous windows are not trials
-    if spec is not None and spec.partition("=")[0].strip() not in columns:
+    if spec is not None and spec.column not in columns:
         raise SelectionError(
             f"{enriched}: eval trials '{spec}' name a column that is not in the trials table "
             f"(columns: {columns}). Fix data.eval_trials."
@@ -253,10 +252,9 @@ def _read(enriched: Path, data_cfg, eval_default: str | None):
     """Open once: config, layout, binned spikes and the LFADS and true rates at the same bins."""
     import dataclasses
 
-    from .fit import reader_options
     from .io.ground_truth import read_ground_truth
     from .io.open import open_nwb
-    from .io.read import read_session
+    from .io.read import read_session, reader_options
 
     with open_nwb(enriched) as nwbfile:
         _lfads_module(nwbfile, enriched)
@@ -265,7 +263,7 @@ def _read(enriched: Path, data_cfg, eval_default: str | None):
         cfg = dataclasses.replace(data_cfg, heldout_units=heldout)
         opts = {**reader_options(cfg), "behavior": behaviors}
         if spec:
-            opts["include_columns"] = [spec.partition("=")[0].strip()]
+            opts["include_columns"] = [spec.column]
         try:
             ds = read_session(nwbfile, **opts)
         except NwbLfadsError as exc:  # name the file, not the in-memory NWBFile
@@ -277,31 +275,18 @@ def _read(enriched: Path, data_cfg, eval_default: str | None):
     return cfg, spec, behaviors, ds, rates, None if truth is None else truth.values
 
 
-def _eval_mask(ds, spec: str | None, what: str):
+def _eval_mask(ds, spec: TrialSelector | None, what: str):
+    """bool [n_trials] of the trials ``spec`` selects (None: no selection)."""
     if spec is None:
         return None
-    column, _, value = (s.strip() for s in spec.partition("="))
-    coord = ds.coords[column].values
-    match = np.array(
-        [
-            str(v) == value or (isinstance(v, (int, float, np.number)) and _num(value) == v)
-            for v in coord
-        ],
-        bool,
-    )
+    coord = ds.coords[spec.column].values
+    match = spec.matches(coord)
     if not match.any():
         raise SelectionError(
-            f"{what}: no trial has {column} = {value!r} (values: {sorted({str(v) for v in coord})[:10]}). "
-            f"Fix data.eval_trials."
+            f"{what}: no trial has {spec.column} = {spec.value!r} (values: "
+            f"{sorted({str(v) for v in coord})[:10]}). Fix data.eval_trials."
         )
     return match
-
-
-def _num(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | None = None) -> dict:
@@ -329,7 +314,7 @@ def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | No
                 f"{enriched}: scoring --targets needs held-out units and evaluation trials "
                 f"(data.heldout_units, data.eval_trials or a 'split' trials column)."
             )
-        split = np.asarray(ds.coords[spec.partition("=")[0].strip()].values).astype(str)
+        split = np.asarray(ds.coords[spec.column].values).astype(str)
         train = (
             (split == "train") & ~ev if ((split == "train") & ~ev).any() else ~ev
         )  # NLB: split 'train'
@@ -369,31 +354,17 @@ def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | No
         "n_units": int(units.sum()),
         "n_heldout": int(0 if heldout is None else heldout[units].sum()),
         "n_eval_trials": int(trials.sum() if ev is None else ev[trials].sum()),
-        "eval_trials": spec or "all",
+        "eval_trials": str(spec) if spec else "all",
     }
     if "targets_dataset" in found:
         out["targets_dataset"] = found.pop("targets_dataset")
     return {**out, "metrics": found, "skipped": skipped}
 
 
-def _run_files(run_dir: Path) -> list[Path]:
-    """The enriched files of a run: ``*.lfads.nwb``, else (``--in-place`` runs) the inputs in sessions.json."""
-    files = sorted(run_dir.glob("*.lfads.nwb"))
-    for listing in (run_dir / "sessions.json", run_dir / "checkpoint" / "sessions.json"):
-        if not files and listing.exists():
-            entries = json.loads(listing.read_text())
-            files = [
-                Path(e.get("path") or e["source"])
-                for e in entries
-                if Path(e.get("path") or e["source"]).is_file()
-            ]
-    return files
-
-
-def evaluation_path(path) -> Path:
-    """Where ``evaluate`` writes: ``RUN_DIR/evaluation.json`` or ``<stem>.evaluation.json`` beside a file."""
-    p = Path(path).expanduser()
-    return p / EVALUATION_FILE if p.is_dir() else p.with_name(f"{p.stem}.evaluation.json")
+def _run_files(rd: RunDir) -> list[Path]:
+    """The enriched files of a run: ``*.lfads.nwb``, else (``--in-place`` runs) the inputs
+    listed in sessions.json."""
+    return rd.outputs() or [p for p in rd.listed_sources() if p.is_file()]
 
 
 def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = True) -> dict:
@@ -411,21 +382,18 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
         EvaluationError / RunDirError / InputFileError: not a run directory nor an enriched file;
         TargetsError: targets that match no session.
     """
-    from .config import RunConfig
 
     p = Path(path).expanduser()
     if p.is_dir():
-        config = next(
-            (c for c in (p / "config.yaml", p / "checkpoint" / "config.yaml") if c.exists()),
-            p / "config.yaml",
-        )
-        files = _run_files(p)
+        rd = RunDir(p)
+        files = _run_files(rd)
         if not files:
             raise RunDirError(
                 f"{p}: not a run directory (no *.lfads.nwb, no sessions.json). Pass the --out folder "
                 f"of 'nwb-lfads fit', or one enriched .lfads.nwb file."
             )
-        cfgs = [RunConfig.from_yaml(config).data if config.exists() else None for f in files]
+        data_cfg = rd.read_config().data if rd.has_config() else None
+        cfgs = [data_cfg for _ in files]
     elif p.exists():
         files, cfgs = [p], [None]
     else:
@@ -455,10 +423,8 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
     if write:
         out = evaluation_path(p)
         report["written"] = str(out)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         plain = json.loads(json.dumps(report), parse_constant=lambda _: None)  # NaN -> null
-        tmp.write_text(json.dumps(plain, indent=2, allow_nan=False))
-        os.replace(tmp, out)
+        write_text_atomic(out, json.dumps(plain, indent=2, allow_nan=False))
     return report
 
 

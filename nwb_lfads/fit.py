@@ -9,28 +9,21 @@
     print(result.table)
 
 Everything the user can get wrong (sources, columns, windows, the run directory) is checked
-before training starts and before anything is written. The run directory follows CONTRACT.md:
-``config.yaml``, ``checkpoint/``, ``metrics.csv``, ``<stem>.lfads.nwb`` per session, plots,
-plus ``summary.json`` (the end-of-fit table); ``checkpoint/`` also keeps the config and
-the sessions the model knows (``sessions.json``), for ``infer`` and ``evaluate``.
+before training starts and before anything is written. What the run directory holds is
+:mod:`nwb_lfads.rundir`'s to say.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._version import __version__
 from .config import RunConfig
-from .errors import ConfigError, RunDirError
-
-CONFIG_FILE = "config.yaml"
-SUMMARY_FILE = "summary.json"
-CHECKPOINT_DIR = "checkpoint"
+from .errors import RunDirError
+from .io.read import reader_options
+from .rundir import RunDir
 
 
 @dataclass
@@ -51,77 +44,11 @@ class FitResult:
         return format_table(self.summary)
 
 
-def reader_options(data_cfg) -> dict:
-    """``read_session`` keyword arguments from a ``DataConfig``."""
-    opts = {
-        "bin_size": data_cfg.bin_size,
-        "align_to": data_cfg.align_to,
-        "window": data_cfg.window,
-        "heldout": data_cfg.heldout_units,
-    }
-    if data_cfg.align_to is None:
-        opts.update(window_length=data_cfg.window_length, overlap=data_cfg.overlap)
-    elif data_cfg.eval_trials:  # text columns (NLB's split) are only read when asked for
-        opts["include_columns"] = [data_cfg.eval_trials.partition("=")[0].strip()]
-    return opts
-
-
 def resolve_sources(specs: Sequence, *, cache_dir=None) -> list[Path]:
     """Local paths for SOURCES (paths, quoted globs, DANDI identifiers or URLs), in order."""
     from .io.sources import expand_sources, localize
 
     return localize(expand_sources([str(s) for s in specs]), cache_dir=cache_dir)
-
-
-def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse to mix runs: a new fit needs a folder without a run, ``resume`` needs one."""
-    has_run = (run_dir / CONFIG_FILE).exists() or (run_dir / CHECKPOINT_DIR).exists()
-    if resume and not has_run:
-        raise RunDirError(
-            f"{run_dir}: no run to resume here (no {CONFIG_FILE} or {CHECKPOINT_DIR}/). "
-            f"Drop --resume to start a new run, or point --out at an existing run."
-        )
-    if not resume and has_run:
-        raise RunDirError(
-            f"{run_dir}: already holds a run ({CONFIG_FILE}, {CHECKPOINT_DIR}/). Pass --resume to "
-            f"continue it, or choose a new --out folder."
-        )
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: exists and is not a folder. Choose a folder for --out.")
-
-
-def resolve_config(
-    run_dir: Path, resume: bool, config: RunConfig | None, overrides: Sequence[str]
-) -> RunConfig:
-    """The run's configuration: saved one on resume (only training limits may change), else new."""
-    if not resume:
-        return (config or RunConfig()).with_overrides(list(overrides))
-    saved = RunConfig.from_yaml(run_dir / CONFIG_FILE)
-    cfg = (config or saved).with_overrides(list(overrides))
-    changed = [
-        f"{section}.{f.name}"
-        for section in ("data", "model")
-        for f in dataclasses.fields(getattr(saved, section))
-        if getattr(getattr(saved, section), f.name) != getattr(getattr(cfg, section), f.name)
-    ]
-    if changed:
-        raise ConfigError(
-            f"{run_dir}: --resume cannot change {', '.join(changed)} (the data or model of the run). "
-            f"Start a new run with a new --out instead."
-        )
-    return cfg
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def output_name(path: Path) -> str:
-    """``session.nwb`` -> ``session.lfads.nwb``."""
-    name = Path(path).name
-    return (name[:-4] if name.endswith(".nwb") else name) + ".lfads.nwb"
 
 
 def fit(
@@ -161,13 +88,14 @@ def fit(
     from .io.read import read_sessions
     from .train.loop import train
 
-    run_dir = Path(out).expanduser()
-    check_run_dir(run_dir, resume)
-    cfg = resolve_config(run_dir, resume, config, overrides)
+    rd = RunDir(out)
+    rd.check_for_fit(resume)
+    cfg = rd.resolve_config(resume, config, overrides)
+    run_dir = rd.path
     paths = resolve_sources(sources, cache_dir=cache_dir)
     datasets = read_sessions(paths, **reader_options(cfg.data))
     data = prepare_data(datasets, cfg.data)
-    outputs = [p if in_place else run_dir / output_name(p) for p in paths]
+    outputs = [p if in_place else rd.output(p) for p in paths]
     if len(set(outputs)) != len(outputs):
         raise RunDirError(
             f"{run_dir}: two sessions share a file name ({', '.join(p.name for p in paths)}), so their "
@@ -189,28 +117,15 @@ def fit(
         from .io.write import write_results
 
         written.append(write_results(path, res, target, provenance=provenance, in_place=in_place))
-    _write_text_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
-    history = read_metrics(run_dir)
+    rd.write_summary(summary)
+    history = rd.read_metrics()
     figures = make_plots(run_dir, datasets, results, history) if plots else []
     return FitResult(run_dir, cfg, written, summary, figures, epochs=len(history))
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
+def read_metrics(run_dir) -> list[dict]:
     """Rows of ``RUN_DIR/metrics.csv`` (all epochs, resumed ones included) as dicts of floats."""
-    import csv
-
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as fh:
-        return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return v
+    return RunDir(run_dir).read_metrics()
 
 
 def _row(summary: list[dict], ds) -> dict:
@@ -285,7 +200,7 @@ def infer_run(
     out = Path(out).expanduser()
     written = []
     for path, res in zip(paths, results):
-        target = path if in_place else out / output_name(path)
+        target = path if in_place else RunDir(out).output(path)
         provenance = {
             "package": f"nwb-lfads {__version__}",
             "config": cfg.to_dict(),

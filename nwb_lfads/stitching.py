@@ -527,3 +527,28 @@ def readin_init_from_data(
     if not (fac_dim is None or fac_dim == readin_dim):
         del out["readout_w"]
     return out
+
+
+def initial_readin(data, model_cfg):
+    """The model's starting read-in/read-out for ``data`` (a ``nwb_lfads.data.TrainingData``).
+
+    The read-out bias starts at each unit's mean count per bin (its log, floored at
+    ``RATE_FLOOR`` spikes per bin, for the Poisson likelihood), float32 [S, N], 0 for padding.
+    With ``model_cfg.readin_init`` ``random`` the read-in and read-out weights keep the model's
+    random initialisation; with ``pcr`` they start from principal-component regression
+    (:func:`readin_init_from_data`; the read-out only when its width equals ``fac_dim``).
+    Returns a :class:`nwb_lfads.model.readin.ReadInit`.
+    """
+    from .config import Likelihood, ReadinMethod
+    from .model.lfads import readin_size
+    from .model.readin import ReadInit
+
+    means = data.unit_means.astype(np.float32)
+    poisson = model_cfg.likelihood == Likelihood.POISSON
+    bias = np.log(np.maximum(means, RATE_FLOOR)) if poisson else means
+    readout_b = np.where(data.unit_mask, bias, 0.0).astype(np.float32)
+    if model_cfg.readin_init == ReadinMethod.RANDOM:
+        return ReadInit(readout_b=readout_b)
+    width = readin_size(model_cfg, data.n_sessions)
+    fitted = readin_init_from_data(data, width, fac_dim=model_cfg.fac_dim)
+    return ReadInit(**fitted, readout_b=readout_b)

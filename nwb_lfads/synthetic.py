@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import SimulationKind, choices
 from .errors import ConfigError, NwbLfadsError
 
-KINDS = ("chaotic", "lorenz")
+KINDS = tuple(choices(SimulationKind))
 BENCHMARK_UNITS = 50  # the TF benchmark observes all 50 RNN units directly
 MULTI_SESSION_UNITS = (40, 55, 70)  # default unit counts of sessions 0, 1, 2 (cycled)
 MULTI_SESSION_REPEATS = (10, 8, 12)  # default trials per condition of sessions 0, 1, 2 (cycled)

@@ -120,12 +120,6 @@ def test_heldout_units_and_eval_trials():
         ),
         (
             lambda: [session(heldout=[False] * 5 + [True])],
-            DataConfig(eval_trials="split"),
-            ConfigError,
-            "COLUMN=VALUE",
-        ),
-        (
-            lambda: [session(heldout=[False] * 5 + [True])],
             DataConfig(eval_trials="phase=val"),
             SelectionError,
             "not a trial coordinate",
@@ -136,12 +130,26 @@ def test_heldout_units_and_eval_trials():
             SelectionError,
             "need held-out units",
         ),
-        (lambda: [session()], DataConfig(valid_fraction=1.0), ConfigError, "valid_fraction"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(make, cfg, error, match):
     with pytest.raises(error, match=match):
         prepare_data(make(), cfg)
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        (dict(eval_trials="split"), "COLUMN=VALUE"),
+        (dict(eval_trials="=val"), "COLUMN=VALUE"),
+        (dict(valid_fraction=1.0), "valid_fraction"),
+        (dict(window=(0.5, 0.1)), "START < STOP"),
+        (dict(bin_size=0.0), "bin_size"),
+    ],
+)
+def test_bad_data_config_is_refused_before_any_data_is_read(fields, match):
+    with pytest.raises(ConfigError, match=match):
+        DataConfig(**fields)
 
 
 def test_negative_counts_are_rejected():

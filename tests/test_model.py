@@ -412,7 +412,7 @@ def test_spike_jitter_moves_counts_at_most_width_bins_and_keeps_totals():
 
 
 def test_spike_jitter_applies_to_training_passes_only_and_is_checked():
-    from nwb_lfads.train.trainer import _check_jitter
+    from nwb_lfads.config import check_against_data
 
     batch = _batch()
     plain = make_lfads(dataclasses.replace(TINY, dropout_rate=0.0), np.ones((1, N), bool))
@@ -427,12 +427,12 @@ def test_spike_jitter_applies_to_training_passes_only_and_is_checked():
 
     assert not same(plain.apply(params, rng, batch, True), jit.apply(params, rng, batch, True))
     assert same(plain.apply(params, rng, batch, False), jit.apply(params, rng, batch, False))
-    _check_jitter(dataclasses.replace(TINY, jitter_width=9), 20)
+    check_against_data(dataclasses.replace(TINY, jitter_width=9), n_bins=20, n_sessions=1)
     for bad, field in (
         (dict(jitter_width=10), "1 to 9 bins"),
-        (dict(jitter_width=-1), "1 to 9"),
+        (dict(jitter_width=-1), "jitter_width=-1: expected a value >= 0"),
         (dict(jitter_width=1, likelihood="gaussian"), "likelihood=poisson"),
         (dict(jitter_width=1, sv_rate=0.1), "sample validation"),
     ):
         with pytest.raises(ConfigError, match=field):
-            _check_jitter(dataclasses.replace(TINY, **bad), 20)
+            check_against_data(dataclasses.replace(TINY, **bad), n_bins=20, n_sessions=1)

@@ -135,9 +135,9 @@ def _child() -> dict:
     out["resume_grad_diff"] = _max_diff(g1, g3)
     # (c) the compiled step splits the batch: per-device spikes [B/2, T, N] and an all-reduce
     # (looked up after the calls above, so nothing compiles again)
-    args = (two.state, two.device, two._put(np.float32(1e-3)))
+    args = (two.state, two.device)
     hlo2 = two._update.lower(*args).compile().as_text()
-    hlo1 = one._update.lower(one.state, one.device, one._put(np.float32(1e-3))).compile().as_text()
+    hlo1 = one._update.lower(one.state, one.device).compile().as_text()
     out["hlo2_half_batch"] = f"f32[{B // 2},{T},{N}]" in hlo2
     out["hlo2_all_reduce"] = "all-reduce" in hlo2
     out["hlo1_all_reduce"] = "all-reduce" in hlo1

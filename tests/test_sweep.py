@@ -15,6 +15,7 @@ from nwb_lfads.cli.main import main
 
 from nwb_lfads.config import RunConfig
 from nwb_lfads.errors import ConfigError, RunDirError
+from nwb_lfads.rundir import SweepDir
 from nwb_lfads.sweep import space as sp
 from nwb_lfads.sweep.cluster import (
     ClusterError,
@@ -227,7 +228,8 @@ def test_member_copied_from_a_finished_donor_reports_the_epoch_it_holds(
     from nwb_lfads.data import prepare_data
     from nwb_lfads.fit import reader_options
     from nwb_lfads.io.read import read_sessions
-    from nwb_lfads.sweep.member import MEMBER_FILE, MemberBundle, train_member
+    from nwb_lfads.rundir import CheckpointDir
+    from nwb_lfads.sweep.member import MemberBundle, train_member
 
     cfg = RunConfig().with_overrides(["data.align_to=move_onset_time", "train.max_epochs=1", *TINY])
     data = prepare_data(read_sessions([session], **reader_options(cfg.data)), cfg.data)
@@ -253,7 +255,7 @@ def test_member_copied_from_a_finished_donor_reports_the_epoch_it_holds(
     assert math.isfinite(metrics["valid_recon"]) and metrics["member"] == "abc_00002"
     assert (
         checkpoint is not None
-        and json.loads((checkpoint / MEMBER_FILE).read_text())["trial_id"] == "abc_00002"
+        and json.loads(CheckpointDir(checkpoint).member.read_text())["trial_id"] == "abc_00002"
     )
 
 
@@ -298,7 +300,7 @@ def test_population_plot_is_a_png(tmp_path):
     hist = history(
         [_rec("a", 1, 5.0), _rec("b", 1, 9.0), _rec("a", 2, 4.0), _rec("b", 2, 4.1, donor="a")]
     )
-    path = plot_population(hist, tmp_path)
+    path = plot_population(hist, SweepDir(tmp_path).figure("population"))
     assert path == tmp_path / "population.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 

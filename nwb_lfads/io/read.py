@@ -427,3 +427,18 @@ def read_sessions(sources, **kwargs) -> list:
                     f"bin size and window: pass bin_size= and window= explicitly."
                 )
     return datasets
+
+
+def reader_options(data_cfg) -> dict:
+    """``read_session`` keyword arguments from a ``DataConfig``."""
+    opts = {
+        "bin_size": data_cfg.bin_size,
+        "align_to": data_cfg.align_to,
+        "window": data_cfg.window,
+        "heldout": data_cfg.heldout_units,
+    }
+    if data_cfg.align_to is None:
+        opts.update(window_length=data_cfg.window_length, overlap=data_cfg.overlap)
+    elif data_cfg.eval_selector is not None:  # text columns (NLB's split) are read when asked
+        opts["include_columns"] = [data_cfg.eval_selector.column]
+    return opts

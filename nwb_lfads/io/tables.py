@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import values_match
 from ..errors import AlignmentError, NwbContentError, SelectionError
 
 DATAFRAME_HINT = "Inspect the file with `nwb-lfads inspect FILE`."
@@ -260,12 +261,8 @@ def select_trials(trials, ids: np.ndarray, selection, name: str) -> np.ndarray:
                     f"{name}: trials selection names '{col}', not a trials column "
                     f"(columns: {list(trials.colnames)})."
                 )
-            column = read_array(trials[col].data)
-            column = np.array(
-                [v.decode() if isinstance(v, bytes) else v for v in column], dtype=object
-            )
             accepted = list(value) if isinstance(value, (list, tuple, set, np.ndarray)) else [value]
-            keep &= np.isin(column, np.array(accepted, dtype=object))
+            keep &= values_match(read_array(trials[col].data), accepted)
         if not keep.any():
             raise SelectionError(
                 f"{name}: no trial matches {selection}. Check the values, e.g. "

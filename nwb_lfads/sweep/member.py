@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..config import RunConfig
+from ..rundir import CheckpointDir
 from .space import SearchSpace
 
-MEMBER_FILE = "member.json"
 OBJECTIVE = "valid_recon_smoothed"  # PBT's metric (minimised)
 CACHE_SIZE = 2  # trainers kept per worker process (a paused member resumed there skips compiling)
 
@@ -101,11 +100,10 @@ def _trainer_for(bundle: MemberBundle, cfg: RunConfig, resuming: bool):
 
 
 def _read_member(folder) -> dict:
-    path = os.path.join(folder, MEMBER_FILE)
-    if not os.path.exists(path):
+    path = CheckpointDir(folder).member
+    if not path.exists():
         return {}
-    with open(path) as f:
-        return json.load(f)
+    return json.loads(path.read_text())
 
 
 def _metrics(
@@ -133,8 +131,7 @@ def _report(tune, trainer, metrics: dict, member: dict | None) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="nwb-lfads-member-") as folder:
         trainer.save(folder)
-        with open(os.path.join(folder, MEMBER_FILE), "w") as f:
-            json.dump(member, f)
+        CheckpointDir(folder).member.write_text(json.dumps(member))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 

@@ -15,7 +15,6 @@ folder and swapped in, so a crash never leaves half a ``best/``.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import shutil
@@ -25,9 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import RunConfig
-
-LEADERBOARD = "leaderboard.csv"
-BEST_DIR = "best"
+from ..rundir import CheckpointDir, RunDir, SweepDir
 
 
 @dataclass
@@ -49,9 +46,9 @@ def load_checkpoint_params(folder) -> tuple[RunConfig, dict, int]:
     training state's (numpy), i.e. the weights the checkpoint was ranked by."""
     from ..train import checkpoint as ckpt
 
-    folder = Path(folder)
-    cfg = RunConfig.from_yaml(folder / ckpt.CONFIG)
-    with np.load(folder / ckpt.STATE, allow_pickle=False) as z:
+    ck = CheckpointDir(folder)
+    cfg = ck.read_config()
+    with np.load(ck.state, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files if k.startswith("params:") or k == "host:epoch"}
     epoch = int(arrays.pop("host:epoch", 0))
     return cfg, ckpt.unflatten_params(arrays), epoch
@@ -113,16 +110,6 @@ def read_leaderboard(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def write_best(
     out: Path,
     checkpoint_folder,
@@ -143,23 +130,23 @@ def write_best(
         metrics_rows: one dict per epoch of the winner's lineage (``metrics.csv``).
     """
     from .._version import __version__
-    from ..fit import CHECKPOINT_DIR, CONFIG_FILE, SUMMARY_FILE, make_plots, output_name
+    from ..fit import make_plots
     from ..io.write import write_results
     from ..train import checkpoint as ckpt
 
-    final = out / BEST_DIR
-    tmp = out / f".{BEST_DIR}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    final = SweepDir(out).best.path
+    tmp = RunDir(final.with_name(f".{final.name}.tmp-{os.getpid()}"))
+    shutil.rmtree(tmp.path, ignore_errors=True)
     try:
-        ck = tmp / CHECKPOINT_DIR
-        ck.mkdir(parents=True)
-        for name in (ckpt.STATE, ckpt.CONFIG, ckpt.SESSIONS):
-            shutil.copy2(Path(checkpoint_folder) / name, ck / name)
+        source, ck = CheckpointDir(checkpoint_folder), tmp.checkpoint
+        ck.path.mkdir(parents=True)
+        for src, dst in zip(source.files(), ck.files()):
+            shutil.copy2(src, dst)
         _, _, epoch = load_checkpoint_params(checkpoint_folder)
-        ckpt.save_params(ck / ckpt.BEST, score.params, epoch=epoch)
-        (tmp / CONFIG_FILE).write_text(score.cfg.to_yaml())
-        (tmp / SUMMARY_FILE).write_text(json.dumps(score.sessions, indent=2))
-        _write_csv(tmp / "metrics.csv", metrics_rows)
+        ckpt.save_params(ck.best, score.params, epoch=epoch)
+        tmp.write_config(score.cfg)
+        tmp.write_summary(score.sessions)
+        tmp.write_metrics(metrics_rows)
         final_metrics = {
             k: v
             for k, v in (metrics_rows[-1] if metrics_rows else {}).items()
@@ -173,15 +160,15 @@ def write_best(
                 "session_summary": row,
                 **(extra_provenance or {}),
             }
-            write_results(path, res, tmp / output_name(Path(path)), provenance=provenance)
+            write_results(path, res, tmp.output(path), provenance=provenance)
         if plots:
-            make_plots(tmp, datasets, score.results, metrics_rows)
-        old = out / f".{BEST_DIR}.old-{os.getpid()}"
+            make_plots(tmp.path, datasets, score.results, metrics_rows)
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
         if final.exists():
             os.replace(final, old)
-        os.replace(tmp, final)
+        os.replace(tmp.path, final)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp.path, ignore_errors=True)
         raise
     return final

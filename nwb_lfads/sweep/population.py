@@ -26,7 +26,6 @@ from pathlib import Path
 
 from .member import OBJECTIVE
 
-LOG_FILE = "population.jsonl"
 RAY_KEYS = {
     "config",
     "date",
@@ -196,12 +195,11 @@ def make_callbacks(
 # ---------------------------------------------------------------------------------------- figures
 
 
-def _save(fig, out_dir: Path, name: str) -> Path:
+def _save(fig, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / name
-    tmp = out_dir / f".{name}.tmp-{os.getpid()}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
     FigureCanvasAgg(fig)
     try:
         fig.savefig(tmp, format="png", dpi=110)
@@ -212,7 +210,7 @@ def _save(fig, out_dir: Path, name: str) -> Path:
     return path
 
 
-def plot_population(hist: dict[str, list[dict]], out_dir, *, name: str = "population.png") -> Path:
+def plot_population(hist: dict[str, list[dict]], path) -> Path:
     """Smoothed validation reconstruction loss of every member against epoch; each exploit is
     a dashed line from the donor's value to the copy and a red triangle (the member's line
     breaks there).
@@ -268,12 +266,10 @@ def plot_population(hist: dict[str, list[dict]], out_dir, *, name: str = "popula
     )
     if len(hist) <= 12:
         ax.legend(fontsize=7, ncol=2)
-    return _save(fig, Path(out_dir), name)
+    return _save(fig, Path(path))
 
 
-def plot_hyperparameters(
-    hist: dict[str, list[dict]], out_dir, *, name: str = "hyperparameters.png"
-) -> Path | None:
+def plot_hyperparameters(hist: dict[str, list[dict]], path) -> Path | None:
     """Each searched hyperparameter of every member against epoch (log axes for positive
     values spanning more than a decade). None when nothing was searched."""
     from matplotlib.figure import Figure
@@ -299,4 +295,4 @@ def plot_hyperparameters(
             ax.set_yscale("log")
         ax.set_title(hp, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
-    return _save(fig, Path(out_dir), name)
+    return _save(fig, Path(path))

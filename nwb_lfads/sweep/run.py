@@ -23,10 +23,9 @@ import yaml
 
 from ..config import RunConfig
 from ..errors import ConfigError, NwbLfadsRuntimeError, RunDirError
+from ..rundir import CheckpointDir, SweepDir
 from .space import SearchSpace, default_search_space, load_search_space, search_space_from_dict
 
-SETTINGS_FILE = "sweep.yaml"
-RAY_DIR = "ray"
 KEEP_CHECKPOINTS = 3  # per member, the best by the objective (Ray always keeps the latest too)
 
 
@@ -112,9 +111,10 @@ def _load_settings(
     out: Path, sources, config, overrides, search_space, population
 ) -> tuple[RunConfig, SearchSpace, int]:
     """The saved sweep's config, space and population; refuses changes to them on resume."""
-    saved = yaml.safe_load((out / SETTINGS_FILE).read_text()) or {}
-    cfg = RunConfig.from_dict(saved.get("config"), source=str(out / SETTINGS_FILE))
-    space = search_space_from_dict(saved.get("search_space"), source=str(out / SETTINGS_FILE))
+    settings = SweepDir(out).settings
+    saved = yaml.safe_load(settings.read_text()) or {}
+    cfg = RunConfig.from_dict(saved.get("config"), source=str(settings))
+    space = search_space_from_dict(saved.get("search_space"), source=str(settings))
     changed = []
     if config is not None or overrides:
         new = (config or cfg).with_overrides(list(overrides))
@@ -135,16 +135,16 @@ def _load_settings(
 
 
 def _check_out(out: Path, resume: bool) -> None:
-    has = (out / SETTINGS_FILE).exists() or (out / RAY_DIR).exists()
+    has = SweepDir(out).holds_sweep()
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out}: exists and is not a folder. Choose a folder for --out.")
     if resume and not has:
         raise RunDirError(
-            f"{out}: no sweep to resume here (no {SETTINGS_FILE}); drop --resume to start one."
+            f"{out}: no sweep to resume here (no sweep.yaml); drop --resume to start one."
         )
     if not resume and has:
         raise RunDirError(
-            f"{out}: already holds a sweep ({SETTINGS_FILE}). Pass --resume to continue it, or "
+            f"{out}: already holds a sweep (sweep.yaml). Pass --resume to continue it, or "
             f"choose a new --out folder."
         )
 
@@ -238,22 +238,23 @@ def sweep(
     n_workers = workers or (None if address else local_cpus())
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        (out / SETTINGS_FILE).write_text(
+        SweepDir(out).settings.write_text(
             yaml.safe_dump(_settings(sources, cfg, space, population), sort_keys=False)
         )
     from .member import MemberBundle, train_member
-    from .population import LOG_FILE, make_callbacks
+    from .population import make_callbacks
     from .scheduler import GenerationalPBT, initial_draws
 
     say = echo if progress else None
-    env = _worker_env(gpus_per_trial, None if address else out / RAY_DIR / "jax_cache")
+    sd = SweepDir(out)
+    env = _worker_env(gpus_per_trial, None if address else sd.jax_cache)
     with ray_session(address, workers=n_workers or 1, env=env):
         bundle = MemberBundle(data=data, cfg=cfg, space=space, token=uuid.uuid4().hex)
         trainable = tune.with_resources(
             tune.with_parameters(train_member, bundle=bundle),
             {"cpu": 1, "gpu": float(gpus_per_trial or 0)},
         )
-        experiment = out / RAY_DIR
+        experiment = sd.ray
         if resume and tune.Tuner.can_restore(str(experiment)):
             tuner = tune.Tuner.restore(
                 str(experiment), trainable=trainable, resume_unfinished=True, resume_errored=True
@@ -261,7 +262,7 @@ def sweep(
         else:
             callback, stopper = make_callbacks(
                 tune,
-                out / LOG_FILE,
+                SweepDir(out).log,
                 interval=space.pbt.perturbation_interval,
                 stop_patience=space.pbt.stop_patience,
                 echo=say,
@@ -278,8 +279,8 @@ def sweep(
                     trial_dirname_creator=_trial_name,
                 ),
                 run_config=tune.RunConfig(
-                    name=RAY_DIR,
-                    storage_path=str(out),
+                    name=sd.ray.name,
+                    storage_path=str(sd.ray.parent),
                     verbose=0,
                     stop=stopper,
                     callbacks=[callback],
@@ -341,14 +342,12 @@ def _finish(
     out: Path, members: list[_Member], paths, datasets, data, space: SearchSpace, plots: bool, say
 ) -> SweepResult:
     from .outputs import (
-        LEADERBOARD,
         load_checkpoint_params,
         score_member,
         write_best,
         write_leaderboard,
     )
     from .population import (
-        LOG_FILE,
         exploits,
         history,
         lineage,
@@ -357,7 +356,8 @@ def _finish(
         read_log,
     )
 
-    hist = history(read_log(out / LOG_FILE))
+    sd = SweepDir(out)
+    hist = history(read_log(sd.log))
     events = exploits(hist)
     copied = {}
     for e in events:
@@ -378,7 +378,7 @@ def _finish(
             "checkpoint": os.path.relpath(m.checkpoint, out) if m.checkpoint else "",
             **last["hyperparameters"],
         }
-        if m.checkpoint is not None and (m.checkpoint / "state.npz").exists():
+        if m.checkpoint is not None and CheckpointDir(m.checkpoint).has_state():
             row.update(_checkpoint_hyperparameters(m.checkpoint))  # those of the weights scored
             if say:
                 say(f"scoring member {m.trial_id} ({m.checkpoint.name})")
@@ -395,11 +395,11 @@ def _finish(
     )
     for i, r in enumerate(rows, 1):
         r["rank"] = i
-    write_leaderboard(out / LEADERBOARD, rows, list(space.names))
+    write_leaderboard(sd.leaderboard, rows, list(space.names))
     figures = []
     if plots and hist:
-        figures.append(plot_population(hist, out))
-        hp_fig = plot_hyperparameters(hist, out)
+        figures.append(plot_population(hist, sd.figure("population")))
+        hp_fig = plot_hyperparameters(hist, sd.figure("hyperparameters"))
         if hp_fig is not None:
             figures.append(hp_fig)
     interrupted = any(not m.finished for m in members)
@@ -408,7 +408,7 @@ def _finish(
         errors = "; ".join(f"{m.trial_id}: {m.error}" for m in members if m.error)
         raise NwbLfadsRuntimeError(
             f"{out}: no member of the population produced a checkpoint"
-            f"{' (' + errors + ')' if errors else ''}; see {out / RAY_DIR} for Ray's logs."
+            f"{' (' + errors + ')' if errors else ''}; see {sd.ray} for Ray's logs."
         )
     member = next(m for m in members if m.trial_id == winner["trial_id"])
     _, _, epoch = load_checkpoint_params(member.checkpoint)
@@ -436,7 +436,5 @@ def _checkpoint_hyperparameters(folder: Path) -> dict:
     """The searched values the member had when it wrote the checkpoint (its ``member.json``)."""
     import json
 
-    from .member import MEMBER_FILE
-
-    path = folder / MEMBER_FILE
+    path = CheckpointDir(folder).member
     return dict(json.loads(path.read_text()).get("hyperparameters", {})) if path.exists() else {}

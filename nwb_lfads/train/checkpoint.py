@@ -1,6 +1,6 @@
 """Checkpoints: ``.npz`` of flattened trees, YAML config and JSON session metadata. No pickle.
 
-``RUN_DIR/checkpoint/`` holds
+A checkpoint folder (:class:`~nwb_lfads.rundir.CheckpointDir`, ``RUN_DIR/checkpoint/``) holds
 
 - ``state.npz``: ``params:<module>:<name>`` arrays, ``average:<module>:<name>`` (the moving
   average of the parameters, ``train.ema_decay``), ``opt:<i>`` optimizer-state leaves in
@@ -16,7 +16,6 @@ Every file is written to a temporary name and renamed, so a crash never leaves h
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -25,11 +24,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..errors import RunDirError
-
-STATE = "state.npz"
-BEST = "best_params.npz"
-SESSIONS = "sessions.json"
-CONFIG = "config.yaml"
+from ..rundir import CheckpointDir, RunDir
 
 
 def flatten_params(params: dict) -> dict[str, np.ndarray]:
@@ -56,15 +51,8 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_state(
-    ckpt_dir: Path, state, host: dict, train_mask: np.ndarray, cfg: RunConfig, average=None
+    ck: CheckpointDir, state, host: dict, train_mask: np.ndarray, cfg: RunConfig, average=None
 ) -> None:
     """Write ``state.npz`` (see the module docstring). ``state``: a TrainingState;
     ``average``: the parameters' moving average (params-shaped) or None."""
@@ -84,13 +72,13 @@ def save_state(
         arrays[f"host:{k}"] = np.asarray(v, np.float64)
     arrays["split:train"] = np.asarray(train_mask, bool)
     arrays["config_yaml"] = np.asarray(cfg.to_yaml())
-    _atomic_savez(Path(ckpt_dir) / STATE, arrays)
+    _atomic_savez(ck.state, arrays)
 
 
-def load_state(ckpt_dir: Path, template):
+def load_state(ck: CheckpointDir, template):
     """Read ``state.npz`` into the structure of ``template`` (a TrainingState of the same
     model). Returns ``(state, host dict, train mask)``."""
-    path = Path(ckpt_dir) / STATE
+    path = ck.state
     if not path.exists():
         raise RunDirError(f"{path}: no checkpoint to resume from; run without --resume.")
     with np.load(path, allow_pickle=False) as z:
@@ -124,10 +112,10 @@ def load_state(ckpt_dir: Path, template):
     return state, host, arrays["split:train"]
 
 
-def load_average(ckpt_dir: Path) -> dict | None:
+def load_average(ck: CheckpointDir) -> dict | None:
     """The parameters' moving average stored in ``state.npz`` (numpy, params-shaped), or None
     when the checkpoint has none (written before ``train.ema_decay`` existed)."""
-    with np.load(Path(ckpt_dir) / STATE, allow_pickle=False) as z:
+    with np.load(ck.state, allow_pickle=False) as z:
         average = unflatten_params(
             {"params:" + k.split(":", 1)[1]: z[k] for k in z.files if k.startswith("average:")}
         )
@@ -146,13 +134,9 @@ def load_params(path: Path) -> dict:
         return unflatten_params({k: z[k] for k in z.files})
 
 
-def write_run_files(ckpt_dir: Path, cfg: RunConfig, sessions) -> None:
+def write_run_files(ck: CheckpointDir, cfg: RunConfig, sessions) -> None:
     """``config.yaml`` and ``sessions.json`` (list of SessionInfo) in the checkpoint folder."""
-    _atomic_text(Path(ckpt_dir) / CONFIG, cfg.to_yaml())
-    _atomic_text(
-        Path(ckpt_dir) / SESSIONS,
-        json.dumps([s.to_dict() for s in sessions], indent=1, default=str),
-    )
+    ck.write_run_files(cfg, [s.to_dict() for s in sessions])
 
 
 def load_run(run_dir) -> tuple[RunConfig, dict, list]:
@@ -163,14 +147,8 @@ def load_run(run_dir) -> tuple[RunConfig, dict, list]:
     """
     from ..data import SessionInfo
 
-    ckpt = Path(run_dir) / "checkpoint"
-    missing = [n for n in (CONFIG, SESSIONS) if not (ckpt / n).exists()]
-    if not ckpt.is_dir() or missing or not ((ckpt / BEST).exists() or (ckpt / STATE).exists()):
-        raise RunDirError(
-            f"{run_dir}: not a trained run directory (expected checkpoint/ with {CONFIG}, "
-            f"{SESSIONS} and {BEST}); pass the --out folder of a finished `nwb-lfads fit`."
-        )
-    cfg = RunConfig.from_yaml(ckpt / CONFIG)
-    params = load_params(ckpt / BEST if (ckpt / BEST).exists() else ckpt / STATE)
-    sessions = [SessionInfo.from_dict(d) for d in json.loads((ckpt / SESSIONS).read_text())]
+    ck = RunDir(run_dir).check_trained()
+    cfg = ck.read_config()
+    params = load_params(ck.params_file())
+    sessions = [SessionInfo.from_dict(d) for d in ck.read_sessions()]
     return cfg, params, sessions

@@ -9,7 +9,6 @@ interrupt). SIGINT/SIGTERM finish the current epoch, save a checkpoint and raise
 
 from __future__ import annotations
 
-import csv
 import math
 import signal
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..data import TrainingData
 from ..errors import RunDirError
+from ..rundir import RunDir
 from .trainer import Trainer
 
 CHECKPOINT_EVERY_S = 60.0
@@ -63,15 +63,6 @@ class _Interrupts:
         return False
 
 
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists() or path.stat().st_size == 0
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
 def _fmt(v) -> str:
     return "nan" if not math.isfinite(v) else f"{v:.4g}"
 
@@ -103,22 +94,20 @@ def train(
     """
     t = cfg.train
     trainer = Trainer(data, cfg, readin_init=readin_init)
-    ckpt_dir = metrics_csv = None
+    rd = ckpt_dir = None
     if run_dir is not None:
-        run_dir = Path(run_dir)
-        ckpt_dir, metrics_csv = run_dir / "checkpoint", run_dir / "metrics.csv"
+        rd = RunDir(run_dir)
+        run_dir, ckpt_dir = rd.path, rd.checkpoint
         if resume:
             trainer.restore(ckpt_dir)
-        elif (ckpt_dir / "state.npz").exists():
+        elif ckpt_dir.has_state():
             raise RunDirError(
                 f"{run_dir}: already holds a trained run; pass --resume to continue it or "
                 f"choose another --out folder."
             )
         else:
-            if metrics_csv.exists():
-                metrics_csv.unlink()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(run_dir / "config.yaml")
+            rd.reset_metrics()
+        rd.write_config(cfg)
     elif resume:
         raise RunDirError("resume=True needs a run directory.")
 
@@ -142,8 +131,8 @@ def train(
                     break
                 row = trainer.train_epoch()
                 history.append(row)
-                if metrics_csv is not None:
-                    _append_csv(metrics_csv, row)
+                if rd is not None:
+                    rd.append_metrics(row)
                 if callback is not None:
                     callback(trainer, row)
                 if bar is not None:
@@ -160,7 +149,7 @@ def train(
                     trainer.save(ckpt_dir)
                     raise KeyboardInterrupt(
                         f"training interrupted at epoch {trainer.epoch}; checkpoint saved in "
-                        f"{ckpt_dir}; resume with --resume."
+                        f"{ckpt_dir.path}; resume with --resume."
                     )
                 if ckpt_dir is not None and now - last_save >= CHECKPOINT_EVERY_S:
                     trainer.save(ckpt_dir)

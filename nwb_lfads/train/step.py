@@ -4,22 +4,24 @@ Shape glossary: M trials (all sessions), Mtr training trials, S sessions, T bins
 B batch size, P optimizer steps per compiled call.
 
 One :class:`TrainingState` ``(params, opt_state, rng, step)`` and one jitted
-``update(state, data, lr) -> (state, metrics)`` that runs P optimizer steps with
-``lax.scan``. The whole data set (:class:`DeviceData`) is an argument of the compiled
-function (uploaded once; not baked into the program as constants), and every step draws its
-batch inside with ``jax.random``. The learning rate is an argument too, so decaying it never
-recompiles. Batches are split over a device mesh (:mod:`nwb_lfads.train.parallel`; one
-device is a 1-device mesh): each device differentiates its slice, and the gradients are
-averaged once per step (:func:`sharded_value_and_grad`).
+``update(state, data) -> (state, metrics)`` that runs P optimizer steps with ``lax.scan``.
+The whole data set (:class:`DeviceData`) is an argument of the compiled function (uploaded
+once; not baked into the program as constants), and every step draws its batch inside with
+``jax.random``. The learning rate lives in the optimizer state
+(:mod:`nwb_lfads.train.optimizer`), so decaying it never recompiles. Batches are split over a
+device mesh (:mod:`nwb_lfads.train.parallel`; one device is a 1-device mesh): each device
+differentiates its slice, and the gradients are averaged once per step
+(:func:`sharded_value_and_grad`).
 
-The optimizer works on one flat vector of all parameters (``ravel_pytree``): a handful of
-large element-wise kernels instead of a few per parameter array, which cuts XLA compile time
-on CPU by more than half and the per-step overhead with it. The state keeps the optimizer
-state of that flat vector; parameters are handed in and out as the usual Haiku dict.
+The optimizer works on one flat vector of all parameters (``ravel_pytree``); the state keeps
+the optimizer state of that flat vector, and parameters are handed in and out as the usual
+Haiku dict. A step whose loss or gradients are not finite is skipped by the optimizer
+(``optax.apply_if_finite``) and counted in ``n_nonfinite``; the step counter and the RNG
+advance either way.
 
-A step whose loss or gradients are not finite is skipped inside the compiled function: the
-parameters and optimizer state of that step are kept (``jnp.where``), and the step is
-counted in ``n_nonfinite``. The step counter and the RNG advance either way.
+Compiled functions are memoised by what is compiled into them (:func:`cached`), so a second
+trainer with the same model, shapes and training settings (a resume, a sweep member, a test)
+compiles nothing.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import PartitionSpec as P
 
-from ..config import RunConfig
+from ..config import RunConfig, TrainConfig
 from ..model import noise
 from ..model.lfads import Batch, l2_penalty, readin_param_mask
+from .optimizer import step_was_finite
 from .parallel import BATCH_AXIS, NO_REPLICATION_CHECK, Parallel, shard_batch, shard_map
 from .schedules import kl_schedule, l2_schedule
 
@@ -78,25 +81,15 @@ def gather_batch(data: DeviceData, idx) -> Batch:
     )
 
 
-def make_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
-    """Global-norm clipping, Adam (AdamW when ``weight_decay > 0``), for the flat parameter
-    vector. Returns update *directions*: the step is ``-lr * update``."""
-    t = cfg.train
-    parts = [optax.clip_by_global_norm(t.max_grad_norm), optax.scale_by_adam(eps=t.adam_epsilon)]
-    if t.weight_decay > 0:
-        parts.append(optax.add_decayed_weights(t.weight_decay))
-    return optax.chain(*parts)
-
-
 def init_opt_state(optimizer: optax.GradientTransformation, params):
     """Optimizer state of the flat parameter vector of ``params``."""
     return optimizer.init(ravel_pytree(params)[0])
 
 
-def trainable_mask(cfg: RunConfig, params):
+def trainable_mask(train: TrainConfig, params) -> jax.Array | None:
     """float32 [P] flat mask, 0 for frozen parameters (the read-in when ``train_readin`` is
     false), or None when everything trains."""
-    if cfg.train.train_readin:
+    if train.train_readin:
         return None
     mask = jax.tree_util.tree_map(
         lambda m, p: jnp.full(p.shape, 0.0 if m else 1.0, jnp.float32),
@@ -194,13 +187,16 @@ def make_update(
     steps_per_epoch: int,
     parallel: Parallel,
 ) -> Callable:
-    """The jitted ``update(state, data, lr) -> (state, metrics)`` running ``steps_per_call``
-    steps. ``metrics``: means over the finite steps of :data:`METRIC_NAMES`, plus
-    ``n_nonfinite`` (int32, skipped steps).
+    """The jitted ``update(state, data) -> (state, metrics)`` running ``steps_per_call``
+    optimizer steps of ``optimizer`` (:func:`nwb_lfads.train.optimizer.make_optimizer`).
+    ``metrics``: means over the finite steps of :data:`METRIC_NAMES`, plus ``n_nonfinite``
+    (int32, skipped steps).
 
-    State, data and ``lr`` are replicated over ``parallel.mesh`` and every batch is split over
-    its ``batch`` axis (``batch_size`` divisible by the number of devices); a 1-device mesh
-    runs the same program."""
+    A step whose loss or gradient is not finite changes neither the parameters nor the
+    optimizer's moments (``optax.apply_if_finite``); the step counter and the RNG advance.
+    State and data are replicated over ``parallel.mesh`` and every batch is split over its
+    ``batch`` axis (``batch_size`` divisible by the number of devices); a 1-device mesh runs
+    the same program."""
     _, unravel = ravel_pytree(params_template)
     step_gradient = _make_step_gradient(
         model,
@@ -210,33 +206,22 @@ def make_update(
         steps_per_epoch=steps_per_epoch,
         parallel=parallel,
     )
-    mask = trainable_mask(cfg, params_template)
 
-    def one_step(state: TrainingState, data: DeviceData, lr):
+    def one_step(state: TrainingState, data: DeviceData):
         """One optimizer step; ``state.params`` is the flat vector here."""
         rng, (loss, metrics), grads = step_gradient(state, data)
+        grads = jnp.where(jnp.isfinite(loss), grads, jnp.nan)  # a non-finite loss skips too
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        if mask is not None:
-            updates = updates * mask
-        params = state.params - lr * updates
-        ok = jnp.isfinite(loss) & jnp.all(jnp.isfinite(grads))
-
-        def keep(new, old):
-            return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-
-        state = TrainingState(
-            keep(params, state.params), keep(opt_state, state.opt_state), rng, state.step + 1
-        )
-        return state, {**metrics, "ok": ok}
+        params = optax.apply_updates(state.params, updates)
+        state = TrainingState(params, opt_state, rng, state.step + 1)
+        return state, {**metrics, "ok": step_was_finite(opt_state)}
 
     rep = parallel.replicated
 
-    @partial(jax.jit, in_shardings=(rep, rep, rep), out_shardings=(rep, rep))
-    def update(state: TrainingState, data: DeviceData, lr):
+    @partial(jax.jit, in_shardings=(rep, rep), out_shardings=(rep, rep))
+    def update(state: TrainingState, data: DeviceData):
         state = state._replace(params=ravel_pytree(state.params)[0])
-        state, m = jax.lax.scan(
-            lambda s, _: one_step(s, data, lr), state, None, length=steps_per_call
-        )
+        state, m = jax.lax.scan(lambda s, _: one_step(s, data), state, None, length=steps_per_call)
         state = state._replace(params=unravel(state.params))
         ok = m.pop("ok")
         n_ok = jnp.sum(ok)
@@ -308,3 +293,16 @@ def chunk_indices(indices: np.ndarray, batch_size: int) -> tuple[np.ndarray, int
     padded = np.full(k * batch_size, indices[0] if n else 0, np.int32)
     padded[:n] = indices
     return padded.reshape(k, batch_size), n
+
+
+_COMPILED: dict = {}
+_COMPILED_MAX = 8
+
+
+def cached(key, build: Callable):
+    """``build()`` memoised under ``key`` (bounded: the oldest entry goes first)."""
+    if key not in _COMPILED:
+        while len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = build()
+    return _COMPILED[key]
