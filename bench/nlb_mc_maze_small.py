@@ -1,6 +1,6 @@
 """Co-smoothing on real data: NLB's MC_Maze_Small with pseudo-held-out units (issue 8).
 
-The NLB test file in ``../shared/data`` (107 units, 100 trials) holds no held-out units: its
+The NLB test file in ``tests/data`` (107 units, 100 trials) holds no held-out units: its
 ``heldout`` column is False everywhere and its trials are all ``split=test``. This bench copies
 it into ``--out`` (the input is never modified), marks ``--heldout`` randomly chosen units as
 held out and ``--eval`` randomly chosen trials as ``split=val`` (the rest ``train``) in the copy
@@ -25,10 +25,7 @@ from pathlib import Path
 import numpy as np
 
 SOURCE = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "sub-Jenkins_ses-small_desc-test_ecephys.nwb"
+    Path(__file__).resolve().parents[1] / "tests/data/sub-Jenkins_ses-small_desc-test_ecephys.nwb"
 )
 
 

@@ -1,7 +1,7 @@
 """Fit LFADS to a real NWB file from Python: read_session -> train -> infer -> write_results.
 
 The file is the Neural Latents Benchmark's MC_Maze_Small test split (DANDI:000140), shipped in
-``../shared/data``; any NWB file with a Units table and a trials table works the same way.
+``tests/data``; any NWB file with a Units table and a trials table works the same way.
 
     python examples/fit_mc_maze_small.py [NWB_FILE] [--out runs/mc_maze_small] [--max-epochs 50]
 """
@@ -18,8 +18,7 @@ from nwb_lfads.infer import infer
 from nwb_lfads.train.loop import train
 
 DEFAULT_FILE = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared/data/sub-Jenkins_ses-small_desc-test_ecephys.nwb"
+    Path(__file__).resolve().parents[1] / "tests/data/sub-Jenkins_ses-small_desc-test_ecephys.nwb"
 )
 
 

@@ -4,7 +4,7 @@
 # Notebook-style script (open it in VS Code or Jupyter with jupytext, or run it top to bottom
 # with `python examples/walkthrough_mc_maze_small.py`). It uses the Neural Latents Benchmark's
 # MC_Maze_Small test file (monkey Jenkins, M1/PMd, 107 units, 100 reaches; DANDI:000140),
-# which lies in `../shared/data`. On the full MC_Maze (DANDI:000128) the same cells apply:
+# which lies in `tests/data`. On the full MC_Maze (DANDI:000128) the same cells apply:
 # fetch it with `nwb-lfads download dandi:000128 --out data/`.
 
 # %%
@@ -15,10 +15,7 @@ import numpy as np
 import nwb_lfads
 from nwb_lfads.io.inspect import format_summary, summarize
 
-NWB = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared/data/sub-Jenkins_ses-small_desc-test_ecephys.nwb"
-)
+NWB = Path(__file__).resolve().parents[1] / "tests/data/sub-Jenkins_ses-small_desc-test_ecephys.nwb"
 RUN = Path("runs/walkthrough")
 EPOCHS = 30  # a quick look; 200+ for a real fit
 

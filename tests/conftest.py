@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the real NWB files in ../shared/data and small synthetic sessions."""
+"""Shared fixtures: paths to the real NWB files in tests/data (see tests/data/README.md)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,28 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-MC_MAZE_SMALL = SHARED_DATA / "sub-Jenkins_ses-small_desc-test_ecephys.nwb"
-A8604 = SHARED_DATA / "A8604-211122.nwb"
+DATA = Path(__file__).resolve().parent / "data"
+MC_MAZE_SMALL = DATA / "sub-Jenkins_ses-small_desc-test_ecephys.nwb"
+A8604 = DATA / "A8604-211122.nwb"
+
+
+def _data_file(path: Path) -> Path:
+    """The path of a file in tests/data; a missing file fails the test, it never skips it."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: the real NWB files the tests read are committed in tests/data "
+            "(see tests/data/README.md); restore them with `git checkout -- tests/data`."
+        )
+    return path
 
 
 @pytest.fixture(scope="session")
 def mc_maze_small() -> Path:
-    if not MC_MAZE_SMALL.exists():
-        pytest.skip(f"{MC_MAZE_SMALL} not present")
-    return MC_MAZE_SMALL
+    """MC_Maze_Small, test split (DANDI:000140, CC-BY-4.0): 107 units, 100 trials."""
+    return _data_file(MC_MAZE_SMALL)
 
 
 @pytest.fixture(scope="session")
 def a8604() -> Path:
-    if not A8604.exists():
-        pytest.skip(f"{A8604} not present")
-    return A8604
+    """pynapple's A8604-211122 recording (MIT): 3 units, no trials table."""
+    return _data_file(A8604)
