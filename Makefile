@@ -5,7 +5,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast bench benchmarks-doc install clean
+.PHONY: demo test test-fast lint bench benchmarks-doc install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nwb-lfads demo --out demo_out
 
-test: $(STAMP)
+# lint and format checks first (ruff settings in pyproject.toml); any failure stops make nonzero
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -q -ra
 
 test-fast: $(STAMP)
