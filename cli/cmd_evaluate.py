@@ -21,11 +21,9 @@ import click
     help="Dataset group of --targets (e.g. mc_maze_small); default: the only one, or the one "
     "matching the bin size.",
 )
-@click.option(
-    "--no-write", is_flag=True, help="Print the table only; do not write evaluation.json."
-)
+@click.option("--no-write", is_flag=True, help="Print the table only; write no evaluation file.")
 def command(path, targets, dataset, no_write):
-    """Score the rates in a RUN_DIR (every session) or one enriched .lfads.nwb file.
+    """Score the rates in a RUN_DIR (every session) or one enriched NWB file.
 
     Reports what the data supports: R^2 against the true rates (simulated sessions), bits per
     spike, co-smoothing bits per spike of held-out units on evaluation trials against NLB's
@@ -37,7 +35,7 @@ def command(path, targets, dataset, no_write):
       nwb-lfads evaluate runs/sim
       nwb-lfads evaluate runs/maze --targets eval_data_val.h5 --dataset mc_maze_small
 
-    Writes RUN_DIR/evaluation.json, or <stem>.evaluation.json beside a file.
+    Writes the evaluation as JSON into RUN_DIR, or beside the file.
     """
     from nwb_lfads.evaluate import evaluate, format_evaluation
 

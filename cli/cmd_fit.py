@@ -45,7 +45,7 @@ def training_options(func):
             "config_file",
             type=click.Path(dir_okay=False),
             default=None,
-            help="YAML file with data/model/train sections (see RUN_DIR/config.yaml of any run).",
+            help="YAML file with data/model/train sections (the config a run saves is one).",
         ),
         click.option(
             "--set",
@@ -169,7 +169,8 @@ def command(
       nwb-lfads fit sub-Jenkins_ses-full_desc-train_behavior+ecephys.nwb --out runs/maze \\
           --align-to move_onset_time --window -0.25 0.45 --bin-size 0.005 --heldout-units heldout
 
-    RUN_DIR gets config.yaml, checkpoint/, metrics.csv, <stem>.lfads.nwb per session and PNG figures.
+    RUN_DIR gets the resolved config, a checkpoint, per-epoch metrics, an enriched copy of each
+    session (processing/lfads added) and PNG figures; README lists the files.
     Ctrl-C saves a checkpoint; rerun with --resume to continue.
     """
     if distributed:  # before anything else touches JAX

@@ -13,7 +13,7 @@ import click
     "out",
     required=True,
     type=click.Path(file_okay=False),
-    help="Folder for the <stem>.lfads.nwb files.",
+    help="Folder for the enriched copies of the sessions.",
 )
 @click.option(
     "--trials",

@@ -17,7 +17,7 @@ from .options import reading_options
     "out",
     required=True,
     type=click.Path(file_okay=False),
-    help="Folder of the sweep: leaderboard.csv, population.png, best/ (a RUN_DIR), ray/.",
+    help="Folder of the sweep: a leaderboard, figures, best/ (a RUN_DIR) and Ray's state.",
 )
 @reading_options
 @training_options
@@ -100,9 +100,9 @@ def command(
       nwb-lfads sweep data.nwb --out sweeps/d --address auto --population 20 --gpus-per-trial 0.25
 
     \b
-    DIR gets leaderboard.csv (one row per member), population.png (validation loss over time,
-    exploits marked), hyperparameters.png, and best/: a RUN_DIR of the best model (config.yaml,
-    checkpoint/, metrics.csv, <stem>.lfads.nwb) that `nwb-lfads infer` and `evaluate` accept.
+    DIR gets a leaderboard (one row per member), figures of the validation loss over time (exploits
+    marked) and of the hyperparameters, and best/: a RUN_DIR of the best model that
+    `nwb-lfads infer` and `evaluate` accept.
     Ctrl-C stops after saving Ray's state; rerun with --resume to continue.
     """
     from nwb_lfads.sweep.cluster import import_ray

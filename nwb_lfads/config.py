@@ -355,7 +355,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything needed to rerun a fit; saved as ``RUN_DIR/config.yaml``."""
+    """Everything needed to rerun a fit; saved in the run directory (:attr:`nwb_lfads.rundir.RunDir.config`)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -124,7 +124,7 @@ def fit(
 
 
 def read_metrics(run_dir) -> list[dict]:
-    """Rows of ``RUN_DIR/metrics.csv`` (all epochs, resumed ones included) as dicts of floats."""
+    """Rows of the run's metrics (all epochs, resumed ones included) as dicts of floats."""
     return RunDir(run_dir).read_metrics()
 
 
@@ -185,7 +185,8 @@ def infer_run(
     ``{column: value}`` dict or a list of ids), so new trials of a known session get rates too.
 
     Returns:
-        the written ``<stem>.lfads.nwb`` paths (or the sources themselves with ``in_place``).
+        the written enriched copies (:meth:`nwb_lfads.rundir.RunDir.output`; the sources
+        themselves with ``in_place``).
     """
     from .infer import infer
     from .io.read import read_session

@@ -176,7 +176,7 @@ def plot_learning_curves(metrics_rows, out_dir, *, prefix: str = "", title: str 
 
     Args:
         metrics_rows: one dict per epoch (keys like ``epoch``, ``train_loss``, ``valid_loss``,
-            ``kl_ic``, ``l2``, ``lr``) or the path of ``metrics.csv`` with those columns.
+            ``kl_ic``, ``l2``, ``lr``) or the path of a run's metrics file (:attr:`nwb_lfads.rundir.RunDir.metrics`).
             Train and validation versions of a quantity share a colour (solid / dashed).
         out_dir: run directory. prefix: file-name prefix. title: figure title (the run).
 

@@ -4,7 +4,7 @@
 - :mod:`~nwb_lfads.sweep.cluster`: importing Ray, joining a cluster or starting a local one;
 - :mod:`~nwb_lfads.sweep.member`: the Ray Tune trainable around the Trainer;
 - :mod:`~nwb_lfads.sweep.population`: the population log, lineages, exploits, figures;
-- :mod:`~nwb_lfads.sweep.outputs`: scoring members, ``leaderboard.csv`` and ``best/``;
+- :mod:`~nwb_lfads.sweep.outputs`: scoring members, the leaderboard and ``best/``;
 - :mod:`~nwb_lfads.sweep.run`: :func:`sweep`, the driver.
 
 Ray is imported only when a sweep runs (``pip install "nwb-lfads[sweep]"``).

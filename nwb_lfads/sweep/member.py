@@ -3,13 +3,12 @@
 :func:`train_member` runs in a Ray worker. The data arrive once through Ray's object store
 (``tune.with_parameters(train_member, bundle=MemberBundle(...))``), never re-read. Each epoch
 is one ``tune.report``; every ``perturbation_interval`` epochs (and at the last epoch) the
-report carries a checkpoint: the trainer's own no-pickle folder (``state.npz``,
-``best_params.npz``, ``config.yaml``, ``sessions.json``, see
-:mod:`nwb_lfads.train.checkpoint`) plus ``member.json`` (who wrote it, the smoothed loss),
-handed to Ray with ``Checkpoint.from_directory``.
+report carries a checkpoint: the trainer's own no-pickle folder
+(:class:`~nwb_lfads.rundir.CheckpointDir`, :mod:`nwb_lfads.train.checkpoint`) plus the member
+record (who wrote it, the smoothed loss), handed to Ray with ``Checkpoint.from_directory``.
 
 When PBT replaces this member by a copy of a better one, Ray restarts the function with the
-perturbed config and the donor's checkpoint; ``member.json`` then names another trial, and
+perturbed config and the donor's checkpoint; the member record then names another trial, and
 the next report says so in ``exploited_from`` (how the sweep counts exploits). The learning
 rate belongs to PBT: the trainer's plateau decay is switched off and the rate is set from the
 config after every restore.
@@ -124,7 +123,7 @@ def _metrics(
 
 
 def _report(tune, trainer, metrics: dict, member: dict | None) -> None:
-    """``tune.report(metrics)``, with a checkpoint (the trainer's folder plus ``member.json``
+    """``tune.report(metrics)``, with a checkpoint (the trainer's folder plus the member record
     holding ``member``) unless ``member`` is None."""
     if member is None:
         tune.report(metrics)

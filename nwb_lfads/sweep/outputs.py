@@ -5,10 +5,10 @@ way ``fit`` scores a run: posterior means of all trials, bits/spike on the valid
 against the smoothing baseline, and R^2 against the true rates when the file carries them
 (:func:`nwb_lfads.summary.session_summary`), averaged over sessions.
 
-``best/`` is a complete RUN_DIR (the layout of ``fit``, so ``infer`` and ``evaluate`` take it):
-``config.yaml`` (the winner's hyperparameters), ``checkpoint/`` (the trainer's no-pickle
-format, with ``best_params.npz`` holding the chosen checkpoint's parameters),
-``metrics.csv`` (the epochs of the winner's lineage across copies), ``summary.json``, ``<stem>.lfads.nwb`` per session and the figures. It is built in a hidden
+``best/`` is a complete RUN_DIR (:class:`~nwb_lfads.rundir.RunDir`, the layout of ``fit``, so
+``infer`` and ``evaluate`` take it): the winner's config, its checkpoint (whose best parameters
+are the chosen checkpoint's), the epochs of the winner's lineage across copies as its metrics,
+the summary, one enriched copy per session and the figures. It is built in a hidden
 folder and swapped in, so a crash never leaves half a ``best/``.
 """
 
@@ -71,7 +71,7 @@ def score_member(folder, datasets, data, paths) -> MemberScore:
 
 
 def write_leaderboard(path: Path, rows: list[dict], hyperparameters: list[str]) -> Path:
-    """``leaderboard.csv``: one row per member, best first (see :func:`nwb_lfads.sweep.sweep`)."""
+    """The leaderboard (CSV): one row per member, best first (see :func:`nwb_lfads.sweep.sweep`)."""
     fixed = [
         "rank",
         "trial_id",
@@ -124,10 +124,10 @@ def write_best(
     """Build ``out/best/`` (see the module docstring) and return its path.
 
     Args:
-        checkpoint_folder: the winner's checkpoint (trainer format plus ``member.json``).
+        checkpoint_folder: the winner's checkpoint (a :class:`~nwb_lfads.rundir.CheckpointDir`).
         score: the winner's :class:`MemberScore` (its inference results are written).
         paths: the sessions' local files; datasets: the reader's sessions.
-        metrics_rows: one dict per epoch of the winner's lineage (``metrics.csv``).
+        metrics_rows: one dict per epoch of the winner's lineage (the run's metrics).
     """
     from .._version import __version__
     from ..fit import make_plots

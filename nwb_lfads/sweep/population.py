@@ -1,6 +1,6 @@
 """The population's history: a log of every member's epochs, lineages, exploits and figures.
 
-The driver records each result Ray Tune receives as one JSON line in ``DIR/population.jsonl``
+The driver records each result Ray Tune receives as one JSON line in the sweep's log (:attr:`nwb_lfads.rundir.SweepDir.log`)
 (``trial_id``, ``epoch``, the trainer's metrics row, ``valid_recon_smoothed``,
 ``exploited_from`` and the member's hyperparameters at that time). From that log:
 
@@ -8,7 +8,7 @@ The driver records each result Ray Tune receives as one JSON line in ``DIR/popul
   some epochs);
 - :func:`exploits` lists the copy events (member, epoch, donor);
 - :func:`lineage` follows a member back through the members it was copied from, giving the
-  epoch rows of the weights it ended with (the ``metrics.csv`` of ``best/``);
+  epoch rows of the weights it ended with (the metrics of ``best/``);
 - :func:`plot_population` draws the smoothed validation loss of every member against epoch
   with the exploits marked, :func:`plot_hyperparameters` the hyperparameters' progressions.
 
@@ -76,7 +76,7 @@ def append_record(path: Path, rec: dict) -> None:
 
 
 def read_log(path: Path) -> list[dict]:
-    """Records of ``population.jsonl`` in arrival order (a truncated last line is skipped)."""
+    """Records of the sweep's log in arrival order (a truncated last line is skipped)."""
     out = []
     if not Path(path).exists():
         return out

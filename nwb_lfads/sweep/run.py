@@ -2,12 +2,10 @@
 
 The driver (this process) checks everything, reads the sessions once, puts them in Ray's
 object store, and lets Ray Tune's :class:`~ray.tune.schedulers.PopulationBasedTraining`
-schedule the members (:func:`nwb_lfads.sweep.member.train_member`). DIR then holds
-
-- ``sweep.yaml``: sources, base config, search space, population (what ``--resume`` reuses);
-- ``ray/``: Ray Tune's experiment (trial folders, checkpoints, state for ``Tuner.restore``);
-- ``population.jsonl``: every member's epochs (see :mod:`nwb_lfads.sweep.population`);
-- ``leaderboard.csv``, ``population.png``, ``hyperparameters.png`` and ``best/`` (a RUN_DIR).
+schedule the members (:func:`nwb_lfads.sweep.member.train_member`). What DIR then holds is
+:class:`nwb_lfads.rundir.SweepDir`'s to say: the settings ``--resume`` reuses, Ray Tune's
+experiment, every member's epochs (:mod:`nwb_lfads.sweep.population`), the leaderboard, two
+figures and ``best/`` (a RUN_DIR).
 """
 
 from __future__ import annotations
@@ -140,11 +138,11 @@ def _check_out(out: Path, resume: bool) -> None:
         raise RunDirError(f"{out}: exists and is not a folder. Choose a folder for --out.")
     if resume and not has:
         raise RunDirError(
-            f"{out}: no sweep to resume here (no sweep.yaml); drop --resume to start one."
+            f"{out}: no sweep to resume here (no {SweepDir(out).settings.name}); drop --resume to start one."
         )
     if not resume and has:
         raise RunDirError(
-            f"{out}: already holds a sweep (sweep.yaml). Pass --resume to continue it, or "
+            f"{out}: already holds a sweep ({SweepDir(out).settings.name}). Pass --resume to continue it, or "
             f"choose a new --out folder."
         )
 
@@ -433,7 +431,7 @@ def _finish(
 
 
 def _checkpoint_hyperparameters(folder: Path) -> dict:
-    """The searched values the member had when it wrote the checkpoint (its ``member.json``)."""
+    """The searched values the member had when it wrote the checkpoint (its member record, :attr:`~nwb_lfads.rundir.CheckpointDir.member`)."""
     import json
 
     path = CheckpointDir(folder).member

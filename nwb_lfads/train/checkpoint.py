@@ -1,15 +1,17 @@
 """Checkpoints: ``.npz`` of flattened trees, YAML config and JSON session metadata. No pickle.
 
-A checkpoint folder (:class:`~nwb_lfads.rundir.CheckpointDir`, ``RUN_DIR/checkpoint/``) holds
+A checkpoint folder (:class:`~nwb_lfads.rundir.CheckpointDir`) holds
 
-- ``state.npz``: ``params:<module>:<name>`` arrays, ``average:<module>:<name>`` (the moving
-  average of the parameters, ``train.ema_decay``), ``opt:<i>`` optimizer-state leaves in
-  tree order, ``rng`` (raw key data, uint32), ``step``, ``host:<name>`` scalars of the loop
-  (epoch, learning rate, counters), ``split:train`` (bool [M], to check a resume uses the
-  same split) and ``config_yaml``;
-- ``best_params.npz``: the parameters with the best smoothed validation loss;
-- ``config.yaml`` (the full :class:`RunConfig`) and ``sessions.json`` (per session:
-  ``session_id``, ``source``, ``n_units``, ``unit_ids``, ``trial_ids``, ``heldout``).
+- the state (:attr:`~nwb_lfads.rundir.CheckpointDir.state`): ``params:<module>:<name>``
+  arrays, ``average:<module>:<name>`` (the moving average of the parameters,
+  ``train.ema_decay``), ``opt:<i>`` optimizer-state leaves in tree order, ``rng`` (raw key
+  data, uint32), ``step``, ``host:<name>`` scalars of the loop (epoch, learning rate,
+  counters), ``split:train`` (bool [M], to check a resume uses the same split) and
+  ``config_yaml``;
+- the best parameters (:attr:`~nwb_lfads.rundir.CheckpointDir.best`): those with the best
+  smoothed validation loss;
+- the full :class:`RunConfig` (YAML) and the sessions (JSON, per session: ``session_id``,
+  ``source``, ``n_units``, ``unit_ids``, ``trial_ids``, ``heldout``).
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a file.
 """
@@ -54,7 +56,7 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
 def save_state(
     ck: CheckpointDir, state, host: dict, train_mask: np.ndarray, cfg: RunConfig, average=None
 ) -> None:
-    """Write ``state.npz`` (see the module docstring). ``state``: a TrainingState;
+    """Write the state file (see the module docstring). ``state``: a TrainingState;
     ``average``: the parameters' moving average (params-shaped) or None."""
     arrays = flatten_params(jax.device_get(state.params))
     if average is not None:
@@ -76,7 +78,7 @@ def save_state(
 
 
 def load_state(ck: CheckpointDir, template):
-    """Read ``state.npz`` into the structure of ``template`` (a TrainingState of the same
+    """Read the state file into the structure of ``template`` (a TrainingState of the same
     model). Returns ``(state, host dict, train mask)``."""
     path = ck.state
     if not path.exists():
@@ -113,7 +115,7 @@ def load_state(ck: CheckpointDir, template):
 
 
 def load_average(ck: CheckpointDir) -> dict | None:
-    """The parameters' moving average stored in ``state.npz`` (numpy, params-shaped), or None
+    """The parameters' moving average stored in the state file (numpy, params-shaped), or None
     when the checkpoint has none (written before ``train.ema_decay`` existed)."""
     with np.load(ck.state, allow_pickle=False) as z:
         average = unflatten_params(
@@ -135,12 +137,12 @@ def load_params(path: Path) -> dict:
 
 
 def write_run_files(ck: CheckpointDir, cfg: RunConfig, sessions) -> None:
-    """``config.yaml`` and ``sessions.json`` (list of SessionInfo) in the checkpoint folder."""
+    """The config and the sessions (list of SessionInfo) in the checkpoint folder."""
     ck.write_run_files(cfg, [s.to_dict() for s in sessions])
 
 
 def load_run(run_dir) -> tuple[RunConfig, dict, list]:
-    """Load a trained run: ``(cfg, params, sessions)`` from ``RUN_DIR/checkpoint/``.
+    """Load a trained run: ``(cfg, params, sessions)`` from its checkpoint.
 
     ``params`` are the best parameters (numpy); ``sessions`` a list of
     :class:`nwb_lfads.data.SessionInfo` in the model's session order.

@@ -1,9 +1,9 @@
 """``train``: the loop around a :class:`~nwb_lfads.train.trainer.Trainer` for one run.
 
 Stops on early stopping, the learning-rate floor, ``max_epochs`` or ``max_minutes``; writes
-``RUN_DIR/config.yaml``, ``RUN_DIR/metrics.csv`` (one row per epoch; a resume appends) and
-``RUN_DIR/checkpoint/`` (at the end, every ``CHECKPOINT_EVERY_S`` seconds, and on an
-interrupt). SIGINT/SIGTERM finish the current epoch, save a checkpoint and raise
+the run directory's config, its metrics (one row per epoch; a resume appends) and its
+checkpoint (at the end, every ``CHECKPOINT_EVERY_S`` seconds, and on an interrupt), through
+:class:`~nwb_lfads.rundir.RunDir`. SIGINT/SIGTERM finish the current epoch, save a checkpoint and raise
 ``KeyboardInterrupt`` (a second signal interrupts at once).
 """
 
@@ -80,7 +80,7 @@ def train(
     """Fit LFADS to ``data`` (from :func:`nwb_lfads.data.prepare_data`) with ``cfg``.
 
     Args:
-        run_dir: folder for ``config.yaml``, ``metrics.csv`` and ``checkpoint/`` (None: nothing
+        run_dir: the run directory (:class:`~nwb_lfads.rundir.RunDir`: config, metrics, checkpoint; None: nothing
             is written and interrupts are not caught).
         resume: continue from ``run_dir/checkpoint`` (same split, same RNG stream).
         progress: show a tqdm bar over epochs (train/valid loss, KL, learning rate).

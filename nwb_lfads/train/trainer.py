@@ -212,7 +212,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ epochs
     def train_epoch(self) -> dict:
-        """Run one epoch and its validation; returns the metrics row (also for metrics.csv)."""
+        """Run one epoch and its validation; returns the metrics row (a row of the run's metrics)."""
         t0 = time.perf_counter()
         sums: dict = {}
         n_ok_steps = skipped = 0
