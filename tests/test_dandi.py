@@ -25,8 +25,10 @@ from click.testing import CliRunner  # noqa: E402
 from nwb_lfads.cli.main import main  # noqa: E402
 
 from nwb_lfads.errors import DandiError, InputFileError  # noqa: E402
+from nwb_lfads.io import read  # noqa: E402
 from nwb_lfads.io.open import open_nwb  # noqa: E402
 from nwb_lfads.io.sources import DandiAsset, expand_sources, localize, parse_dandi_spec  # noqa: E402
+from nwb_lfads.synthetic import simulate  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dandi_server import FakeArchive, serve  # noqa: E402
@@ -44,14 +46,9 @@ def archive(tmp_path_factory, mc_maze_small, a8604):
     root = tmp_path_factory.mktemp("fake-dandi")
     readme = root / "README.md"
     readme.write_text("fake dandiset\n")
-    try:
-        from nwb_lfads.synthetic import simulate
-
-        sim = simulate(
-            root / "sim", sessions=1, seed=0, n_conditions=2, trials_per_condition=2, n_units=6
-        )[0]
-    except ImportError:  # simulate not in this checkout: a renamed real file stands in
-        sim = a8604
+    sim = simulate(
+        root / "sim", sessions=1, seed=0, n_conditions=2, trials_per_condition=2, n_units=6
+    )[0]
     arc = FakeArchive(root / "blobs")
     published = {JENKINS: mc_maze_small, A8604: a8604, "README.md": readme}
     arc.add_version("000128", PUBLISHED, published, name="MC_Maze (fake)")
@@ -353,12 +350,10 @@ def test_streaming_a_blob_of_another_size_is_a_clear_error():
 
 
 def test_inspect_and_read_session_stream_a_dandi_asset(mc_maze_small):
-    read = pytest.importorskip("nwb_lfads.io.read")
     spec = "dandi:000140/sub-Jenkins/*.nwb"
     result = _invoke("inspect", spec)
-    if main.get_command(None, "inspect") is not None:
-        assert result.exit_code == 0, result.output
-        assert spec in result.output and re.search(r"units: 107\b", result.output)
+    assert result.exit_code == 0, result.output
+    assert spec in result.output and re.search(r"units: 107\b", result.output)
     kwargs = dict(bin_size=0.01, align_to="move_onset_time", window=(-0.25, 0.45))
     remote = read.read_session(spec, **kwargs)
     local = read.read_session(mc_maze_small, **kwargs)
@@ -457,8 +452,6 @@ def test_dandi_asset_is_a_plain_value():
 # ---- fit straight from the archive ------------------------------------------------------------
 @pytest.mark.slow  # ~40 s on 2 busy cores, mostly compiling the model
 def test_fit_a_dandi_asset_end_to_end(archive, tmp_path):
-    if main.get_command(None, "fit") is None:
-        pytest.skip("fit not in this checkout")
     tiny = [
         f"--set={k}"
         for k in (

@@ -367,7 +367,6 @@ def test_population_below_two_is_refused(tmp_path, session):
 
 
 def test_unknown_hyperparameter_in_search_space_file_exit_2(tmp_path, session):
-    pytest.importorskip("ray")
     space = tmp_path / "space.yaml"
     space.write_text("hyperparameters:\n  train.momentum: {low: 0.1, high: 0.9}\n")
     result = CliRunner().invoke(
@@ -382,7 +381,8 @@ def test_unknown_hyperparameter_in_search_space_file_exit_2(tmp_path, session):
 
 
 def test_unreachable_address_leaves_nothing_running(tmp_path, session):
-    ray = pytest.importorskip("ray")
+    import ray
+
     port = _closed_port()
     result = CliRunner().invoke(
         main,
@@ -429,7 +429,6 @@ def test_population_exploits_resumes_and_best_is_a_run_dir(tmp_path, session):
     import os
     import signal
 
-    pytest.importorskip("ray")
     from nwb_lfads.sweep import sweep
 
     out = tmp_path / "sweep"
@@ -507,9 +506,8 @@ def test_population_exploits_resumes_and_best_is_a_run_dir(tmp_path, session):
 
     run_cfg, params, sessions = load_run(best)
     assert [s.session_id for s in sessions] == ["sim-0"] and run_cfg == cfg
-    if main.get_command(None, "infer") is not None:
-        inferred = CliRunner().invoke(
-            main, ["infer", str(best), str(session), "--out", str(tmp_path / "inferred")]
-        )
-        assert inferred.exit_code == 0, inferred.output
-        assert (tmp_path / "inferred" / "sim_session-0.lfads.nwb").exists()
+    inferred = CliRunner().invoke(
+        main, ["infer", str(best), str(session), "--out", str(tmp_path / "inferred")]
+    )
+    assert inferred.exit_code == 0, inferred.output
+    assert (tmp_path / "inferred" / "sim_session-0.lfads.nwb").exists()

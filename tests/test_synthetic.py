@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from nwb_lfads.cli.main import main
 
 from nwb_lfads.errors import ConfigError, NwbLfadsError
+from nwb_lfads.io import read
 from nwb_lfads.synthetic import (
     OutputDirError,
     benchmark_rates,
@@ -390,7 +391,6 @@ def test_cli_simulate_bad_units_exit_2(tmp_path):
 
 def test_reader_recovers_generator_counts_and_timestamps(sim_files):
     """The contract's reader, aligned on move_onset_time with window (-0.25, 0.75), sees the true bins."""
-    read = pytest.importorskip("nwb_lfads.io.read")
     path = sim_files["multi"][1]
     ds = read.read_session(
         str(path), bin_size=0.01, align_to="move_onset_time", window=(-0.25, 0.75)
