@@ -46,8 +46,8 @@ def command(run_dir, sources, out, trials, n_samples, in_place, cache_dir):
     Sessions are matched by session id or file name; every trial (or those chosen with --trials)
     is read with the run's alignment, window and bin size.
     """
-    from nwb_lfads.config import TrialSelector
     from nwb_lfads.fit import infer_run
+    from nwb_lfads.selection import TrialSelector
 
     selection = None
     if trials is not None:

@@ -9,10 +9,11 @@ Every value is checked when a config is built (``__post_init__``), so a bad valu
 :class:`~nwb_lfads.errors.ConfigError` naming the field before any data is read. The checks that
 need the data (a jitter width against the trial length, a PCR read-in against the number of
 sessions) are :func:`check_against_data`, called once the trials are binned. Choices are
-``enum.StrEnum`` (carried into click choices by the CLI). ``"COLUMN=VALUE"`` trial selections
-are :class:`TrialSelector`, the one rule by which fitting, inference and evaluation match them.
+``enum.StrEnum`` (carried into click choices by the CLI). ``data.eval_trials`` is checked as
+a :class:`~nwb_lfads.selection.TrialSelector`.
 
-This module imports nothing of the package but :mod:`nwb_lfads.errors`.
+This module imports nothing of the package but :mod:`nwb_lfads.errors` and
+:mod:`nwb_lfads.selection`.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from .errors import ConfigError
+from .selection import TrialSelector
 
 
 class Likelihood(enum.StrEnum):
@@ -64,62 +65,6 @@ class SimulationKind(enum.StrEnum):
 def choices(kind: type[enum.StrEnum]) -> list[str]:
     """The values of a choice enum, in order (for click and error messages)."""
     return [m.value for m in kind]
-
-
-# ------------------------------------------------------------------------- trial selection
-@dataclass(frozen=True)
-class TrialSelector:
-    """``"COLUMN=VALUE"``: the trials whose ``COLUMN`` equals ``VALUE``.
-
-    The rule (the same for ``--eval-trials``, ``infer --trials`` and ``evaluate``): a trial
-    matches when its value, as text, equals ``VALUE``, or when both are numbers and equal
-    (``condition_id=3`` matches 3 and 3.0; ``split=val`` matches ``"val"`` and ``b"val"``).
-    """
-
-    column: str
-    value: str
-
-    @classmethod
-    def parse(cls, spec: str, option: str = "data.eval_trials") -> TrialSelector:
-        """``"COLUMN=VALUE"`` -> selector; ConfigError naming ``option`` when malformed."""
-        column, sep, value = str(spec).partition("=")
-        if not sep or not column.strip() or not value.strip():
-            raise ConfigError(f"{option}={spec!r}: expected COLUMN=VALUE, e.g. split=val.")
-        return cls(column.strip(), value.strip())
-
-    def __str__(self) -> str:
-        return f"{self.column}={self.value}"
-
-    def matches(self, values) -> np.ndarray:
-        """bool [n]: which of ``values`` (one per trial, any dtype) the selector picks."""
-        return values_match(values, [self.value])
-
-
-def values_match(values, wanted) -> np.ndarray:
-    """bool [n]: which ``values`` equal one of ``wanted`` under :class:`TrialSelector`'s rule."""
-    targets = []
-    for w in wanted:
-        text = w.decode() if isinstance(w, bytes) else str(w)
-        targets.append((text, _number(w)))
-    out = np.zeros(len(values), bool)
-    for i, v in enumerate(values):
-        text = v.decode() if isinstance(v, bytes) else str(v)
-        num = _number(v) if not isinstance(v, str | bytes) else None
-        out[i] = any(
-            text == t or (num is not None and n is not None and num == n) for t, n in targets
-        )
-    return out
-
-
-def _number(v) -> float | None:
-    if isinstance(v, bool | np.bool_):
-        return None
-    if isinstance(v, int | float | np.number):
-        return float(v)
-    try:
-        return float(v.decode() if isinstance(v, bytes) else v)
-    except (TypeError, ValueError):
-        return None
 
 
 # ------------------------------------------------------------------------- sections

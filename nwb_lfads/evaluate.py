@@ -34,10 +34,10 @@ import numpy as np
 
 from . import metrics as M
 from .baselines import smoothing_baseline, smoothing_rates
-from .config import TrialSelector
 from .errors import InputFileError, NwbContentError, NwbLfadsError, RunDirError, SelectionError
 from .nlb_targets import TargetsError, score_targets
 from .rundir import RunDir, evaluation_path, write_text_atomic
+from .selection import TrialSelector
 
 BEHAVIOR_SERIES = ("hand_vel", "finger_vel", "cursor_vel", "hand_pos", "finger_pos", "cursor_pos")
 CONDITION_COLUMN = "condition_id"

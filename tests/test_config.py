@@ -62,3 +62,79 @@ def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         DataConfig().bin_size = 0.02  # type: ignore[misc]
     assert TrainConfig().batch_size > 0
+
+
+def test_choices_are_str_enums_that_round_trip_and_name_the_alternatives(tmp_path):
+    from nwb_lfads.config import Likelihood, ReadinMethod, SessionSampling
+
+    cfg = RunConfig().with_overrides(
+        ["model.likelihood=gaussian", "readin_init=pcr", "train.session_sampling=balanced"]
+    )
+    assert cfg.model.likelihood is Likelihood.GAUSSIAN and cfg.model.likelihood == "gaussian"
+    assert cfg.model.readin_init is ReadinMethod.PCR
+    assert cfg.train.session_sampling is SessionSampling.BALANCED
+    assert "likelihood: gaussian" in cfg.to_yaml()  # plain text in the YAML, not a Python tag
+    assert RunConfig.from_yaml(cfg.to_yaml()) == cfg
+    assert ModelConfig(likelihood="gaussian").likelihood is Likelihood.GAUSSIAN
+    with pytest.raises(ConfigError, match=r"train.session_sampling='random': expected propor"):
+        RunConfig().with_overrides(["train.session_sampling=random"])
+
+
+@pytest.mark.parametrize(
+    "section, fields, match",
+    [
+        (TrainConfig, dict(ema_decay=1.0), r"train.ema_decay=1.0: expected a value in \[0, 1\)"),
+        (TrainConfig, dict(batch_size=0), r"train.batch_size=0: expected a value >= 1"),
+        (TrainConfig, dict(lr_decay=1.5), r"train.lr_decay=1.5: expected a factor in \(0, 1\]"),
+        (TrainConfig, dict(lr_init=-0.1), r"train.lr_init=-0.1: expected a number > 0"),
+        (TrainConfig, dict(max_minutes=0), r"train.max_minutes=0: expected a number > 0"),
+        (ModelConfig, dict(gen_dim=0), r"model.gen_dim=0: expected a value >= 1"),
+        (ModelConfig, dict(gen_dim=2.5), r"model.gen_dim=2.5: expected a whole number"),
+        (ModelConfig, dict(dropout_rate=1.0), r"model.dropout_rate=1.0: expected a value in"),
+        (ModelConfig, dict(co_dim=2, con_dim=0), r"model.co_dim=2 .* needs a controller"),
+        (DataConfig, dict(overlap=2.0), r"data.overlap=2.0: expected a value in \[0, window"),
+    ],
+)
+def test_every_value_is_checked_when_the_config_is_built(section, fields, match):
+    with pytest.raises(ConfigError, match=match):
+        section(**fields)
+    (name, value), *_ = fields.items()
+    key = f"{section.__name__[:-6].lower()}.{name}"
+    if len(fields) == 1:  # the same value through --set is refused, naming the key
+        with pytest.raises(ConfigError, match=key):
+            RunConfig().with_overrides([f"{key}={value}"])
+
+
+def test_checks_that_need_the_data():
+    from nwb_lfads.config import check_against_data
+
+    check_against_data(ModelConfig(jitter_width=4), n_bins=10, n_sessions=1)
+    with pytest.raises(ConfigError, match="1 to 4 bins"):
+        check_against_data(ModelConfig(jitter_width=5), n_bins=10, n_sessions=1)
+    with pytest.raises(ConfigError, match="readin_init=pcr: this model has no read-in"):
+        check_against_data(ModelConfig(readin_init="pcr"), n_bins=10, n_sessions=1)
+    check_against_data(ModelConfig(readin_init="pcr"), n_bins=10, n_sessions=2)
+
+
+def test_trial_selector_is_one_rule_for_text_numbers_and_bytes():
+    import numpy as np
+
+    from nwb_lfads.selection import TrialSelector, values_match
+
+    sel = TrialSelector.parse(" condition_id = 3 ")
+    assert (sel.column, sel.value, str(sel)) == ("condition_id", "3", "condition_id=3")
+    np.testing.assert_array_equal(
+        sel.matches(np.array([3, 3.0, 4, 30])), [True, True, False, False]
+    )
+    np.testing.assert_array_equal(sel.matches(["3", "3.0", b"3"]), [True, False, True])
+    split = TrialSelector.parse("split=val")
+    np.testing.assert_array_equal(
+        split.matches(np.array(["train", "val", "test"], dtype=object)), [False, True, False]
+    )
+    np.testing.assert_array_equal(split.matches([b"val", b"train"]), [True, False])
+    assert not TrialSelector.parse("flag=1").matches([True]).any()  # booleans are not numbers
+    np.testing.assert_array_equal(values_match([1, 2, 3], [1, "3"]), [True, False, True])
+    for bad in ("split", "=val", "split=", ""):
+        with pytest.raises(ConfigError, match="--trials=.*expected COLUMN=VALUE"):
+            TrialSelector.parse(bad, option="--trials")
+    assert DataConfig(eval_trials="split=val").eval_selector == split

@@ -71,8 +71,9 @@ def test_lower_layers_never_import_train_pipeline_sweep_or_cli(layer):
     "module, allowed",
     [
         ("nwb_lfads.errors", set()),
-        ("nwb_lfads.config", {"nwb_lfads.errors"}),
-        ("nwb_lfads.rundir", {"nwb_lfads.config", "nwb_lfads.errors"}),
+        ("nwb_lfads.selection", {"nwb_lfads.errors"}),
+        ("nwb_lfads.config", {"nwb_lfads.errors", "nwb_lfads.selection"}),
+        ("nwb_lfads.rundir", {"nwb_lfads.config", "nwb_lfads.errors", "nwb_lfads.selection"}),
     ],
 )
 def test_the_bottom_modules_import_almost_nothing_of_ours(module, allowed):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import values_match
 from ..errors import AlignmentError, NwbContentError, SelectionError
+from ..selection import values_match
 
 DATAFRAME_HINT = "Inspect the file with `nwb-lfads inspect FILE`."
 
