@@ -2,30 +2,17 @@
 
 import numpy as np
 import pytest
-import xarray as xr
+from helpers import make_session
 
 from nwb_lfads.config import DataConfig
 from nwb_lfads.data import inference_data, prepare_data, split_trials
 from nwb_lfads.errors import ConfigError, NwbContentError, SelectionError, SessionMismatchError
 
 
-def session(sid="a", M=40, T=15, N=6, heldout=None, split=None, seed=0):
-    rng = np.random.default_rng(seed)
-    coords = {
-        "trial": np.arange(100, 100 + M),
-        "time": np.arange(T) * 0.01,
-        "unit": np.arange(N) + 7,
-        "condition_id": ("trial", np.arange(M) % 4),
-        "align_time": ("trial", np.arange(M) * 1.5),
-    }
-    if heldout is not None:
-        coords["heldout"] = ("unit", np.asarray(heldout, bool))
-    if split is not None:
-        coords["split"] = ("trial", np.asarray(split))
-    return xr.Dataset(
-        {"spikes": (("trial", "time", "unit"), rng.poisson(1.0, (M, T, N)).astype(np.int32))},
-        coords=coords,
-        attrs={"session_id": sid, "source": f"/x/{sid}.nwb", "bin_size": 0.01},
+def session(sid="a", M=40, T=15, N=6, **kw):
+    """Poisson counts of rate 1 per bin; trial ids from 100, unit ids from 7, 4 conditions."""
+    return make_session(
+        sid, M, T, N, rate=1.0, conditions=4, first_trial=100, first_unit=7, align_spacing=1.5, **kw
     )
 
 

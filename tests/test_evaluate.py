@@ -7,6 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+from helpers import make_results
 
 from nwb_lfads.config import RunConfig
 from nwb_lfads.errors import InputFileError, NwbLfadsError, RunDirError
@@ -33,18 +34,8 @@ CFG = RunConfig().with_overrides(
 
 
 def _results(ds, rates_hz):
-    """A results Dataset as ``infer`` makes it (DESIGN_NOTES.md): rates Hz (trial, time, unit)."""
-    import xarray as xr
-
-    factors = np.zeros(rates_hz.shape[:2] + (3,), np.float32)
-    return xr.Dataset(
-        {
-            "rates": (("trial", "time", "unit"), np.asarray(rates_hz, np.float32)),
-            "factors": (("trial", "time", "factor"), factors),
-        },
-        coords={k: v for k, v in ds.coords.items()},
-        attrs=dict(ds.attrs),
-    )
+    """A results Dataset as ``infer`` makes it: rates Hz (trial, time, unit), 3 zero factors."""
+    return make_results(ds, rates_hz, np.zeros(rates_hz.shape[:2] + (3,), np.float32))
 
 
 def _enrich(src, out, rates_fn, cfg=CFG):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import xarray as xr
 from click.testing import CliRunner
+from helpers import make_session
 from nwb_lfads.cli.main import main
 
 from nwb_lfads.config import DataConfig
@@ -69,16 +69,8 @@ def test_bad_heldout_options_exit_2_before_training(session, tmp_path, args, mat
 
 
 def _dataset(heldout):
-    n = len(heldout)
-    return xr.Dataset(
-        {"spikes": (("trial", "time", "unit"), np.ones((4, 5, n), np.int32))},
-        coords={
-            "trial": np.arange(4),
-            "unit": np.arange(n),
-            "heldout": ("unit", np.array(heldout)),
-        },
-        attrs={"session_id": "s", "source": "s.nwb", "bin_size": 0.01},
-    )
+    spikes = np.ones((4, 5, len(heldout)), np.int32)
+    return make_session(spikes=spikes, conditions=None, heldout=heldout)
 
 
 @pytest.mark.parametrize(
@@ -165,33 +157,23 @@ def _masked_session(eval_heldout=None, train_heldout=None):
     """6 units (the last 2 held out), 24 trials (the last 6 'val'), 12 bins of 10 ms; the held-out
     units' counts on the eval (or training) trials optionally replaced by ``eval_heldout``
     (``train_heldout``)."""
-    rng = np.random.default_rng(11)
-    n_trials, n_bins, n_units = 24, 12, 6
-    rates = np.exp(
-        np.sin(
-            np.linspace(0, 3, n_bins)[None, :, None] * (1 + np.arange(n_trials) % 3)[:, None, None]
-            + rng.uniform(0, 6, n_units)
-        )
-        - 0.5
+    ds = make_session(
+        "s",
+        24,
+        12,
+        6,
+        seed=11,
+        conditions=3,
+        phase_high=6,
+        offset=0.5,
+        heldout=np.arange(6) >= 4,
+        split=np.where(np.arange(24) >= 18, "val", "train"),
     )
-    spikes = rng.poisson(rates).astype(np.int32)
     if eval_heldout is not None:
-        spikes[18:, :, 4:] = eval_heldout
+        ds["spikes"][18:, :, 4:] = eval_heldout
     if train_heldout is not None:
-        spikes[:18, :, 4:] = train_heldout
-    coords = {
-        "trial": np.arange(n_trials),
-        "time": np.arange(n_bins) * 0.01,
-        "unit": np.arange(n_units),
-        "condition_id": ("trial", np.arange(n_trials) % 3),
-        "heldout": ("unit", np.arange(n_units) >= 4),
-        "split": ("trial", np.where(np.arange(n_trials) >= 18, "val", "train")),
-    }
-    return xr.Dataset(
-        {"spikes": (("trial", "time", "unit"), spikes)},
-        coords=coords,
-        attrs={"session_id": "s", "source": "s.nwb", "bin_size": 0.01},
-    )
+        ds["spikes"][:18, :, 4:] = train_heldout
+    return ds
 
 
 def test_eval_trial_heldout_spikes_cannot_influence_the_fitted_parameters():

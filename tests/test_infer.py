@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-import xarray as xr
+from helpers import make_session
 
 from nwb_lfads.config import RunConfig
 from nwb_lfads.data import prepare_data
@@ -28,18 +28,19 @@ CFG = RunConfig().replace(
 
 
 def _session(sid, M, N, seed):
-    rng = np.random.default_rng(seed)
-    return xr.Dataset(
-        {"spikes": (("trial", "time", "unit"), rng.poisson(0.5, (M, T, N)).astype(np.int32))},
-        coords={
-            "trial": np.arange(M) + 10,
-            "time": np.arange(T) * 0.02,
-            "unit": np.arange(N),
-            "align_time": ("trial", np.arange(M) * 3.0),
-            "condition_id": ("trial", np.arange(M) % 2),
-            "depth": ("unit", np.arange(N) * 10.0),
-        },
-        attrs={"session_id": sid, "source": f"{sid}.nwb", "bin_size": 0.02, "align_to": "go"},
+    return make_session(
+        sid,
+        M,
+        T,
+        N,
+        seed=seed,
+        rate=0.5,
+        conditions=2,
+        bin_size=0.02,
+        first_trial=10,
+        align_spacing=3.0,
+        coords={"depth": ("unit", np.arange(N) * 10.0)},
+        attrs={"align_to": "go"},
     )
 
 

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import make_results
 
 from nwb_lfads import report
 
@@ -46,15 +47,7 @@ def fabricate(
         "window": (-0.25, 0.45),
     }
     ds = xr.Dataset({"spikes": (("trial", "time", "unit"), spikes)}, coords=coords, attrs=attrs)
-    res = xr.Dataset(
-        {
-            "rates": (("trial", "time", "unit"), rates.astype(np.float32)),
-            "factors": (("trial", "time", "factor"), factors.astype(np.float32)),
-        },
-        coords=coords,
-        attrs=attrs,
-    )
-    return ds, res
+    return ds, make_results(ds, rates, factors)
 
 
 def png_size(path) -> tuple[int, int]:

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import make_session
 
 from nwb_lfads.baselines import smooth_spikes
 from nwb_lfads.errors import ConfigError, SelectionError, SessionMismatchError
@@ -366,7 +367,6 @@ def test_trainer_keeps_random_readins_by_default_and_takes_the_pcr_start_on_requ
     """Several sessions: by default random read-ins (PCR fitted the stitching benchmark worse,
     issue 5); the PCR start, passed as ``readin_init``, is put in place exactly."""
     import jax
-    import xarray as xr
 
     from nwb_lfads.config import RunConfig
     from nwb_lfads.data import prepare_data
@@ -387,21 +387,15 @@ def test_trainer_keeps_random_readins_by_default_and_takes_the_pcr_start_on_requ
         n_units=[6, 9],
         n_bins=20,
     )
-    datasets = []
-    for i, sess in enumerate(sessions):
-        n = sess.spikes.shape[2]
-        datasets.append(
-            xr.Dataset(
-                {"spikes": (("trial", "time", "unit"), sess.spikes.astype(np.int32))},
-                coords={
-                    "trial": np.arange(sess.spikes.shape[0]),
-                    "time": np.arange(20) * 0.01,
-                    "unit": np.arange(n),
-                    "heldout": ("unit", np.arange(n) == n - 1),
-                },
-                attrs={"session_id": f"s{i}", "source": f"s{i}.nwb", "bin_size": 0.01},
-            )
+    datasets = [
+        make_session(
+            f"s{i}",
+            spikes=sess.spikes,
+            conditions=None,
+            heldout=np.arange(sess.spikes.shape[2]) == sess.spikes.shape[2] - 1,
         )
+        for i, sess in enumerate(sessions)
+    ]
     data = prepare_data(datasets, cfg.data)
     expected = readin_init_from_data(data, 3, fac_dim=3)
     assert expected["readin_w"].shape == (2, 9, 3) and expected["readout_w"].shape == (2, 3, 9)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import xarray as xr
+from helpers import make_session
 
 from nwb_lfads.config import RunConfig
 from nwb_lfads.data import prepare_data
@@ -33,25 +33,15 @@ CFG = RunConfig().replace(
 
 
 def _session(seed=0, heldout=False):
-    rng = np.random.default_rng(seed)
-    cond = np.arange(M) % 6
-    phase = rng.uniform(0, 2 * np.pi, N)
-    rates = np.exp(
-        np.sin(np.linspace(0, 3, T)[None, :, None] * (1 + cond[:, None, None]) + phase) - 0.3
-    )
-    coords = {
-        "trial": np.arange(M),
-        "time": np.arange(T) * 0.01,
-        "unit": np.arange(N),
-        "condition_id": ("trial", cond),
-        "split": ("trial", np.where(np.arange(M) < 36, "train", "val")),
-    }
-    if heldout:
-        coords["heldout"] = ("unit", np.arange(N) >= N - 3)
-    return xr.Dataset(
-        {"spikes": (("trial", "time", "unit"), rng.poisson(rates).astype(np.int32))},
-        coords=coords,
-        attrs={"session_id": "s", "source": "s.nwb", "bin_size": 0.01},
+    return make_session(
+        "s",
+        M,
+        T,
+        N,
+        seed=seed,
+        conditions=6,
+        split=np.where(np.arange(M) < 36, "train", "val"),
+        heldout=np.arange(N) >= N - 3 if heldout else None,
     )
 
 

@@ -3,7 +3,7 @@ directory, and ``load_run`` + ``infer`` give rates with the input's coordinates.
 
 import numpy as np
 import pytest
-import xarray as xr
+from helpers import make_session
 
 from nwb_lfads.config import RunConfig
 from nwb_lfads.data import prepare_data
@@ -13,23 +13,8 @@ from nwb_lfads.train.loop import train
 
 
 def _session(seed=0, M=48, T=20, N=10):
-    rng = np.random.default_rng(seed)
     cond = np.repeat(np.arange(6), M // 6)
-    phase = rng.uniform(0, 2 * np.pi, N)
-    rates = np.exp(
-        np.sin(np.linspace(0, 3, T)[None, :, None] * (1 + cond[:, None, None]) + phase) - 0.3
-    )
-    return xr.Dataset(
-        {"spikes": (("trial", "time", "unit"), rng.poisson(rates).astype(np.int32))},
-        coords={
-            "trial": np.arange(M),
-            "time": np.arange(T) * 0.01,
-            "unit": np.arange(N),
-            "condition_id": ("trial", cond),
-            "align_time": ("trial", np.arange(M) * 2.0),
-        },
-        attrs={"session_id": f"s{seed}", "source": f"s{seed}.nwb", "bin_size": 0.01},
-    )
+    return make_session(f"s{seed}", M, T, N, seed=seed, conditions=cond, align_spacing=2.0)
 
 
 TINY = dict(

@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-import xarray as xr
+from helpers import make_session
 
 from nwb_lfads.config import RunConfig
 from nwb_lfads.data import prepare_data
@@ -36,17 +36,7 @@ def test_chaotic_rnn_rates_are_recovered():
     (s,) = generate_sessions(
         "chaotic", sessions=1, seed=1, n_conditions=40, trials_per_condition=10
     )
-    K, T, N = s.spikes.shape
-    ds = xr.Dataset(
-        {"spikes": (("trial", "time", "unit"), s.spikes.astype(np.int32))},
-        coords={
-            "trial": np.arange(K),
-            "time": np.arange(T) * s.bin_size,
-            "unit": np.arange(N),
-            "condition_id": ("trial", s.condition_id),
-        },
-        attrs={"session_id": "chaotic", "source": "chaotic.nwb", "bin_size": s.bin_size},
-    )
+    ds = make_session("chaotic", spikes=s.spikes, conditions=s.condition_id, bin_size=s.bin_size)
     cfg = RunConfig()
     data = prepare_data([ds], cfg.data)
     trainer = Trainer(data, cfg)

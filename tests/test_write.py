@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import make_results
 
 from nwb_lfads.errors import (
     InputFileError,
@@ -438,17 +439,7 @@ def test_continuous_session_from_the_reader_round_trip(a8604_copy, tmp_path):
     import nwb_lfads
 
     ds = nwb_lfads.read_session(a8604_copy, bin_size=BIN, align_to=None)
-    res = xr.Dataset(
-        {
-            "rates": (("trial", "time", "unit"), (ds["spikes"].values / BIN).astype(np.float32)),
-            "factors": (
-                ("trial", "time", "factor"),
-                np.zeros(ds["spikes"].shape[:2] + (4,), np.float32),
-            ),
-        },
-        coords=ds.coords,
-        attrs=ds.attrs,
-    )
+    res = make_results(ds, ds["spikes"].values / BIN, np.zeros(ds["spikes"].shape[:2] + (4,)))
     out = write_results(a8604_copy, res, tmp_path / "A8604.lfads.nwb")
     io, nwb = read_file(out)
     try:
