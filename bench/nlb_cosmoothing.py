@@ -1,4 +1,4 @@
-"""Co-smoothing on a simulated session with held-out units and an eval split (issue 8).
+"""Co-smoothing on a simulated session with held-out units and an eval split: prints JSON.
 
 Simulates one session observing a chaotic RNN (log-linear read-out, rates 1-40 Hz, 10 ms bins),
 marks 25% of the units as held out and 20% of the trials as NLB's ``split=val``, fits with the

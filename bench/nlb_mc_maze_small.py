@@ -1,4 +1,4 @@
-"""Co-smoothing on real data: NLB's MC_Maze_Small with pseudo-held-out units (issue 8).
+"""Co-smoothing on real data: NLB's MC_Maze_Small with pseudo-held-out units: prints JSON.
 
 The NLB test file in ``tests/data`` (107 units, 100 trials) holds no held-out units: its
 ``heldout`` column is False everywhere and its trials are all ``split=test``. This bench copies
@@ -7,7 +7,9 @@ held out and ``--eval`` randomly chosen trials as ``split=val`` (the rest ``trai
 (h5py, in place of the existing columns), fits with the default settings and NLB's MC_Maze
 recipe (``--align-to move_onset_time --window -0.25 0.45 --bin-size 0.005 --heldout-units
 heldout --eval-trials split=val``) for ``--minutes`` of training, evaluates and prints JSON:
-co-bps of LFADS and of NLB's smoothing + Poisson GLM baseline on the eval trials' held-out units.
+co-bps of LFADS (``co_bps``) and of NLB's smoothing + Poisson GLM baseline
+(``co_bps_smoothing``) on the eval trials' held-out units, ``bps_heldin`` and ``bps``, with the
+counts, training minutes, steps and load average of the run.
 
     python bench/nlb_mc_maze_small.py [--minutes 5] [--heldout 27] [--eval 20] [--out DIR]
 """

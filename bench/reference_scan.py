@@ -1,17 +1,17 @@
-"""Issue 4's calibration point, a bare JAX scan of IC encoder and generator: prints one JSON line.
+"""Bare JAX scan of IC encoder and generator, the CPU calibration point: prints one JSON line.
 
-    python bench/reference_scan.py            # issue 4's small model at batch 256
+    python bench/reference_scan.py            # 50 neurons x 100 bins, batch 256
 
-Issue 4 quotes, for the machine it was filed on, "a bare JAX scan of just the IC encoder and
-generator (no controller)" at about 1,250-1,450 trials/s (50 neurons x 100 bins, batch 256,
-encoder 64, IC 64, generator 64, factors 20). This script is such a scan, written plainly
-(``lax.scan`` of a GRU cell, ``jax.grad`` through it, Adam from optax, one jitted step,
-JAX's default device), so that a measurement of ``bench/train_throughput.py`` can be put
-beside the reference measured in the same hour: the host's speed differs between days and
-drifts within an hour (DESIGN_NOTES.md, "Comparing variants of the step"), the ratio less so.
+A bare JAX scan of just the IC encoder and generator (no controller), sharing no code with the
+package and written plainly (``lax.scan`` of a GRU cell, ``jax.grad`` through it, Adam from
+optax, one jitted step, JAX's default device). Defaults: 50 neurons x 100 bins, batch 256,
+encoder 64, IC 64, generator 64, factors 20. Run it beside ``bench/train_throughput.py`` in the
+same hour and compare the ratio of the two rates rather than raw rates: the host's speed
+differs between days and drifts within an hour (docs/DESIGN.md, "A calibration point beside
+every CPU series").
 
 Output: ``trials_per_s`` (median of the timed calls), ``trials_per_s_fastest_call``,
-``step_ms``, ``compile_s``.
+``step_ms``, ``compile_s``, ``loss_finite``, ``device``, ``n_cpus``, ``config``.
 """
 
 from __future__ import annotations

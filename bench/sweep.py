@@ -16,12 +16,11 @@ trials and bins, averaged over neurons; ``summary.json``/``leaderboard.csv``), v
 bits/spike, epochs, wall seconds (reading, training, scoring and writing included). Files go
 to ``--out`` (default: a temporary folder, removed afterwards).
 
-Measured (2026-11, the 2-core development VM shared with other jobs, load average 5-8;
-``--minutes 8 --population 4 --workers 2 --interval 5``): default fit R^2 0.798 (108 epochs,
-valid 0.296 bits/spike); sweep best member R^2 0.736 (20 epochs per member, 2 exploits,
-members 0.736 / 0.709 / 0.639 / 0.633, valid 0.258 bits/spike). At this budget a member gets a
-fifth of the fit's epochs, still inside the 50-epoch KL/L2 ramps, so PBT cannot pay off yet;
-the sweep is for budgets of hundreds of epochs per member on more cores.
+Output: ``sweep`` (``best_r2``, ``best_valid_bps``, ``best_trial``, ``best_epochs``,
+``exploits``, ``members_r2``, ``wall_s``) and ``fit`` (``r2``, ``valid_bps``, ``smoothing_r2``,
+``epochs``, ``wall_s``), with the budget and ``cpus``. A member gets about 1/population of the
+fit's CPU time, so short budgets favour the single fit (docs/DESIGN.md, "A sweep needs hundreds
+of epochs per member").
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ memory. ``trials_per_s_fastest_call`` is the rate of the fastest timed call (the
 speed drifts; compare like with like). ``page_faults_per_step`` and ``kernel_cpu_share`` (system
 time over all CPU time of the timed calls) show the cost of fresh memory: on CPU, XLA allocates
 each call's temporary buffer anew and the kernel zero-fills its pages on first touch
-(DESIGN_NOTES.md, "The training step on CPU"). Runs on the default JAX device unless
-``--device cpu|gpu`` is given.
+(docs/DESIGN.md, "Huge pages are documented, not set"). Runs on the default JAX device unless
+``--device cpu|gpu`` is given; ``--devices N`` splits each batch over N devices (on CPU, the
+host as N XLA devices).
 """
 
 from __future__ import annotations

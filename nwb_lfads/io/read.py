@@ -1,6 +1,6 @@
 """Read NWB sessions into trial-aligned (or continuous, windowed) spike-count tensors.
 
-``read_session`` returns an ``xarray.Dataset`` (conventions in DESIGN_NOTES.md):
+``read_session`` returns an ``xarray.Dataset`` (docs/DESIGN.md, "Reader output"):
 
 - ``spikes``: int32 counts, dims ``("trial", "time", "unit")``;
 - coords ``trial`` (trials-table ids, or window index 0..W-1 in continuous mode), ``time``

@@ -1,11 +1,9 @@
 """One XLA device per CPU core, so that a fit on CPU uses every core through data parallelism.
 
 XLA's CPU backend runs the many small matmuls of an LFADS step with its own thread pool, and
-on a few cores that pool keeps them less busy than independent work would: measured on the
-2-core CI machine (``bench/train_throughput.py``, 2026-11-26, idle machine), the full model at
-batch 256 trained 481 trials/s as one CPU device and 832-865 trials/s as two devices each
-taking half of every batch (``bench/results/train_throughput_cpu2_2026-11-26_s4.jsonl``);
-``train.devices`` 0 = automatic, :mod:`.parallel`.
+on a few cores that pool keeps them less busy than independent work would, so the host is
+split into devices that each take a slice of every batch (:mod:`.parallel`; ``train.devices``
+0 = automatic; evidence in docs/DESIGN.md, "On CPU, one XLA device per core").
 
 The split must be requested before JAX starts its CPU backend (``XLA_FLAGS``), so the command
 line calls :func:`split_host` before any command imports JAX; a Python user calls it first
