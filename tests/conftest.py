@@ -35,3 +35,18 @@ def mc_maze_small() -> Path:
 def a8604() -> Path:
     """pynapple's A8604-211122 recording (MIT): 3 units, no trials table."""
     return _data_file(A8604)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A skipped test fails the run: a fresh clone with the `test` extra runs every test."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == pytest.ExitCode.OK:
+        reporter.write("\n")
+        reporter.write_sep(
+            "!",
+            f"{len(skipped)} test(s) skipped: no test may skip (make its dependency a test "
+            "dependency or the test independent of it); failing the run",
+            red=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
