@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from nwb_lfads.metrics import MetricInputError
+from nwb_lfads.errors import MetricInputError
 
 NLB_SMOOTHING_DEFAULTS = {  # dataset: (kernel sd in s, GLM alpha), at 5 ms bins
     "mc_maze": (0.050, 0.01),

@@ -34,8 +34,16 @@ import numpy as np
 
 from . import metrics as M
 from .baselines import smoothing_baseline, smoothing_rates
-from .errors import InputFileError, NwbContentError, NwbLfadsError, RunDirError, SelectionError
-from .nlb_targets import TargetsError, score_targets
+from .errors import (
+    EvaluationError,
+    InputFileError,
+    NwbContentError,
+    NwbLfadsError,
+    RunDirError,
+    SelectionError,
+    TargetsError,
+)
+from .nlb_targets import score_targets
 from .rundir import RunDir, evaluation_path, write_text_atomic
 from .selection import TrialSelector
 
@@ -43,10 +51,6 @@ BEHAVIOR_SERIES = ("hand_vel", "finger_vel", "cursor_vel", "hand_pos", "finger_p
 CONDITION_COLUMN = "condition_id"
 SMOOTHING_SIGMA_S = 0.05  # s, Gaussian sd of the smoothing baselines and of the PSTH target
 DECODING_LAG_S = M.NLB_VELOCITY_LAG_S["mc_maze"]
-
-
-class EvaluationError(NwbLfadsError):
-    """A path that cannot be evaluated: neither a run directory nor an NWB file with LFADS rates."""
 
 
 LABELS = {

@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from nwb_lfads.errors import NwbLfadsError
+from nwb_lfads.errors import MetricInputError
 
 RATE_FLOOR = 1e-9
 NLB_RIDGE_ALPHAS = np.logspace(-4, 0, 9)
@@ -52,10 +52,6 @@ NLB_PSTH_SIGMA_S = {
     "dmfc_rsg": 0.070,
 }
 NLB_FORWARD_S = 0.200
-
-
-class MetricInputError(NwbLfadsError):
-    """Arrays handed to a metric or baseline that have the wrong shape, values or selection."""
 
 
 # ----------------------------------------------------------------------------- validation

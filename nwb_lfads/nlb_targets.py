@@ -22,11 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as M
-from .errors import InputFileError, NwbLfadsError
-
-
-class TargetsError(NwbLfadsError):
-    """A targets file without the dataset asked for, or whose arrays do not match the session."""
+from .errors import InputFileError, TargetsError
 
 
 def _target_group(f, path, dataset: str | None, bin_size: float):

@@ -78,7 +78,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .baselines import smooth_spikes
-from .errors import ConfigError, NwbLfadsError, SelectionError, SessionMismatchError
+from .errors import (
+    ConfigError,
+    SelectionError,
+    SessionMismatchError,
+    StitchingInputError,
+    StitchingWarning,
+)
 
 MIN_SAMPLES_PER_COMPONENT = 2  # fewer averaged samples than this times D is "too few"
 MAX_TRIAL_SAMPLES = 50_000  # cap of trial x time samples in the "trials" rule
@@ -88,14 +94,6 @@ PINV_RTOL = 1e-6  # relative cut-off of singular values in pinv(W_s)
 RANK_RTOL = 1e-10  # components with s^2 below this times the largest s^2 do not exist
 MAX_SCALE_TRIALS = 500  # trials per session (evenly spaced) that set the single-trial scale
 SAMPLE_RULES = ("conditions", "trials", "trial_mean")
-
-
-class StitchingInputError(NwbLfadsError):
-    """Spike or condition arrays handed to the stitching initialisation that are malformed."""
-
-
-class StitchingWarning(UserWarning):
-    """The initialisation fell back (no shared conditions) or padded missing components."""
 
 
 class ReadinInit(NamedTuple):

@@ -28,17 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from .config import SimulationKind, choices
-from .errors import ConfigError, NwbLfadsError
+from .errors import ConfigError, OutputDirError
 
 KINDS = tuple(choices(SimulationKind))
 BENCHMARK_UNITS = 50  # the TF benchmark observes all 50 RNN units directly
 MULTI_SESSION_UNITS = (40, 55, 70)  # default unit counts of sessions 0, 1, 2 (cycled)
 MULTI_SESSION_REPEATS = (10, 8, 12)  # default trials per condition of sessions 0, 1, 2 (cycled)
 LORENZ_UNITS = 30  # unit count of a single Lorenz session (as in the LFADS paper)
-
-
-class OutputDirError(NwbLfadsError):
-    """The output folder of ``simulate`` is not empty (pass ``overwrite=True``) or not a folder."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,8 @@ from nwb_lfads.baselines import (
     smoothing_rates,
     to_hz,
 )
-from nwb_lfads.metrics import MetricInputError, co_bps
+from nwb_lfads.errors import MetricInputError
+from nwb_lfads.metrics import co_bps
 
 
 def test_gaussian_kernel_is_normalised_symmetric_and_truncated_at_3_sd():

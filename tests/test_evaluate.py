@@ -10,15 +10,19 @@ import pytest
 from helpers import make_results
 
 from nwb_lfads.config import RunConfig
-from nwb_lfads.errors import InputFileError, NwbLfadsError, RunDirError
-from nwb_lfads.evaluate import (
+from nwb_lfads.errors import (
     EvaluationError,
+    InputFileError,
+    NwbLfadsError,
+    RunDirError,
+    TargetsError,
+)
+from nwb_lfads.evaluate import (
     evaluate,
     evaluation_path,
     format_evaluation,
     read_data_config,
 )
-from nwb_lfads.nlb_targets import TargetsError
 
 BIN = 0.01
 WINDOW = (-0.25, 0.75)  # the simulator's whole 1 s trial around move_onset_time (= start + 0.25 s)

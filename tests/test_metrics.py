@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from nwb_lfads.errors import NwbLfadsError
+from nwb_lfads.errors import MetricInputError, NwbLfadsError
 from nwb_lfads.metrics import (
-    MetricInputError,
     bits_per_spike,
     co_bps,
     condition_average,

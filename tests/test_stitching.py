@@ -9,12 +9,16 @@ import pytest
 from helpers import make_session
 
 from nwb_lfads.baselines import smooth_spikes
-from nwb_lfads.errors import ConfigError, SelectionError, SessionMismatchError
+from nwb_lfads.errors import (
+    ConfigError,
+    SelectionError,
+    SessionMismatchError,
+    StitchingInputError,
+    StitchingWarning,
+)
 from nwb_lfads.stitching import (
     RATE_FLOOR,
     ReadinInit,
-    StitchingInputError,
-    StitchingWarning,
     pcr_readin,
     stack_padded,
 )

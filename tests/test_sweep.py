@@ -14,16 +14,10 @@ from click.testing import CliRunner
 from nwb_lfads.cli.main import main
 
 from nwb_lfads.config import RunConfig
-from nwb_lfads.errors import ConfigError, RunDirError
+from nwb_lfads.errors import ClusterError, ConfigError, RayMissingError, RunDirError
 from nwb_lfads.rundir import SweepDir
 from nwb_lfads.sweep import space as sp
-from nwb_lfads.sweep.cluster import (
-    ClusterError,
-    RayMissingError,
-    check_reachable,
-    import_ray,
-    parse_address,
-)
+from nwb_lfads.sweep.cluster import check_reachable, import_ray, parse_address
 from nwb_lfads.sweep.member import member_config, member_index, smooth
 from nwb_lfads.sweep.population import best_of, exploits, history, lineage, plot_population
 

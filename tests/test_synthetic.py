@@ -7,10 +7,9 @@ import pytest
 from click.testing import CliRunner
 from nwb_lfads.cli.main import main
 
-from nwb_lfads.errors import ConfigError, NwbLfadsError
+from nwb_lfads.errors import ConfigError, NwbLfadsError, OutputDirError
 from nwb_lfads.io import read
 from nwb_lfads.synthetic import (
-    OutputDirError,
     benchmark_rates,
     chaotic_rnn_weights,
     generate_sessions,

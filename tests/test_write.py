@@ -21,11 +21,11 @@ from nwb_lfads.errors import (
     NwbContentError,
     NwbLfadsError,
     NwbLfadsRuntimeError,
+    ResultsFormatError,
     SessionMismatchError,
 )
 from nwb_lfads.io import write as W
 from nwb_lfads.io.write import (
-    ResultsFormatError,
     new_inspector_findings,
     trial_timeline,
     write_results,

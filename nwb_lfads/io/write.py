@@ -43,16 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NwbContentError, NwbLfadsError, SessionMismatchError
+from ..errors import NwbContentError, NwbLfadsError, ResultsFormatError, SessionMismatchError
 from .open import check_nwb_path
 from .provenance import module_description, provenance_rows, provenance_table
 
 MODULE_NAME = "lfads"
 SERIES = (("rates", "Hz"), ("factors", "a.u."), ("inferred_inputs", "a.u."))
-
-
-class ResultsFormatError(NwbLfadsError):
-    """A results Dataset that does not follow DESIGN_NOTES.md (missing variable, coordinate, ...)."""
 
 
 def write_results(

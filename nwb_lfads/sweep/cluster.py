@@ -17,7 +17,7 @@ import contextlib
 import os
 import socket
 
-from ..errors import NwbLfadsError
+from ..errors import ClusterError, RayMissingError
 
 INSTALL_HINT = 'pip install "nwb-lfads[sweep]"'
 CONNECT_TIMEOUT_S = 5.0
@@ -26,14 +26,6 @@ JOIN_RETRIES_S = (
 )
 DEFAULT_GCS_PORT = 6379
 DEFAULT_CLIENT_PORT = 10001
-
-
-class RayMissingError(NwbLfadsError):
-    """Ray (the optional ``sweep`` extra) is not installed."""
-
-
-class ClusterError(NwbLfadsError):
-    """A Ray cluster address that cannot be reached or joined."""
 
 
 def import_ray():
