@@ -27,6 +27,10 @@ COMMANDS = {
 }
 
 
+# third-party packages that a command may need but a plain install lacks -> how to install them
+INSTALL_HINTS = {"ray": 'pip install "nwb-lfads[sweep]"'}
+
+
 class UserError(click.ClickException):
     """A user-fixable error: printed as ``Error: <message>``, exit code 2."""
 
@@ -37,22 +41,29 @@ class LfadsGroup(click.Group):
     """Loads command modules on demand and maps library errors to exit codes."""
 
     def list_commands(self, ctx):
-        return [name for name in COMMANDS if self._load(name) is not None]
+        return list(COMMANDS)
 
     def get_command(self, ctx, name):
         return self._load(name)
 
     @staticmethod
     def _load(name):
+        """The command ``name``, or None for a name that is not a command.
+
+        A command module whose third-party dependency is not installed gives a stand-in that
+        says so when run (:func:`_unavailable`); any other import failure, ours included,
+        propagates with its traceback.
+        """
         module = COMMANDS.get(name)
         if module is None:
             return None
         try:
             mod = importlib.import_module(f"{__package__}.{module}")
-        except ModuleNotFoundError as exc:  # command not built in this checkout
-            if exc.name == f"{__package__}.{module}":
-                return None
-            raise
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if missing in ("", "nwb_lfads"):  # our own code is broken: surface it
+                raise
+            return _unavailable(name, missing)
         return mod.command
 
     def invoke(self, ctx):
@@ -65,6 +76,30 @@ class LfadsGroup(click.Group):
             raise UserError(str(exc)) from None
         except NwbLfadsRuntimeError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def _unavailable(name: str, package: str) -> click.Command:
+    """A stand-in for command ``name`` whose module needs ``package``, which is not installed.
+
+    It is listed by ``--help`` and answers ``--help``; run, it exits with code 2 and one line
+    naming the package and the install command, whatever arguments it was given.
+    """
+    hint = INSTALL_HINTS.get(package, f"pip install {package}")
+    message = (
+        f"`nwb-lfads {name}` needs the Python package '{package}', which is not installed; "
+        f"install it with: {hint}"
+    )
+
+    def callback():
+        raise UserError(message)
+
+    return click.Command(
+        name,
+        callback=callback,
+        help=message,
+        short_help=f"(unavailable: needs {package}; {hint})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 @click.group(cls=LfadsGroup, context_settings={"help_option_names": ["-h", "--help"]})
