@@ -33,7 +33,7 @@ NLB_SMOOTHING_DEFAULTS = {  # dataset: (kernel sd in s, GLM alpha), at 5 ms bins
 }
 GLM_LOG_OFFSET = 1e-4
 GLM_RATE_CLIP = (1e-9, 1e20)
-EDGES = ("renormalize", "zero")
+EDGES = ("renormalize", "zero", "conserve")
 
 
 def _check_bin_sigma(fn: str, bin_size: float, sigma_s: float) -> None:
@@ -67,37 +67,56 @@ def _check_spikes(fn: str, name: str, spikes, n_units: int | None = None) -> np.
     return x
 
 
-def gaussian_kernel(bin_size: float, sigma_s: float) -> np.ndarray:
+def gaussian_kernel(
+    bin_size: float, sigma_s: float, truncate: float | None = 3.0, n_bins: int | None = None
+) -> np.ndarray:
     """Normalised, symmetric Gaussian kernel sampled at bin centres.
 
     Args:
         bin_size: s. sigma_s: s, standard deviation (0 gives the identity kernel [1.0]).
+        truncate: half-width in standard deviations, ``h = ceil(truncate * sigma_s / bin_size)``
+            bins; None: ``h = n_bins - 1``, every bin of a trial of ``n_bins`` bins.
+        n_bins: bins in a trial (only with ``truncate=None``).
     Returns:
-        float64 [2h + 1] summing to 1, h = ceil(3 * sigma_s / bin_size).
+        float64 [2h + 1] summing to 1.
     """
     _check_bin_sigma("gaussian_kernel", bin_size, sigma_s)
     sd = sigma_s / bin_size
     if sd == 0:
         return np.ones(1)
-    h = int(math.ceil(3 * sd))
+    h = int(math.ceil(truncate * sd)) if truncate is not None else max(int(n_bins) - 1, 0)
     k = np.exp(-0.5 * (np.arange(-h, h + 1) / sd) ** 2)
     return k / k.sum()
 
 
-def smooth_spikes(spikes, bin_size: float, sigma_s: float, edge: str = "renormalize") -> np.ndarray:
+def smooth_spikes(
+    spikes,
+    bin_size: float,
+    sigma_s: float,
+    edge: str = "renormalize",
+    *,
+    leave_bin_out: bool = False,
+    truncate: float | None = 3.0,
+) -> np.ndarray:
     """Gaussian smoothing of each trial along time (non-causal, centred kernel).
 
+    The one smoothing of the package (baselines, stitching, summaries, figures).
     ``out[b, t, n] = sum_j k[j] * spikes[b, t + j - h, n]``, bins outside the trial are zero.
     Away from the edges (h bins) the total count is preserved. At the edges:
-    ``edge="renormalize"`` divides by the kernel mass inside the trial, so a constant rate is
-    estimated without bias (the total count is then not exactly preserved);
+    ``edge="renormalize"`` divides each output bin by the kernel mass inside the trial, so a
+    constant rate is estimated without bias (the total count is then not exactly preserved);
     ``edge="zero"`` keeps the zero padding (NLB's ``np.convolve(..., "same")``), which lowers
-    the estimate near the edges.
+    the estimate near the edges; ``edge="conserve"`` renormalises each *input* bin's kernel to
+    the trial instead, so each trial's total count is preserved exactly (nothing leaks out).
+    ``leave_bin_out`` zeroes the kernel's centre tap, so a bin's rate comes from its neighbours
+    only (with ``sigma_s`` under half a bin: the mean of the trial's other bins).
 
     Args:
         spikes: counts, [B, T, N] (int or float, finite, >= 0).
         bin_size: s. sigma_s: s (0 returns the counts unchanged, as float64).
-        edge: "renormalize" or "zero".
+        edge: "renormalize", "zero" or "conserve".
+        leave_bin_out: exclude each bin's own count from its estimate.
+        truncate: kernel half-width in standard deviations (None: the whole trial).
     Returns:
         float64 [B, T, N], spikes per bin.
     """
@@ -105,17 +124,27 @@ def smooth_spikes(spikes, bin_size: float, sigma_s: float, edge: str = "renormal
     x = _check_spikes(fn, "spikes", spikes)
     if edge not in EDGES:
         raise MetricInputError(f"{fn}: edge={edge!r} is not one of {EDGES}")
-    k = gaussian_kernel(bin_size, sigma_s)
-    h, n_t = len(k) // 2, x.shape[1]
+    n_t = x.shape[1]
+    k = gaussian_kernel(bin_size, sigma_s, truncate, n_t).copy()
+    h = len(k) // 2
+    if leave_bin_out:
+        if h == 0:  # kernel narrower than a bin: the trial mean of the other bins
+            return (x.sum(axis=1, keepdims=True) - x) / max(n_t - 1, 1)
+        k[h] = 0.0
+    if edge != "zero":  # kernel mass inside the trial around each bin ([T]; k is symmetric)
+        inside = np.zeros(n_t + 2 * h)
+        inside[h : h + n_t] = 1.0
+        mass = np.zeros(n_t)
+        for j, kj in enumerate(k):
+            mass += kj * inside[j : j + n_t]
+    if edge == "conserve":
+        x = x / mass[None, :, None]
     padded = np.zeros((x.shape[0], n_t + 2 * h, x.shape[2]))
     padded[:, h : h + n_t] = x
     out = np.zeros_like(x)
     for j, kj in enumerate(k):
         out += kj * padded[:, j : j + n_t]
     if edge == "renormalize":
-        inside = np.zeros(n_t + 2 * h)
-        inside[h : h + n_t] = 1.0
-        mass = np.array([k @ inside[t : t + 2 * h + 1] for t in range(n_t)])
         out /= mass[None, :, None]
     return out
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .baselines import smooth_spikes
+
 DPI = 110
 PSTH_SIGMA_S = 0.05
 
@@ -62,30 +64,6 @@ def _time_label(ds) -> str:
 
 
 # ---------------------------------------------------------------- helpers (pure)
-
-
-def smooth_counts(
-    counts, bin_size: float, sigma_s: float = PSTH_SIGMA_S, axis: int = 1
-) -> np.ndarray:
-    """Gaussian smoothing along time that preserves each trace's total count.
-
-    Each bin's count is spread over the trace by a Gaussian of standard deviation ``sigma_s``
-    truncated to the trace and renormalised, so nothing leaks out at the edges.
-
-    Args:
-        counts: float or int, any shape, time along ``axis`` (spikes per bin, or a PSTH).
-        bin_size: s. sigma_s: s (0 returns the input as float64).
-
-    Returns:
-        float64, same shape as ``counts``; ``sum`` along ``axis`` is unchanged.
-    """
-    x = np.moveaxis(np.asarray(counts, dtype=np.float64), axis, -1)
-    if sigma_s <= 0:
-        return np.moveaxis(x, -1, axis)
-    t = np.arange(x.shape[-1])
-    kernel = np.exp(-0.5 * ((t[:, None] - t[None, :]) * bin_size / sigma_s) ** 2)  # [out, in]
-    kernel /= kernel.sum(axis=0, keepdims=True)
-    return np.moveaxis(x @ kernel.T, -1, axis)
 
 
 def pca(x, n_components: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -331,12 +309,17 @@ def plot_psths(
     n_row = int(np.ceil(len(units) / n_col))
     fig = _figure(4.0 * n_col, 3.0 * n_row + 0.6)
     axes = fig.subplots(n_row, n_col, squeeze=False, sharex=True)
+    sels = [valid & (labels == cond) for cond in conds]
+    observed_hz = [  # [T, N] per condition; each PSTH keeps its total count
+        smooth_spikes(
+            spikes[sel].mean(axis=0, keepdims=True), bin_size, sigma_s, "conserve", truncate=None
+        )[0]
+        / bin_size
+        for sel in sels
+    ]
     for ax, u in zip(axes.ravel(), units):
-        for c, cond in enumerate(conds):
-            sel = valid & (labels == cond)
-            observed = (
-                smooth_counts(spikes[sel, :, u].mean(axis=0), bin_size, sigma_s, axis=0) / bin_size
-            )
+        for c, (cond, sel) in enumerate(zip(conds, sels)):
+            observed = observed_hz[c][:, u]
             ax.plot(
                 time, rates[sel, :, u].mean(axis=0), "-", color=f"C{c}", label=f"{condition} {cond}"
             )

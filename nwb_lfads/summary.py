@@ -14,44 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .baselines import gaussian_kernel, smoothing_rates
+from .baselines import smooth_spikes, smoothing_rates
 from .metrics import bits_per_spike, r2_per_neuron
 
 SIGMA_S = 0.05  # s, Gaussian sd of the smoothing baseline for R^2
 SIGMA_GRID_S = (0.02, 0.05, 0.1)  # s, kernel widths tried for the bits/spike baseline
 ALPHA_GRID = (0.02, 0.1, 0.3)  # weights of the unit's mean rate tried for it
 RATE_FLOOR = 1e-9  # spikes/bin, so bits/spike stays finite where the baseline is 0
-
-
-def leave_bin_out_smoothing(
-    spikes: np.ndarray, bin_size: float, sigma_s: float = SIGMA_S
-) -> np.ndarray:
-    """Rates per bin from the neighbouring bins only.
-
-    Args:
-        spikes: counts [B, T, N]. bin_size, sigma_s: seconds.
-    Returns:
-        float64 [B, T, N] spikes per bin; the kernel's centre tap is zero and the weights of the
-        taps inside the trial are renormalised to sum to 1.
-    """
-    x = np.asarray(spikes, dtype=np.float64)
-    k = gaussian_kernel(bin_size, sigma_s).copy()
-    h = len(k) // 2
-    if h == 0:  # kernel narrower than a bin: fall back to the trial mean of the other bins
-        total = x.sum(axis=1, keepdims=True)
-        return (total - x) / max(x.shape[1] - 1, 1)
-    k[h] = 0.0
-    n_t = x.shape[1]
-    padded = np.zeros((x.shape[0], n_t + 2 * h, x.shape[2]))
-    padded[:, h : h + n_t] = x
-    inside = np.zeros(n_t + 2 * h)
-    inside[h : h + n_t] = 1.0
-    out = np.zeros_like(x)
-    mass = np.zeros(n_t)
-    for j, kj in enumerate(k):
-        out += kj * padded[:, j : j + n_t]
-        mass += kj * inside[j : j + n_t]
-    return out / mass[None, :, None]
 
 
 def smoothing_bps_baseline(
@@ -64,7 +33,8 @@ def smoothing_bps_baseline(
     """
 
     def rates(x, sigma, alpha, mean):
-        return (1 - alpha) * leave_bin_out_smoothing(x, bin_size, sigma) + alpha * mean
+        smoothed = smooth_spikes(x, bin_size, sigma, leave_bin_out=True)
+        return (1 - alpha) * smoothed + alpha * mean
 
     fit_on = train if train.any() and spikes[train].sum() > 0 else valid
     mean = np.maximum(spikes[fit_on].mean(axis=(0, 1)), RATE_FLOOR)

@@ -27,34 +27,64 @@ def test_gaussian_kernel_is_normalised_symmetric_and_truncated_at_3_sd():
     assert k[16] / k[15] == pytest.approx(math.exp(-0.5 / 25))
     assert gaussian_kernel(0.01, 0.0).tolist() == [1.0]
     assert len(gaussian_kernel(0.005, 0.012)) == 2 * math.ceil(3 * 2.4) + 1
+    assert len(gaussian_kernel(0.01, 0.05, truncate=2.0)) == 21
+    whole = gaussian_kernel(0.01, 0.05, truncate=None, n_bins=40)  # spans a 40-bin trial
+    assert len(whole) == 79 and whole.sum() == pytest.approx(1.0)
 
 
-def loop_smooth(spikes, k, renormalize):
+def loop_smooth(spikes, k, edge, leave_bin_out=False):
+    """Scalar loops: renormalize divides by the output bin's in-trial kernel mass, conserve
+    spreads each input bin by its own in-trial kernel mass."""
     n_b, n_t, n_n = spikes.shape
     h = len(k) // 2
+    k = np.array(k, dtype=float)
+    if leave_bin_out:
+        k[h] = 0.0
+
+    def in_trial_mass(t):
+        return sum(k[j] for j in range(len(k)) if 0 <= t + j - h < n_t)
+
     out = np.zeros((n_b, n_t, n_n))
     for b in range(n_b):
         for n in range(n_n):
             for t in range(n_t):
-                acc, mass = 0.0, 0.0
+                acc = 0.0
                 for j in range(len(k)):
                     s = t + j - h
                     if 0 <= s < n_t:
-                        acc += k[j] * spikes[b, s, n]
-                        mass += k[j]
-                out[b, t, n] = acc / mass if renormalize else acc
+                        w = k[j] / in_trial_mass(s) if edge == "conserve" else k[j]
+                        acc += w * spikes[b, s, n]
+                out[b, t, n] = acc / in_trial_mass(t) if edge == "renormalize" else acc
     return out
 
 
-@pytest.mark.parametrize("edge", ["zero", "renormalize"])
-def test_smooth_spikes_matches_loop(edge):
+@pytest.mark.parametrize("leave_bin_out", [False, True])
+@pytest.mark.parametrize("edge", ["zero", "renormalize", "conserve"])
+def test_smooth_spikes_matches_loop(edge, leave_bin_out):
     spikes = np.random.default_rng(0).poisson(1.0, size=(2, 9, 3))
     k = gaussian_kernel(0.01, 0.02)
     np.testing.assert_allclose(
-        smooth_spikes(spikes, 0.01, 0.02, edge=edge),
-        loop_smooth(spikes, k, edge == "renormalize"),
+        smooth_spikes(spikes, 0.01, 0.02, edge=edge, leave_bin_out=leave_bin_out),
+        loop_smooth(spikes, k, edge, leave_bin_out),
         rtol=1e-12,
     )
+
+
+def test_conserve_keeps_each_trial_total_and_leave_bin_out_ignores_the_bin():
+    counts = np.random.default_rng(4).poisson(0.3, size=(5, 70, 4))
+    for truncate in (3.0, None):
+        smooth = smooth_spikes(counts, 0.01, 0.05, "conserve", truncate=truncate)
+        assert smooth.shape == counts.shape
+        np.testing.assert_allclose(smooth.sum(axis=1), counts.sum(axis=1), rtol=1e-12)
+    spike = np.zeros((1, 50, 1))
+    spike[0, 0, 0] = 1.0  # a spike at the edge keeps its whole mass
+    one = smooth_spikes(spike, 0.01, 0.03, "conserve", truncate=None)[0, :, 0]
+    assert one.sum() == pytest.approx(1.0) and one[0] < 1.0 and one[5] > 0
+    np.testing.assert_array_equal(smooth_spikes(counts, 0.01, 0.0, "conserve"), counts)
+    lone = smooth_spikes(spike, 0.01, 0.03, leave_bin_out=True)[0, :, 0]
+    assert lone[0] == 0.0 and lone[1] > 0  # the spike is not its own bin's estimate
+    other_bins = smooth_spikes(spike, 0.01, 0.0, leave_bin_out=True)[0, :, 0]  # no kernel
+    np.testing.assert_allclose(other_bins, np.r_[0.0, np.full(49, 1 / 49)])
 
 
 def test_smoothing_preserves_mass_away_from_edges_and_constants_with_renormalisation():

@@ -7,7 +7,6 @@ import struct
 import sys
 
 import numpy as np
-import pytest
 import xarray as xr
 from helpers import make_results
 
@@ -148,19 +147,6 @@ def test_pca_components_orthonormal_and_ordered():
     np.testing.assert_allclose(mean, x.mean(axis=0))
     assert np.all(np.diff(explained) < 0) and 0.9 < explained.sum() < 1
     assert abs(comps[0, 0]) > 0.99  # the widest axis comes first
-
-
-def test_smoothing_preserves_total_counts_and_spreads():
-    rng = np.random.default_rng(4)
-    counts = rng.poisson(0.3, size=(5, 70, 4))
-    smooth = report.smooth_counts(counts, BIN, 0.05, axis=1)
-    assert smooth.shape == counts.shape
-    np.testing.assert_allclose(smooth.sum(axis=1), counts.sum(axis=1), rtol=1e-12)
-    spike = np.zeros(50)
-    spike[0] = 1.0  # a spike at the edge keeps its whole mass
-    one = report.smooth_counts(spike, BIN, 0.03, axis=0)
-    assert one.sum() == pytest.approx(1.0) and one[0] < 1.0 and one[5] > 0
-    np.testing.assert_array_equal(report.smooth_counts(counts, BIN, 0.0), counts)
 
 
 def test_import_report_does_not_pull_in_matplotlib():
