@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from nwb_lfads.errors import MetricInputError
+from nwb_lfads.metrics import RATE_FLOOR
 
 NLB_SMOOTHING_DEFAULTS = {  # dataset: (kernel sd in s, GLM alpha), at 5 ms bins
     "mc_maze": (0.050, 0.01),
@@ -32,7 +33,7 @@ NLB_SMOOTHING_DEFAULTS = {  # dataset: (kernel sd in s, GLM alpha), at 5 ms bins
     "mc_maze_small": (0.060, 0.1),
 }
 GLM_LOG_OFFSET = 1e-4
-GLM_RATE_CLIP = (1e-9, 1e20)
+GLM_RATE_CLIP = (RATE_FLOOR, 1e20)  # spikes per bin, NLB clip of the GLM predictions
 EDGES = ("renormalize", "zero", "conserve")
 
 

@@ -33,6 +33,8 @@ import numpy as np
 
 from nwb_lfads.errors import MetricInputError
 
+# spikes per bin: a predicted rate of exactly 0 becomes this before its log in a Poisson
+# likelihood or bits/spike (NLB's floor); the floor of every predicted rate that is scored
 RATE_FLOOR = 1e-9
 NLB_RIDGE_ALPHAS = np.logspace(-4, 0, 9)
 NLB_VELOCITY_LAG_S = {
@@ -153,7 +155,7 @@ def _nll(r: np.ndarray, k: np.ndarray) -> float:
 def poisson_nll(rates_per_bin, spikes, mask=None) -> float:
     """Poisson negative log-likelihood, summed over evaluated entries, in nats.
 
-    ``sum(r - k log r + log k!)``; exact zeros in ``r`` become 1e-9 (NLB).
+    ``sum(r - k log r + log k!)``; exact zeros in ``r`` become ``RATE_FLOOR`` (NLB).
 
     Args:
         rates_per_bin: float, expected counts per bin, any shape, e.g. [B, T, N].

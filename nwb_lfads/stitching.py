@@ -57,8 +57,9 @@ benchmark better (DESIGN_NOTES.md, "Stitching").
    ``trial_sd=None`` skips (b).
 5. **Read-out.** ``readout_w = pinv(W_s)`` [D, N_s] (singular values below ``PINV_RTOL`` times
    the largest are dropped), so that ``Z @ readout_w ~= centred rates`` in spikes per bin;
-   ``readout_w_log = readout_w / max(mean_rate, RATE_FLOOR)`` is its first-order translation to
-   log-rates (``log r ~= log m + (r - m) / m``). ``readout_b = log(max(mean_rate, RATE_FLOOR))``
+   ``readout_w_log = readout_w / max(mean_rate, MEAN_COUNT_FLOOR)`` is its first-order
+   translation to log-rates (``log r ~= log m + (r - m) / m``).
+   ``readout_b = log(max(mean_rate, MEAN_COUNT_FLOOR))``
    with ``mean_rate`` each unit's mean count per bin over all trials and bins: the bias of a
    read-out that produces log expected counts per bin, as the LFADS Poisson read-out does.
    LFADS factors are not the read-in outputs in general, so the read-out weights are a sensible
@@ -89,7 +90,10 @@ from .errors import (
 MIN_SAMPLES_PER_COMPONENT = 2  # fewer averaged samples than this times D is "too few"
 MAX_TRIAL_SAMPLES = 50_000  # cap of trial x time samples in the "trials" rule
 SOFT_NORM_HZ = 1.0  # added to each unit's sd (in Hz, times bin_size) before dividing
-RATE_FLOOR = 1e-3  # spikes per bin; floor of the mean rate before the log (as the trainer's)
+# spikes per bin: floor of a unit's *observed* mean count before the read-out initialisation
+# takes its log (bias) or divides by it (log-rate weights); not ``metrics.RATE_FLOOR``, which
+# floors predicted rates
+MEAN_COUNT_FLOOR = 1e-3
 PINV_RTOL = 1e-6  # relative cut-off of singular values in pinv(W_s)
 RANK_RTOL = 1e-10  # components with s^2 below this times the largest s^2 do not exist
 MAX_SCALE_TRIALS = 500  # trials per session (evenly spaced) that set the single-trial scale
@@ -104,7 +108,8 @@ class ReadinInit(NamedTuple):
             rates in spikes per bin.
         readin_b: [D] per session.
         readout_w: [D, N_s] per session, ``pinv(readin_w)``: scores -> centred spikes per bin.
-        readout_b: [N_s] per session, log of the unit's mean count per bin (floored at RATE_FLOOR).
+        readout_b: [N_s] per session, log of the unit's mean count per bin (floored at
+            MEAN_COUNT_FLOOR).
         explained_variance_ratio: [D], variance fraction of each shared component over the
             normalised, concatenated samples; sorted descending, zero for padded components.
         readout_w_log: [D, N_s] per session, ``readout_w / mean rate``: scores -> log-rate change.
@@ -414,7 +419,7 @@ def pcr_readin(
     readin_w, readin_b, readout_w, readout_b, readout_w_log = [], [], [], [], []
     for a, w, m in zip(arrays, weights, means):
         w_out = np.linalg.pinv(w, rtol=PINV_RTOL) if np.any(w) else np.zeros(w.T.shape)
-        mean_rate = np.maximum(a.mean(axis=(0, 1), dtype=np.float64), RATE_FLOOR)
+        mean_rate = np.maximum(a.mean(axis=(0, 1), dtype=np.float64), MEAN_COUNT_FLOOR)
         readin_w.append(w)
         readin_b.append(-m @ w)
         readout_w.append(w_out)
@@ -531,7 +536,8 @@ def initial_readin(data, model_cfg):
     """The model's starting read-in/read-out for ``data`` (a ``nwb_lfads.data.TrainingData``).
 
     The read-out bias starts at each unit's mean count per bin (its log, floored at
-    ``RATE_FLOOR`` spikes per bin, for the Poisson likelihood), float32 [S, N], 0 for padding.
+    ``MEAN_COUNT_FLOOR`` spikes per bin, for the Poisson likelihood), float32 [S, N], 0 for
+    padding.
     With ``model_cfg.readin_init`` ``random`` the read-in and read-out weights keep the model's
     random initialisation; with ``pcr`` they start from principal-component regression
     (:func:`readin_init_from_data`; the read-out only when its width equals ``fac_dim``).
@@ -543,7 +549,7 @@ def initial_readin(data, model_cfg):
 
     means = data.unit_means.astype(np.float32)
     poisson = model_cfg.likelihood == Likelihood.POISSON
-    bias = np.log(np.maximum(means, RATE_FLOOR)) if poisson else means
+    bias = np.log(np.maximum(means, MEAN_COUNT_FLOOR)) if poisson else means
     readout_b = np.where(data.unit_mask, bias, 0.0).astype(np.float32)
     if model_cfg.readin_init == ReadinMethod.RANDOM:
         return ReadInit(readout_b=readout_b)

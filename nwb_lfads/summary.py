@@ -15,12 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from .baselines import smooth_spikes, smoothing_rates
-from .metrics import bits_per_spike, r2_per_neuron
+from .metrics import RATE_FLOOR, bits_per_spike, r2_per_neuron
 
 SIGMA_S = 0.05  # s, Gaussian sd of the smoothing baseline for R^2
 SIGMA_GRID_S = (0.02, 0.05, 0.1)  # s, kernel widths tried for the bits/spike baseline
 ALPHA_GRID = (0.02, 0.1, 0.3)  # weights of the unit's mean rate tried for it
-RATE_FLOOR = 1e-9  # spikes/bin, so bits/spike stays finite where the baseline is 0
 
 
 def smoothing_bps_baseline(

@@ -17,7 +17,7 @@ from nwb_lfads.errors import (
     StitchingWarning,
 )
 from nwb_lfads.stitching import (
-    RATE_FLOOR,
+    MEAN_COUNT_FLOOR,
     ReadinInit,
     pcr_readin,
     stack_padded,
@@ -195,8 +195,8 @@ def test_read_out_is_the_pseudo_inverse_with_log_mean_rate_bias(chaotic):
         assert w.shape == (n, 4) and w_out.shape == (4, n) and b_out.shape == (n,)
         np.testing.assert_allclose(w_out @ w, np.eye(4), atol=1e-8)  # left inverse
         mean = s.spikes.mean(axis=(0, 1))
-        np.testing.assert_allclose(b_out, np.log(np.maximum(mean, RATE_FLOOR)))
-        np.testing.assert_allclose(w_log, w_out / np.maximum(mean, RATE_FLOOR))
+        np.testing.assert_allclose(b_out, np.log(np.maximum(mean, MEAN_COUNT_FLOOR)))
+        np.testing.assert_allclose(w_log, w_out / np.maximum(mean, MEAN_COUNT_FLOOR))
 
 
 # ---------------------------------------------------------------- padding, silent units, EVR
@@ -238,7 +238,7 @@ def test_silent_units_give_finite_weights_and_zero_rows(chaotic):
     for field in ("readin_w", "readin_b", "readout_w", "readout_b", "readout_w_log"):
         assert all(np.all(np.isfinite(x)) for x in getattr(init, field)), field
     np.testing.assert_allclose(init.readin_w[1][[0, 7, 29]], 0.0, atol=1e-12)
-    np.testing.assert_allclose(init.readout_b[1][[0, 7, 29]], np.log(RATE_FLOOR))
+    np.testing.assert_allclose(init.readout_b[1][[0, 7, 29]], np.log(MEAN_COUNT_FLOOR))
     # a session that is entirely silent still yields finite (zero) read-in weights
     spikes[2][:] = 0
     init = pcr_readin(spikes, 4, BIN, conditions_list=[s.condition_id for s in chaotic])
