@@ -24,6 +24,7 @@ COMMANDS = {
     "sweep": "cmd_sweep",
     "download": "cmd_download",
     "demo": "cmd_demo",
+    "view": "cmd_view",
 }
 
 

@@ -66,12 +66,18 @@ def bin_centres(start_time: np.ndarray, n_bins: int, bin_size: float) -> np.ndar
 
 
 def _compressed(data: np.ndarray, n_bins: int):
-    """float32 ``data`` [n_samples, n_columns] wrapped for gzip, chunked by whole trials (~10 per chunk)."""
+    """float32 ``data`` [n_samples, n_columns] wrapped for gzip, chunked by whole trials (~10 per
+    chunk); no shuffle, which Neurosift undoes wrongly (``nwb_lfads.io.filters``)."""
     from hdmf.backends.hdf5 import H5DataIO
+
+    from .filters import GZIP_LEVEL
 
     rows = min(data.shape[0], n_bins * max(1, 10 * 50 // max(1, data.shape[1])))
     return H5DataIO(
-        data.astype(np.float32), compression="gzip", shuffle=True, chunks=(rows, data.shape[1])
+        data.astype(np.float32),
+        compression="gzip",
+        compression_opts=GZIP_LEVEL,
+        chunks=(rows, data.shape[1]),
     )
 
 

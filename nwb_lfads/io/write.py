@@ -31,6 +31,9 @@ Time axis. Samples are bin centres in session time (``align_time + time``, DESIG
   are merged with the reader's ``merge_windows`` (bins of overlapping windows with the same
   centre are averaged) onto one regular grid, written as ``starting_time`` (first bin centre)
   and ``rate`` (1 / bin size); should the windows leave gaps, ``timestamps`` are written.
+
+HDF5 filters. Every array of ``processing/lfads`` goes through ``filters.compressed``: gzip
+alone, no ``shuffle``, which Neurosift undoes wrongly (``nwb_lfads.io.filters``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NwbContentError, NwbLfadsError, ResultsFormatError, SessionMismatchError
+from .filters import compressed
 from .open import check_nwb_path
 from .provenance import module_description, provenance_rows, provenance_table
 
@@ -197,7 +201,6 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
         provenance: nested dict stored in the ``provenance`` table.
         source_name: file name shown in descriptions.
     """
-    from hdmf.backends.hdf5 import H5DataIO
     from pynwb import ProcessingModule, TimeSeries
 
     bin_size = _bin_size(results)
@@ -286,11 +289,11 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
             continue
         kwargs = dict(timing)
         if "timestamps" in kwargs:
-            kwargs["timestamps"] = H5DataIO(kwargs["timestamps"], compression="gzip")
+            kwargs["timestamps"] = compressed(kwargs["timestamps"])
         module.add(
             TimeSeries(
                 name=name,
-                data=H5DataIO(data[name], compression="gzip", shuffle=True),
+                data=compressed(data[name]),
                 unit=unit,
                 description=descriptions[name],
                 **kwargs,
