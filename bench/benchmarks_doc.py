@@ -91,6 +91,17 @@ ABOUT = {
         "python bench/sweep.py --minutes 10 --population 4 --workers 2",
         "Best member of a population-based search against one default fit, same budget.",
     ),
+    "viewer_check": (
+        "What Neurosift shows",
+        "python bench/viewer_check.py [--filters RUN_DIR/X.lfads.nwb]",
+        "The local Neurosift build opens each series of processing/lfads through a LINDI index "
+        "(as it opens DANDI assets) in headless Chromium; the screenshots are beside the "
+        "results. `series` lines: a simulated session fitted 3 epochs, the data's range and "
+        "the range over what the plot opens on (columns 0-3). `filters` lines: MC_Maze_Small's "
+        "enriched file with its series rewritten under each candidate filter set: bytes of "
+        "the series' data, h5py read of `rates`, and whether the viewer's plot is the "
+        "unfiltered file's, pixel for pixel.",
+    ),
     "read": (
         "Reading NWB sessions",
         "python bench/read.py",
@@ -322,6 +333,25 @@ COLUMNS: dict[str, list] = {
         ("step ms", lambda r: _num(r.get("step_ms"), "{:.1f}")),
         ("compile s", lambda r: _num(r.get("compile_s"), "{:.1f}")),
         ("peak RSS MB", lambda r: _num(r.get("peak_rss_mb"), "{:,.0f}")),
+    ],
+    "viewer_check": [
+        ("mode", lambda r: _cell(r.get("mode", ""))),
+        ("candidate", lambda r: _cell(r.get("candidate", ""))),
+        ("series", lambda r: _cell(str(r.get("series", "")).rsplit("/", 1)[-1])),
+        ("filters", lambda r: _cell(" + ".join(r.get("filters") or []) or "none")),
+        ("min / max", lambda r: f"{_num(r.get('min'), '{:.3g}')} / {_num(r.get('max'), '{:.3g}')}"),
+        (
+            "shown min / max",
+            lambda r: f"{_num(r.get('view_min'), '{:.3g}')} / {_num(r.get('view_max'), '{:.3g}')}",
+        ),
+        ("data bytes", lambda r: _num(r.get("lfads_data_bytes"), "{:,}")),
+        ("read ms", lambda r: _num(r.get("read_rates_ms"), "{:.1f}")),
+        ("opened", lambda r: _cell(r.get("error") or r.get("opened", ""))),
+        ("same plot as none", lambda r: _cell(r.get("same_plot_as_none", ""))),
+        (
+            "screenshot",
+            lambda r: f"[png]({LINK_PREFIX}{r['screenshot']})" if r.get("screenshot") else "",
+        ),
     ],
     "reference_scan": [
         ("device", _device),

@@ -44,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 CHECKER = ROOT.parent / "shared" / "tools" / "neurosift" / "check.py"
 GROUP = "processing/lfads"
-VIEW_SECONDS = 7.5  # the time window Neurosift's series plot opens with
+VIEW_SAMPLES = 1500  # Neurosift's series plot opens on this many samples' worth of time
 
 # candidate -> h5py create_dataset keywords; "shuffle+gzip4" is what the writer used before
 CANDIDATES = {
@@ -85,8 +85,9 @@ def series_paths(path: Path) -> list[str]:
 
 def describe(path: Path, series: str) -> dict:
     """Shape, min, max (NaN ignored) and HDF5 filter names of ``series/data`` read with h5py,
-    and ``view_min``/``view_max``: the same over what Neurosift's plot first shows (columns
-    0-3, the first ``VIEW_SECONDS`` of samples at the series' sampling rate)."""
+    and ``view_min``/``view_max``: the same over about what Neurosift's plot opens on, columns
+    0-3 from the first sample for ``VIEW_SAMPLES / rate`` seconds of session time (``rate`` from
+    the median timestamp step)."""
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -96,10 +97,12 @@ def describe(path: Path, series: str) -> dict:
         plist = ds.id.get_create_plist()
         names = [plist.get_filter(i)[3].decode() for i in range(plist.get_nfilters())]
         if "timestamps" in group:
-            rate = 1.0 / float(np.median(np.diff(group["timestamps"][:])))
+            stamps = group["timestamps"][:]
         else:
-            rate = float(group["starting_time"].attrs["rate"])
-    view = data[: int(round(VIEW_SECONDS * rate)), :4]
+            start = group["starting_time"]
+            stamps = float(start[()]) + np.arange(len(data)) / float(start.attrs["rate"])
+    rate = 1.0 / float(np.median(np.diff(stamps)))
+    view = data[stamps < stamps[0] + VIEW_SAMPLES / rate, :4]
     return {
         "series": series,
         "shape": list(data.shape),
@@ -130,7 +133,8 @@ def shrink(png: Path) -> None:
 
 
 def check(checker: Path, nwb: Path, series: str, png: Path) -> dict:
-    """Run the shared checker; its JSON plus ``checker_ok`` and the error's tail on failure."""
+    """Run the shared checker: ``opened``, the error's last line on failure, the screenshot."""
+    png.unlink(missing_ok=True)  # a screenshot of an earlier run is not this one's
     proc = subprocess.run(
         [sys.executable, str(checker), str(nwb), series, str(png)],
         capture_output=True,
@@ -139,14 +143,14 @@ def check(checker: Path, nwb: Path, series: str, png: Path) -> dict:
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     result = json.loads(lines[-1]) if lines else {"opened": False}
-    result["checker_ok"] = proc.returncode == 0
     if proc.returncode != 0:
         result["error"] = (proc.stderr.strip().splitlines() or ["(no message)"])[-1][-300:]
-    if png.exists():
-        shrink(png)
     verdict = {"opened": bool(result.get("opened"))}
     if "error" in result:
         verdict["error"] = result["error"]
+    if png.exists():
+        shrink(png)
+        verdict["screenshot"] = png.name
     return verdict
 
 
@@ -156,7 +160,10 @@ def run_series(args) -> list[dict]:
 
     work = Path(args.work or tempfile.mkdtemp(prefix="viewer-check-"))
     cli = [sys.executable, "-m", "nwb_lfads.cli.main"]
-    subprocess.run([*cli, "simulate", str(work / "sim"), "--seed", "0"], check=True)
+    # their progress goes to stderr: stdout is the JSON lines
+    subprocess.run(
+        [*cli, "simulate", str(work / "sim"), "--seed", "0"], check=True, stdout=sys.stderr
+    )
     sources = sorted((work / "sim").glob("*.nwb"))
     run = work / "run"
     fit = [
@@ -178,13 +185,13 @@ def run_series(args) -> list[dict]:
         "--no-plots",
         "--quiet",
     ]
-    subprocess.run(fit, check=True)
+    subprocess.run(fit, check=True, stdout=sys.stderr)
     written = RunDir(run).output(sources[0])
     rows = []
     for series in series_paths(written):
         png = args.out / f"viewer_check_{series.rsplit('/', 1)[-1]}.png"
         row = {"mode": "series", "file": written.name, **describe(written, series)}
-        row.update(check(args.checker, written, series, png), screenshot=png.name)
+        row.update(check(args.checker, written, series, png))
         rows.append(row)
     return rows
 
@@ -235,11 +242,10 @@ def run_filters(args) -> list[dict]:
             row = {"mode": "filters", "file": src.name, "candidate": name}
             row.update(describe(dst, rates), lfads_data_bytes=nbytes)
             row["read_rates_ms"] = round(1e3 * read_seconds(dst, rates), 2)
-            row.update(check(args.checker, dst, rates, png), screenshot=png.name)
-            if png.exists() and (args.out / rows[0]["screenshot"]).exists():
-                # the unfiltered file is the reference: the same picture is the same values
-                same = np.array_equal(pixels(png), pixels(args.out / rows[0]["screenshot"]))
-                row["same_plot_as_none"] = bool(same)
+            row.update(check(args.checker, dst, rates, png))
+            reference = args.out / "viewer_check_filter_none.png"  # the unfiltered file's
+            if png.exists() and reference.exists():  # the same picture: the same values
+                row["same_plot_as_none"] = bool(np.array_equal(pixels(png), pixels(reference)))
             rows.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
