@@ -1,25 +1,36 @@
-"""Multi-session stitching, recovery and throughput: prints one JSON line.
+"""Multi-session stitching, a recovery suite over random scenarios and throughput: one JSON line.
 
-    python bench/stitching.py              # about 10 minutes on 2 CPU cores
-    python bench/stitching.py --skip-throughput --units 40 55 70 --trials 400 400 20
+    python bench/stitching.py --skip-throughput --seeds 5 --seconds 60
+    python bench/stitching.py --skip-throughput --set train.session_sampling=balanced
 
-**Recovery.** Sessions from one latent chaotic RNN (:func:`nwb_lfads.synthetic.generate_sessions`,
-each session with its own units and log-linear read-out); the last session is the small one,
-with one trial per condition by default (``--trials 400 400 20``, 20 conditions): with two or
-more trials per condition of 10-20 conditions and 30+ units, a session alone already learns the
-dynamics as well as the joint model, and stitching has nothing to add. Both fits use the same
-model and settings, including ``kl_ic_scale = KL_IC_SCALE`` (0.5): at the default 1.0 the tiny
-benchmark model sometimes collapses its initial-condition posterior (docs/DESIGN.md,
-"Stitching: random read-ins by default").
-The joint (stitched) fit and the small session's fit alone get the SAME BUDGET OF OPTIMIZER
-STEPS (``--steps``, same batch size cap, same model). Every schedule counted in epochs (KL and
-L2 ramps, learning-rate patience) is converted so that it spans the same number of steps in
-both fits; early stopping is off; the parameters scored are the trainer's best by validation
-loss. Score: per-neuron R^2 (:func:`nwb_lfads.metrics.r2_per_neuron`, over all trials and bins,
-averaged over units) of posterior-mean rates (Hz) against the true rates (Hz), for every trial
-of the session (training and validation). Output ``recovery``: ``small_joint_r2``,
-``small_alone_r2``, ``margin`` (joint minus alone), ``large_joint_r2`` (one per large session),
-each fit's ``joint`` / ``alone`` details, and ``accept``: ``margin >= 0.10``.
+**Recovery suite.** For each of ``--seeds`` seeds (``--first-seed``, +1, ...) a scenario is
+drawn from a seeded RNG: 2 to ``--max-sessions`` sessions, 30-80 units each, 10-40 conditions,
+one small session of 20-100 trials (the last) and larger ones of 200-400 (trial counts are
+whole multiples of the conditions, so all sessions run through the same conditions), all from
+one latent chaotic RNN (:func:`nwb_lfads.synthetic.generate_sessions`, each session with its
+own units and log-linear read-out). The draw depends only on the seed and ``--max-sessions``,
+so variants (``--set KEY=VALUE``, applied to every fit) are compared on the same data.
+
+Every scenario is fitted twice over: the JOINT (stitched) model of all its sessions, and EVERY
+session ALONE, each fit for ``--seconds`` of the Trainer's wall time (``trainer.elapsed``:
+epochs and their validation passes) after its first epoch (compilation), same model and
+settings: :data:`MODEL`, :data:`TRAIN` (``kl_ic_scale`` 0.5: at the default 1.0 the tiny model
+sometimes collapses its initial-condition posterior; early stopping off, so every fit uses its
+budget; the learning rate may still reach ``lr_min``, which ends a fit), then the overrides
+(``model.readin_init=pcr`` stays random in the single-session fits, which have no read-in).
+Score: per-neuron R^2 (:func:`nwb_lfads.metrics.r2_per_neuron`, all trials and bins, averaged
+over units) of the best parameters' posterior-mean rates (Hz) against the true rates (Hz), every
+trial of the session (training and validation).
+
+Output (one JSON line): ``settings`` (seeds, seconds, max_sessions, model, train), ``sets``,
+``commit`` and ``dirty`` (uncommitted changes under nwb_lfads/ or in this file), ``scenarios``
+(per seed: ``conditions``, ``joint`` fit details, ``sessions`` rows: ``role``
+small/large, ``units``, ``trials``, ``r2_joint``, ``r2_alone``, ``gain`` = joint minus alone,
+``epochs_joint`` / ``epochs_alone``, ``steps_alone``, ``trials_per_s_joint`` /
+``trials_per_s_alone`` = this session's training trials drawn into batches per second of each
+fit), ``summary`` (``small``: mean, min, sd (n-1) and number of positive gains over seeds;
+``large``: worst (lowest) gain; ``accept`` against the issue's bar: small mean >= 0.10 and
+min > 0, no large gain below -0.02), ``total_s``. A readable table goes to stderr.
 
 **Throughput.** Trials per second of the training step measured with the Trainer: the
 wall time of ``train_epoch`` (optimizer steps plus the validation pass) for epochs 2.., the
@@ -34,10 +45,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
-KL_IC_SCALE = 0.5  # both fits; see the module docstring
+ROOT = Path(__file__).resolve().parent.parent
 MODEL = dict(
     gen_dim=64,
     ic_enc_dim=32,
@@ -48,6 +62,31 @@ MODEL = dict(
     fac_dim=12,
     dropout_rate=0.05,
 )
+TRAIN = dict(
+    batch_size=64,
+    kl_ic_scale=0.5,  # see the module docstring
+    early_stop_patience=10**6,
+    max_epochs=10**6,
+    n_samples=20,
+)
+UNITS, SMALL_TRIALS, LARGE_TRIALS, CONDITIONS = (30, 80), (20, 100), (200, 400), (10, 40)
+SMALL_MEAN_BAR, LARGE_LOSS_BAR = 0.10, -0.02  # the issue's acceptance
+
+
+def draw_scenario(seed: int, max_sessions: int) -> dict:
+    """Sessions, units, conditions and trials of one scenario; the small session is the last."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, max_sessions + 1))
+    c = int(rng.integers(CONDITIONS[0], CONDITIONS[1] + 1))
+    units = [int(u) for u in rng.integers(UNITS[0], UNITS[1] + 1, size=n)]
+
+    def reps(lo: int, hi: int) -> int:  # trials per condition so that lo <= c * reps <= hi
+        return int(rng.integers(-(-lo // c), hi // c + 1))
+
+    tpc = [reps(*LARGE_TRIALS) for _ in range(n - 1)] + [reps(*SMALL_TRIALS)]
+    return {"seed": seed, "conditions": c, "units": units, "trials_per_condition": tpc}
 
 
 def to_dataset(session, name: str):
@@ -68,108 +107,168 @@ def to_dataset(session, name: str):
     )
 
 
-def make_sessions(units, trials, n_conditions: int, seed: int):
-    """Synthetic sessions with ``units[s]`` units and ``trials[s]`` trials (multiples of
-    ``n_conditions``) from one latent system; returns (SyntheticSession list, Dataset list)."""
+def make_sessions(units, trials_per_condition, n_conditions: int, seed: int):
+    """Synthetic sessions of one latent system; returns (SyntheticSession list, Dataset list)."""
     from nwb_lfads.synthetic import generate_sessions
 
-    reps = []
-    for k in trials:
-        if k % n_conditions:
-            raise SystemExit(f"--trials {k} is not a multiple of --conditions {n_conditions}")
-        reps.append(k // n_conditions)
     sess = generate_sessions(
         "chaotic",
         sessions=len(units),
         seed=seed,
         n_conditions=n_conditions,
-        trials_per_condition=reps,
+        trials_per_condition=list(trials_per_condition),
         n_units=list(units),
     )
     return sess, [to_dataset(s, f"sim{i}") for i, s in enumerate(sess)]
 
 
-def config(
-    steps_per_epoch: int,
-    steps: int,
-    model: dict,
-    batch_size: int,
-    seed: int,
-    ramp_frac: float = 0.3,
-):
-    """RunConfig whose epoch-counted schedules span fixed fractions of ``steps`` optimizer steps."""
-    from nwb_lfads.config import RunConfig
+def fit(datasets, true_hz, cfg, seconds: float, steps: int | None = None) -> dict:
+    """Train on ``datasets`` for ``seconds`` of the Trainer's wall time (or, given ``steps``,
+    whole epochs up to at least that many optimizer steps); R^2 per session of the best
+    parameters' posterior-mean rates against ``true_hz`` (float Hz [K_s, T, N_s] each)."""
+    import numpy as np
 
-    def epochs(n_steps):
-        return max(1, round(n_steps / steps_per_epoch))
-
-    ramp = epochs(ramp_frac * steps)
-    return RunConfig().replace(
-        model=model,
-        train=dict(
-            batch_size=batch_size,
-            kl_increase_epochs=ramp,
-            l2_increase_epochs=ramp,
-            lr_patience=epochs(0.1 * steps),
-            early_stop_patience=10**6,
-            max_epochs=10**6,
-            n_samples=20,
-            seed=seed,
-            kl_ic_scale=KL_IC_SCALE,
-        ),
-    )
-
-
-def fit_r2(datasets, true_hz, steps: int, model: dict, batch_size: int, seed: int) -> dict:
-    """Train on ``datasets`` for ``steps`` optimizer steps (whole epochs, at least ``steps``);
-    R^2 per session of the best parameters' posterior-mean rates against ``true_hz``
-    (list of float64 Hz arrays [K_s, T, N_s], one per dataset)."""
-    import math
-
-    from nwb_lfads.config import DataConfig
+    from nwb_lfads.config import SessionSampling
     from nwb_lfads.data import prepare_data
     from nwb_lfads.infer import posterior_means
     from nwb_lfads.metrics import r2_per_neuron
     from nwb_lfads.train.trainer import Trainer
 
-    data = prepare_data(datasets, DataConfig())
-    n_train = int(data.train.sum())
-    spe = math.ceil(n_train / min(batch_size, n_train))
-    cfg = config(spe, steps, model, batch_size, seed)
     t0 = time.perf_counter()
+    data = prepare_data(datasets, cfg.data)
     trainer = Trainer(data, cfg)
-    while int(trainer.state.step) < steps:
+    trainer.train_epoch()  # compiles: not counted in the budget
+    first, steps0 = trainer.elapsed, int(trainer.state.step)
+    while not trainer.stop_reason and (
+        trainer.elapsed - first < seconds if steps is None else int(trainer.state.step) < steps
+    ):
         trainer.train_epoch()
-    wall = time.perf_counter() - t0
     means = posterior_means(trainer.best_params, cfg, data)
-    r2 = [
-        round(float(r2_per_neuron(m["rates"] / data.bin_size, t)[1]), 4)
-        for m, t in zip(means, true_hz)
-    ]
+    r2 = [float(r2_per_neuron(m["rates"] / data.bin_size, t)[1]) for m, t in zip(means, true_hz)]
+    per = np.bincount(data.session[data.train], minlength=data.n_sessions)
+    balanced = cfg.train.session_sampling == SessionSampling.BALANCED and data.n_sessions > 1
+    share = np.full(data.n_sessions, 1.0 / data.n_sessions) if balanced else per / per.sum()
+    steps = int(trainer.state.step)
+    rate = (steps - steps0) * trainer.batch_size / max(trainer.elapsed - first, 1e-9)
     return {
-        "r2": r2,
-        "steps": int(trainer.state.step),
+        "r2": [round(x, 4) for x in r2],
         "epochs": trainer.epoch,
         "best_epoch": trainer.best_epoch,
+        "steps": steps,
         "batch_size": trainer.batch_size,
-        "train_trials": n_train,
-        "wall_s": round(wall, 1),
+        "train_trials": per.tolist(),
+        "trials_per_s": [round(rate * p, 1) for p in share],
+        "train_s": round(trainer.elapsed, 1),
+        "first_epoch_s": round(first, 1),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "stop_reason": trainer.stop_reason,
     }
 
 
-def recovery(units, trials, n_conditions, steps, model, batch_size, seed) -> dict:
-    """Joint fit of all sessions vs the last (small) session alone, same step budget."""
-    sess, dss = make_sessions(units, trials, n_conditions, seed)
+def alone_config(cfg):
+    """``cfg`` for a single session: a PCR start needs a read-in, which one session without
+    ``model.readin_dim`` does not have, so it starts as the default (random) there."""
+    from nwb_lfads.config import ReadinMethod
+
+    if cfg.model.readin_init == ReadinMethod.PCR and cfg.model.readin_dim == 0:
+        return cfg.replace(model={"readin_init": ReadinMethod.RANDOM})
+    return cfg
+
+
+def scenario(draw: dict, cfg, seconds: float, log) -> dict:
+    """The joint fit of a drawn scenario and every session alone; per-session rows."""
+    c, units, tpc = draw["conditions"], draw["units"], draw["trials_per_condition"]
+    sess, dss = make_sessions(units, tpc, c, draw["seed"])
     true = [s.rates_hz for s in sess]
-    joint = fit_r2(dss, true, steps, model, batch_size, seed)
-    alone = fit_r2(dss[-1:], true[-1:], steps, model, batch_size, seed)
+    joint = fit(dss, true, cfg, seconds)
+    rows = []
+    for i in range(len(dss)):
+        alone = fit(dss[i : i + 1], true[i : i + 1], alone_config(cfg), seconds)
+        rows.append(
+            {
+                "session": i,
+                "role": "small" if i == len(dss) - 1 else "large",
+                "units": units[i],
+                "trials": tpc[i] * c,
+                "r2_joint": joint["r2"][i],
+                "r2_alone": alone["r2"][0],
+                "gain": round(joint["r2"][i] - alone["r2"][0], 4),
+                "epochs_joint": joint["epochs"],
+                "epochs_alone": alone["epochs"],
+                "steps_alone": alone["steps"],
+                "trials_per_s_joint": joint["trials_per_s"][i],
+                "trials_per_s_alone": alone["trials_per_s"][0],
+                "alone": {k: alone[k] for k in ("best_epoch", "batch_size", "train_s", "wall_s")},
+            }
+        )
+        log(draw["seed"], rows[-1])
+    return {**draw, "joint": joint, "sessions": rows}
+
+
+def summarize(scenarios: list[dict]) -> dict:
+    """Small sessions: mean / min / sd of the gains over seeds; large: the worst gain."""
+    small = [r["gain"] for s in scenarios for r in s["sessions"] if r["role"] == "small"]
+    large = [r["gain"] for s in scenarios for r in s["sessions"] if r["role"] == "large"]
+    out = {
+        "small": {
+            "n": len(small),
+            "mean": round(statistics.fmean(small), 4) if small else None,
+            "min": min(small, default=None),
+            "sd": round(statistics.stdev(small), 4) if len(small) > 1 else None,
+            "n_positive": sum(g > 0 for g in small),
+        },
+        "large": {
+            "n": len(large),
+            "worst": min(large, default=None),
+            "mean": round(statistics.fmean(large), 4) if large else None,
+        },
+    }
+    out["accept"] = bool(
+        small
+        and out["small"]["mean"] >= SMALL_MEAN_BAR
+        and out["small"]["min"] > 0
+        and (not large or out["large"]["worst"] >= LARGE_LOSS_BAR)
+    )
+    return out
+
+
+def _log_row(seed: int, r: dict) -> None:
+    print(
+        f"{seed:>4} {r['session']:>3} {r['role']:<5} {r['units']:>5} {r['trials']:>6} "
+        f"{r['r2_joint']:>7.3f} {r['r2_alone']:>7.3f} {r['gain']:>+7.3f} "
+        f"{r['epochs_joint']:>6} {r['epochs_alone']:>6} "
+        f"{r['trials_per_s_joint']:>8.0f} {r['trials_per_s_alone']:>8.0f}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def recovery(units, trials, n_conditions, steps, model, batch_size, seed) -> dict:
+    """The earlier fixed-step check (tests/test_stitching_fit.py): the joint fit against the
+    last (small) session alone, ``steps`` optimizer steps each; the epoch-counted KL/L2 ramps
+    (30 % of the steps) and learning-rate patience (10 %) span the same steps in both fits."""
+    import math
+
+    from nwb_lfads.config import RunConfig
+    from nwb_lfads.data import prepare_data
+
+    sess, dss = make_sessions(units, [k // n_conditions for k in trials], n_conditions, seed)
+    true = [s.rates_hz for s in sess]
+    res = {}
+    for name, sub in (("joint", slice(None)), ("alone", slice(-1, None))):
+        cfg = RunConfig().replace(model=model, train=dict(TRAIN, batch_size=batch_size, seed=seed))
+        n_train = int(prepare_data(dss[sub], cfg.data).train.sum())
+        spe = math.ceil(n_train / min(batch_size, n_train))
+        ramp, patience = (max(1, round(f * steps / spe)) for f in (0.3, 0.1))
+        cfg = cfg.replace(
+            train=dict(kl_increase_epochs=ramp, l2_increase_epochs=ramp, lr_patience=patience)
+        )
+        res[name] = fit(dss[sub], true[sub], cfg, math.inf, steps=steps)
     return {
-        "small_joint_r2": joint["r2"][-1],
-        "small_alone_r2": alone["r2"][0],
-        "margin": round(joint["r2"][-1] - alone["r2"][0], 4),
-        "large_joint_r2": joint["r2"][:-1],
-        "joint": joint,
-        "alone": alone,
+        "small_joint_r2": res["joint"]["r2"][-1],
+        "small_alone_r2": res["alone"]["r2"][0],
+        "large_joint_r2": res["joint"]["r2"][:-1],
+        **res,
     }
 
 
@@ -204,8 +303,9 @@ def _epoch_rate(datasets, model, batch_size, epochs: int) -> dict:
 def throughput(units, trials_each: int, model, batch_size, epochs: int, seed: int) -> dict:
     """Trials/s of five (``units``) sessions vs one session of max(units) units, same total trials."""
     n_cond = 20
-    _, multi = make_sessions(units, [trials_each] * len(units), n_cond, seed)
-    _, single = make_sessions([max(units)], [trials_each * len(units)], n_cond, seed)
+    reps = trials_each // n_cond
+    _, multi = make_sessions(units, [reps] * len(units), n_cond, seed)
+    _, single = make_sessions([max(units)], [reps * len(units)], n_cond, seed)
     m = _epoch_rate(multi, model, batch_size, epochs)
     s = _epoch_rate(single, model, batch_size, epochs)
     return {
@@ -215,22 +315,22 @@ def throughput(units, trials_each: int, model, batch_size, epochs: int, seed: in
     }
 
 
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--units", type=int, nargs="+", default=[40, 55, 70], help="units per session; last = small"
-    )
-    p.add_argument(
-        "--trials", type=int, nargs="+", default=[400, 400, 20], help="trials per session"
-    )
-    p.add_argument("--conditions", type=int, default=20)
-    p.add_argument(
-        "--steps", type=int, default=1200, help="optimizer steps of each fit (the shared budget)"
-    )
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--gen-dim", type=int, default=MODEL["gen_dim"])
-    p.add_argument("--fac-dim", type=int, default=MODEL["fac_dim"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=5, help="scenarios, one per seed")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--seconds", type=float, default=60.0, help="training wall time of each fit")
+    p.add_argument("--max-sessions", type=int, default=4, help="2 to 8 sessions per scenario")
+    p.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     p.add_argument("--tp-units", type=int, nargs="+", default=[40, 60, 80, 100, 120])
     p.add_argument(
         "--tp-trials", type=int, default=200, help="trials per session in the throughput test"
@@ -239,36 +339,55 @@ def main(argv=None) -> dict:
     p.add_argument("--skip-recovery", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
     args = p.parse_args(argv)
-    if len(args.units) != len(args.trials):
-        raise SystemExit("--units and --trials need one value per session")
-    model = dict(MODEL, gen_dim=args.gen_dim, fac_dim=args.fac_dim)
+    if not 2 <= args.max_sessions <= 8:
+        raise SystemExit("--max-sessions: expected 2 to 8")
+
+    from nwb_lfads.train.host_devices import split_host
+
+    split_host()  # as the command line does: one CPU device per core
+    import jax
+
+    from nwb_lfads.config import RunConfig
+
+    cfg = RunConfig().replace(model=MODEL, train=TRAIN).with_overrides(args.set)
+    dirty = _git("status", "--porcelain", "--", "nwb_lfads", "bench/stitching.py")
     out: dict = {
-        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+        "bench": "stitching",
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(dirty),
         "n_cpus": os.cpu_count(),
-        "budget": f"same optimizer steps ({args.steps})",
-        "model": model,
-        "units": args.units,
-        "trials": args.trials,
-        "seed": args.seed,
+        "devices": len(jax.devices()),
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+        "settings": {
+            "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
+            "seconds": args.seconds,
+            "max_sessions": args.max_sessions,
+            "model": MODEL,
+            "train": TRAIN,
+        },
+        "sets": args.set,
     }
     t0 = time.perf_counter()
     if not args.skip_recovery:
-        out["recovery"] = recovery(
-            args.units, args.trials, args.conditions, args.steps, model, args.batch_size, args.seed
-        )
-        rec = out["recovery"]
-        rec["accept"] = rec["margin"] >= 0.10
+        head = "seed ses role  units trials   joint   alone    gain ep_jnt ep_aln tr/s_jnt tr/s_aln"
+        print(head, file=sys.stderr, flush=True)
+        scenarios = [
+            scenario(draw_scenario(seed, args.max_sessions), cfg, args.seconds, _log_row)
+            for seed in out["settings"]["seeds"]
+        ]
+        out["scenarios"] = scenarios
+        out["summary"] = s = summarize(scenarios)
         print(
-            f"small session R^2: joint {rec['small_joint_r2']:.3f}, alone {rec['small_alone_r2']:.3f} "
-            f"(margin {rec['margin']:+.3f}, accept >= +0.10: {rec['accept']}); large sessions, joint: "
-            f"{', '.join(f'{r:.3f}' for r in rec['large_joint_r2'])}",
+            f"small sessions (n={s['small']['n']}): gain mean {s['small']['mean']}, "
+            f"min {s['small']['min']}, sd {s['small']['sd']}, positive {s['small']['n_positive']}; "
+            f"large sessions (n={s['large']['n']}): worst {s['large']['worst']}; "
+            f"accept {s['accept']}",
             file=sys.stderr,
             flush=True,
         )
-        print(json.dumps({"partial": rec}), file=sys.stderr, flush=True)
     if not args.skip_throughput:
         out["throughput"] = throughput(
-            args.tp_units, args.tp_trials, model, args.batch_size, args.tp_epochs, args.seed
+            args.tp_units, args.tp_trials, MODEL, TRAIN["batch_size"], args.tp_epochs, 0
         )
         out["throughput"]["accept"] = out["throughput"]["ratio_single_over_multi"] <= 1.3
     out["total_s"] = round(time.perf_counter() - t0, 1)
