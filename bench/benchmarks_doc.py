@@ -83,8 +83,13 @@ ABOUT = {
     ),
     "stitching": (
         "Multi-session stitching",
-        "python bench/stitching.py",
-        "R^2 of the small session fitted jointly with larger ones against alone.",
+        "python bench/stitching.py --skip-throughput --seeds 5 --seconds S [--set KEY=VALUE ...]",
+        "A suite of seeded scenarios (2-4 sessions of one chaotic RNN, 30-80 units, 10-40 "
+        "conditions, one small session of 20-100 trials, the others 200-400): every session's "
+        "R^2 against the true rates fitted jointly minus fitted alone, each fit the same "
+        "training wall time (`s/fit`). `small gain`: mean, min and sd over the seeds' small "
+        "sessions, `positive` how many gained; `large worst`: the lowest gain of any large "
+        "session; `accept`: small mean >= 0.10, min > 0, large worst >= -0.02.",
     ),
     "sweep": (
         "AutoLFADS sweep",
@@ -255,6 +260,15 @@ def _model(row: dict) -> str:
     return ", ".join(f"{k} {config[k]}" for k in keys if k in config)
 
 
+def _suite(row: dict, part: str) -> dict:
+    """A stitching suite line's ``settings``, ``summary`` or the summary's ``small`` / ``large``."""
+    if part in ("settings", "summary"):
+        value = row.get(part)
+    else:
+        value = (row.get("summary") or {}).get(part)
+    return value if isinstance(value, dict) else {}
+
+
 def _device(row: dict) -> str:
     name = str(row.get("gpu") or row.get("device") or "")
     if name.startswith("cpu"):
@@ -353,6 +367,24 @@ COLUMNS: dict[str, list] = {
             lambda r: f"[png]({LINK_PREFIX}{r['screenshot']})" if r.get("screenshot") else "",
         ),
     ],
+    "stitching": [
+        ("settings", _settings),
+        ("seeds", lambda r: _cell(len(_suite(r, "settings").get("seeds", [])) or "")),
+        ("s/fit", lambda r: _num(_suite(r, "settings").get("seconds"), "{:g}")),
+        ("small gain mean", lambda r: _num(_suite(r, "small").get("mean"), "{:+.3f}")),
+        ("min", lambda r: _num(_suite(r, "small").get("min"), "{:+.3f}")),
+        ("sd", lambda r: _num(_suite(r, "small").get("sd"), "{:.3f}")),
+        (
+            "positive",
+            lambda r: (
+                f"{_suite(r, 'small')['n_positive']}/{_suite(r, 'small')['n']}"
+                if _suite(r, "small")
+                else ""
+            ),
+        ),
+        ("large worst", lambda r: _num(_suite(r, "large").get("worst"), "{:+.3f}")),
+        ("accept", lambda r: _cell(_suite(r, "summary").get("accept", ""))),
+    ],
     "reference_scan": [
         ("device", _device),
         ("batch", lambda r: _num(_config(r).get("batch_size"), "{}")),
@@ -375,6 +407,7 @@ KEY_FIGURE = {
     "nlb_mc_maze_small": ("co-bps", lambda r: [r.get("co_bps")]),
     "train_throughput": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "reference_scan": ("trials/s", lambda r: [r.get("trials_per_s")]),
+    "stitching": ("small gain mean", lambda r: [_suite(r, "small").get("mean")]),
 }
 
 
