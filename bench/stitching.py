@@ -198,7 +198,10 @@ def scenario(draw: dict, cfg, seconds: float, log) -> dict:
                 "steps_alone": alone["steps"],
                 "trials_per_s_joint": joint["trials_per_s"][i],
                 "trials_per_s_alone": alone["trials_per_s"][0],
-                "alone": {k: alone[k] for k in ("best_epoch", "batch_size", "train_s", "wall_s")},
+                "alone": {
+                    k: alone[k]
+                    for k in ("best_epoch", "batch_size", "train_s", "wall_s", "stop_reason")
+                },
             }
         )
         log(draw["seed"], rows[-1])
