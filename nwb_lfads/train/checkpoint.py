@@ -97,7 +97,9 @@ def load_state(ck: CheckpointDir, template):
     opt_keys = sorted(k for k in arrays if k.startswith("opt:"))
     if len(opt_keys) != len(leaves):
         raise RunDirError(
-            f"{path}: optimizer state has {len(opt_keys)} arrays, expected {len(leaves)}."
+            f"{path}: the optimizer state has {len(opt_keys)} arrays where this version of "
+            f"nwb-lfads expects {len(leaves)} (a run from an older version cannot be resumed); "
+            f"start a new run with another --out; infer and evaluate still read this run."
         )
     opt_state = jax.tree_util.tree_unflatten(
         treedef,
