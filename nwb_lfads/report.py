@@ -5,7 +5,7 @@ no global backend is switched and notebooks keep theirs), saves a PNG atomically
 temporary file in ``out_dir``, then ``os.replace``) and returns the paths it wrote. matplotlib is
 imported inside the functions, so ``import nwb_lfads.report`` is cheap.
 
-Inputs follow DESIGN_NOTES.md: ``ds`` from ``read_session`` (``spikes`` int counts
+Inputs follow docs/DESIGN.md ("Reader output", "Results"): ``ds`` from ``read_session`` (``spikes`` int counts
 ``(trial, time, unit)``, coords ``time`` in s from the event, optional per-trial ``condition_id``)
 and ``results`` from ``infer`` (``rates`` float32 Hz ``(trial, time, unit)``, ``factors``
 ``(trial, time, factor)``). Learning curves are run-level: call :func:`plot_learning_curves` once

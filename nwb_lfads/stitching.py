@@ -5,7 +5,7 @@ model: every session s gets its own linear read-in (its N_s units -> D shared in
 read-out (shared factors -> its N_s units), and the read-ins start where the sessions
 already agree. This module computes that start, in pure numpy. It is an option
 (``model.readin_init = "pcr"``), not the default: random read-ins fitted the stitching
-benchmark better (DESIGN_NOTES.md, "Stitching").
+benchmark better (docs/DESIGN.md, "Decisions").
 
 1. **Samples.** Each session's spikes are Gaussian-smoothed (:func:`nwb_lfads.baselines.
    smooth_spikes`, sd ``sigma_s``, edges renormalised) into rates in *spikes per bin* (the unit
@@ -48,7 +48,7 @@ benchmark better (DESIGN_NOTES.md, "Stitching").
    but raw single-trial counts per bin, where Poisson noise dominates: after (a) the weak
    components' weights are large and the outputs on single trials have an sd of 5 to 60 (a
    chaotic-RNN benchmark with 20-30 units per session), which swamps the encoder and made a
-   stitched fit far worse than a fit alone (issue 5). So with ``trial_sd`` (default 1) column d
+   stitched fit far worse than a fit alone. So with ``trial_sd`` (default 1) column d
    of every session is multiplied by one common factor ``c_d = trial_sd / rms_s(sd_sd)``, where
    ``sd_sd`` is the sd of session s's output on its single-trial counts (all bins of at most
    ``MAX_SCALE_TRIALS`` evenly spaced trials): the outputs on single trials then have an RMS sd of

@@ -1,4 +1,4 @@
-"""End to end: `nwb-lfads fit` on the real files, resume, infer, bad input (issue 6 acceptance)."""
+"""End to end: `nwb-lfads fit` on the real files, resume, infer, bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Held-out units and evaluation trials (issue 8): bad input, from the CLI and the Python API."""
+"""Held-out units and evaluation trials: bad input, from the CLI and the Python API."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_eval_trials_mask_heldout_units_only_on_eval_trials():
     assert not np.any(data.valid & data.eval)  # eval trials never decide early stopping
 
 
-# ----------------------------------------------------------------------------- acceptance (issue 8)
+# ----------------------------------------------------------------------------- acceptance
 def _write_all_heldout(folder):
     """A tiny simulated session whose units table marks every unit held out."""
     import dataclasses

@@ -18,7 +18,7 @@ BIN = 0.01
 def fabricate(
     n_trials=12, n_time=70, n_units=20, n_factors=6, n_conditions=3, conditions=True, seed=0
 ):
-    """A reader Dataset and matching results Dataset (DESIGN_NOTES.md) with condition structure."""
+    """A reader Dataset and matching results Dataset (docs/DESIGN.md, "Results") with condition structure."""
     rng = np.random.default_rng(seed)
     time = -0.25 + BIN * (np.arange(n_time) + 0.5)
     cond = np.arange(n_trials) % n_conditions

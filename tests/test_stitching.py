@@ -118,7 +118,7 @@ def test_read_in_outputs_have_unit_variance_on_the_samples_without_trial_scaling
 
 
 def test_read_in_outputs_on_single_trials_have_unit_rms_sd_and_sessions_stay_aligned(chaotic):
-    # issue 5: scaled to unit variance on averaged samples, the weak components' outputs on raw
+    # scaled to unit variance on averaged samples, the weak components' outputs on raw
     # single-trial counts had sds of 5-60 and a stitched fit did worse than a session alone
     spikes, conds = [s.spikes for s in chaotic], [s.condition_id for s in chaotic]
     raw = pcr_readin(spikes, 6, BIN, trial_sd=None, conditions_list=conds)
@@ -369,7 +369,7 @@ def test_stack_padded_errors(chaotic):
 
 def test_trainer_keeps_random_readins_by_default_and_takes_the_pcr_start_on_request():
     """Several sessions: by default random read-ins (PCR fitted the stitching benchmark worse,
-    issue 5); the PCR start, passed as ``readin_init``, is put in place exactly."""
+    docs/DESIGN.md); the PCR start, passed as ``readin_init``, is put in place exactly."""
     import jax
 
     from nwb_lfads.config import RunConfig

@@ -191,7 +191,7 @@ SMALL_SCALE = dict(
     batch_size=32,
 )
 # The small session has one trial per condition (8 training trials). Measured margins (joint -
-# alone, small session R^2) at this scale with the fixes of issue 5 (random read-ins by default,
+# alone, small session R^2) at this scale with the current stitching (random read-ins by default,
 # kl_ic_scale 0.5 in both fits): seeds 0/1/2 +0.144/+0.125/+0.080. With two trials per condition
 # (trials 200/200/20) the session alone is not data-limited (alone ~0.5 with more steps) and the
 # margin is ~0 whatever the stitching does; with the earlier PCR read-ins it was -0.10 to -0.14.

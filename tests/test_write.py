@@ -1,6 +1,6 @@
 """write_results: processing/lfads in an exported copy, on the real MC_Maze_Small and A8604 files.
 
-Results Datasets are fabricated here following DESIGN_NOTES.md ("Results"), so these tests do
+Results Datasets are fabricated here following docs/DESIGN.md ("Results"), so these tests do
 not depend on the model.
 """
 
@@ -67,7 +67,7 @@ def fabricate(
     rates=None,
     seed=0,
 ) -> xr.Dataset:
-    """A results Dataset as nwb_lfads.infer makes it (DESIGN_NOTES.md)."""
+    """A results Dataset as nwb_lfads.infer makes it (docs/DESIGN.md, "Results")."""
     rng = np.random.default_rng(seed)
     n_trial, n_time, n_unit = len(align_time), len(time), len(unit_ids)
     if rates is None:

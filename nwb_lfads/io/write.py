@@ -6,7 +6,7 @@ written with ``NWBHDF5IO.export`` to a hidden temporary file beside the target
 with pynwb as a check, and only then renamed onto the target with ``os.replace`` (atomic on one
 file system). On any failure the temporary file is removed and the target is untouched.
 
-What goes into ``processing/lfads`` (see CONTRACT.md):
+What goes into ``processing/lfads`` (docs/DESIGN.md, "NWB layout"):
 
 - ``rates``: ``TimeSeries``, unit ``Hz``, float32, shape ``(n_samples, n_units)``; column ``j`` is
   row ``j`` of the units table; units absent from the results are NaN columns.
@@ -18,7 +18,7 @@ What goes into ``processing/lfads`` (see CONTRACT.md):
   Text rows rather than one JSON blob: nwbinspector flags dictionaries stored in table cells, and
   Neurosift shows a key/value table as is. The module description repeats it as JSON.
 
-Time axis. Samples are bin centres in session time (``align_time + time``, DESIGN_NOTES.md).
+Time axis. Samples are bin centres in session time (``align_time + time``; docs/DESIGN.md, "Bin edges").
 
 - Trial-aligned results (``attrs["align_to"]`` set) become one series with ``timestamps``: the
   trials in order of their event time, concatenated, with gaps between trials. **Overlap rule**:
@@ -62,7 +62,7 @@ def write_results(
 
     Args:
         source: local path of the input NWB file; never modified unless ``in_place``.
-        results: ``xarray.Dataset`` as made by ``nwb_lfads.infer`` (DESIGN_NOTES.md): ``rates``
+        results: ``xarray.Dataset`` as made by ``nwb_lfads.infer`` (docs/DESIGN.md, "Results"): ``rates``
             float32 Hz ``(trial, time, unit)``, ``factors`` ``(trial, time, factor)``, optional
             ``inferred_inputs`` ``(trial, time, input)``; coords ``time`` (s, bin centres
             relative to the event or window start), ``unit`` (units-table ids), ``align_time``
@@ -80,7 +80,7 @@ def write_results(
         InputFileError: ``source`` is missing or not NWB.
         NwbContentError: ``source`` already has ``processing/lfads`` or has no units table.
         SessionMismatchError: ``results`` name units that the units table does not hold.
-        ResultsFormatError: ``results`` lacks what DESIGN_NOTES.md requires.
+        ResultsFormatError: ``results`` lacks what docs/DESIGN.md ("Results") requires.
     """
     import pynwb
 
@@ -175,7 +175,7 @@ def _check_results(results, src: Path) -> None:
         if coord not in results.coords:
             raise ResultsFormatError(
                 f"results for {src}: no '{coord}' coordinate "
-                f"(found: {sorted(results.coords)}). See DESIGN_NOTES.md."
+                f"(found: {sorted(results.coords)}). Pass the Dataset that nwb_lfads.infer returned."
             )
     align = np.asarray(results["align_time"].values, dtype=float)
     if align.shape != (results.sizes["trial"],) or not np.all(np.isfinite(align)):
