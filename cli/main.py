@@ -7,7 +7,9 @@ failure exit code 1, never a traceback for something the user can fix.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 
 import click
 
@@ -77,6 +79,30 @@ class LfadsGroup(click.Group):
             raise UserError(str(exc)) from None
         except NwbLfadsRuntimeError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a full disk, a folder we may not write to, a lost network
+            if os.environ.get("NWB_LFADS_DEBUG") == "1":
+                raise
+            raise click.ClickException(os_error_line(exc)) from None
+
+
+OS_ERROR_HINTS = {
+    errno.ENOSPC: "free space there or choose another --out, then rerun (add --resume to continue "
+    "a fit)",
+    errno.EDQUOT: "free space in your quota or choose another --out, then rerun",
+    errno.EACCES: "choose a folder you may write to, or fix its permissions",
+    errno.EPERM: "choose a folder you may write to, or fix its permissions",
+    errno.EROFS: "the file system is read-only; choose another --out",
+    errno.ENOENT: "check the path",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an operating-system error: the path, what happened, what to do (exit 1).
+    ``NWB_LFADS_DEBUG=1`` shows the traceback instead."""
+    where = exc.filename or "nwb-lfads"
+    what = exc.strerror or str(exc) or type(exc).__name__
+    hint = OS_ERROR_HINTS.get(exc.errno, "set NWB_LFADS_DEBUG=1 to see where it happened")
+    return f"{where}: {what}; {hint}."
 
 
 def _unavailable(name: str, package: str) -> click.Command:

@@ -86,6 +86,7 @@ def fit(
     from .data import prepare_data
     from .infer import infer
     from .io.read import read_sessions
+    from .io.write import write_results
     from .train.loop import train
 
     rd = RunDir(out)
@@ -102,24 +103,26 @@ def fit(
             f"outputs would collide. Rename one of them."
         )
 
-    trained = train(data, cfg, run_dir, resume=resume, progress=progress)
-    results = infer(trained.params, cfg, datasets)
-    summary = summarize(datasets, results, data, paths)
-    metrics = trained.history[-1] if trained.history else {}
-    written = []
-    for path, ds, res, target in zip(paths, datasets, results, outputs):
-        provenance = {
-            "package": f"nwb-lfads {__version__}",
-            "config": cfg.to_dict(),
-            "final_metrics": metrics,
-            "session_summary": _row(summary, ds),
-        }
-        from .io.write import write_results
-
-        written.append(write_results(path, res, target, provenance=provenance, in_place=in_place))
-    rd.write_summary(summary)
-    history = rd.read_metrics()
-    figures = make_plots(run_dir, datasets, results, history) if plots else []
+    with rd.lock():  # one process per run directory; released however this one ends
+        rd.check_for_fit(resume)  # again, now that no other fit can start here
+        trained = train(data, cfg, run_dir, resume=resume, progress=progress, echo=echo)
+        results = infer(trained.params, cfg, datasets)
+        summary = summarize(datasets, results, data, paths)
+        metrics = trained.history[-1] if trained.history else {}
+        written = []
+        for path, ds, res, target in zip(paths, datasets, results, outputs):
+            provenance = {
+                "package": f"nwb-lfads {__version__}",
+                "config": cfg.to_dict(),
+                "final_metrics": metrics,
+                "session_summary": _row(summary, ds),
+            }
+            written.append(
+                write_results(path, res, target, provenance=provenance, in_place=in_place)
+            )
+        rd.write_summary(summary)
+        history = rd.read_metrics()
+        figures = make_plots(run_dir, datasets, results, history) if plots else []
     return FitResult(run_dir, cfg, written, summary, figures, epochs=len(history))
 
 

@@ -24,6 +24,7 @@ file. Imports nothing of the package but :mod:`~nwb_lfads.config` and :mod:`~nwb
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -167,6 +168,40 @@ class RunDir:
     def figure(self, name: str) -> Path:
         """``RUN_DIR/<name>.png``."""
         return self.path / f"{name}.png"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run directory for this process (created if missing).
+
+        An exclusive ``fcntl.flock`` on ``RUN_DIR/.lock``, which holds the owner's pid; the
+        kernel releases it when the owner exits, however it exits (``kill -9`` included), so a
+        stale lock never blocks a later run.
+
+        Raises:
+            RunDirError: another live process holds the lock.
+        """
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise RunDirError(
+                    f"{self.path}: another nwb-lfads process (pid {owner}) is using this run "
+                    f"directory; wait for it to finish, or choose another --out."
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield self
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     # ---------------------------------------------------------------- checks
     def holds_run(self) -> bool:

@@ -78,6 +78,7 @@ def read_spike_trains(nwbfile, name: str) -> SpikeTrains:
     times = np.asarray(read_array(index.target.data), dtype=np.float64)
     bounds = np.asarray(read_array(index.data), dtype=np.int64)
     ids = np.asarray(read_array(units.id.data), dtype=np.int64)
+    times, bounds = _drop_non_finite(times, bounds, ids, name)
     starts = np.concatenate([[0], bounds[:-1]])
     descending = np.flatnonzero(times[1:] < times[:-1]) + 1  # positions where the order breaks
     if descending.size and np.isin(descending, starts, invert=True).any():
@@ -95,6 +96,25 @@ def read_spike_trains(nwbfile, name: str) -> SpikeTrains:
         for u in bad:
             times[starts[u] : bounds[u]].sort()
     return SpikeTrains(times=times, bounds=bounds, ids=ids)
+
+
+def _drop_non_finite(times, bounds, ids, name: str):
+    """Spike times without NaN or infinite values (float64 [S'], and the ragged index int64
+    [N_all] that fits them), with a warning counting what was dropped per unit."""
+    bad = ~np.isfinite(times)
+    if not bad.any():
+        return times, bounds
+    owner = np.searchsorted(bounds, np.flatnonzero(bad), side="right")  # unit of each bad time
+    per_unit = np.bincount(owner, minlength=bounds.size)
+    units = np.flatnonzero(per_unit)
+    listed = ", ".join(f"id {ids[u]}: {per_unit[u]}" for u in units[:10])
+    warnings.warn(
+        f"{name}: {int(bad.sum())} spike time(s) are NaN or infinite in {units.size} unit(s) "
+        f"({listed}{', ...' if units.size > 10 else ''}); they are ignored. Fix the writer of "
+        f"the units table.",
+        stacklevel=4,
+    )
+    return times[~bad], bounds - np.cumsum(per_unit)
 
 
 def observed_span(nwbfile) -> tuple[float, float] | None:

@@ -46,11 +46,32 @@ def unflatten_params(arrays) -> dict:
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` through a temporary file and a rename: a failed write (a full
+    disk) leaves the previous file as it was and no temporary file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_npz(path: Path) -> dict:
+    """All arrays of a checkpoint file; RunDirError naming the file and the fix when it cannot
+    be read (cut short by a crash, or not a checkpoint)."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise RunDirError(
+            f"{path}: this checkpoint cannot be read ({type(exc).__name__}: {exc}). Delete it "
+            f"and rerun with --resume to train again from the beginning with the run's saved "
+            f"config, or start over with another --out."
+        ) from None
 
 
 def save_state(
@@ -83,8 +104,7 @@ def load_state(ck: CheckpointDir, template):
     path = ck.state
     if not path.exists():
         raise RunDirError(f"{path}: no checkpoint to resume from; run without --resume.")
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    arrays = _read_npz(path)
     params = unflatten_params(arrays)
     ref = jax.tree_util.tree_map(np.shape, jax.device_get(template.params))
     got = jax.tree_util.tree_map(np.shape, params)
@@ -119,10 +139,10 @@ def load_state(ck: CheckpointDir, template):
 def load_average(ck: CheckpointDir) -> dict | None:
     """The parameters' moving average stored in the state file (numpy, params-shaped), or None
     when the checkpoint has none (written before ``train.ema_decay`` existed)."""
-    with np.load(ck.state, allow_pickle=False) as z:
-        average = unflatten_params(
-            {"params:" + k.split(":", 1)[1]: z[k] for k in z.files if k.startswith("average:")}
-        )
+    arrays = _read_npz(ck.state)
+    average = unflatten_params(
+        {"params:" + k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("average:")}
+    )
     return average or None
 
 
@@ -134,8 +154,8 @@ def save_params(path: Path, params, **extra) -> None:
 
 
 def load_params(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        return unflatten_params({k: z[k] for k in z.files})
+    """Parameters (numpy, params-shaped) of a parameters or state file."""
+    return unflatten_params(_read_npz(Path(path)))
 
 
 def write_run_files(ck: CheckpointDir, cfg: RunConfig, sessions) -> None:

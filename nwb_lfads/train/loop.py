@@ -4,7 +4,9 @@ Stops on early stopping, the learning-rate floor, ``max_epochs`` or ``max_minute
 the run directory's config, its metrics (one row per epoch; a resume appends) and its
 checkpoint (at the end, every ``CHECKPOINT_EVERY_S`` seconds, and on an interrupt), through
 :class:`~nwb_lfads.rundir.RunDir`. SIGINT/SIGTERM finish the current epoch, save a checkpoint and raise
-``KeyboardInterrupt`` (a second signal interrupts at once).
+``KeyboardInterrupt`` (a second signal interrupts at once). A checkpoint is written after the
+first epoch too, so a run killed at any moment after it resumes with ``--resume``; one killed
+before it restarts from the beginning under ``--resume``.
 """
 
 from __future__ import annotations
@@ -76,16 +78,20 @@ def train(
     progress: bool = True,
     readin_init=None,
     callback: Callable[[Trainer, dict], None] | None = None,
+    echo: Callable[[str], None] = print,
 ) -> TrainResult:
     """Fit LFADS to ``data`` (from :func:`nwb_lfads.data.prepare_data`) with ``cfg``.
 
     Args:
         run_dir: the run directory (:class:`~nwb_lfads.rundir.RunDir`: config, metrics, checkpoint; None: nothing
             is written and interrupts are not caught).
-        resume: continue from ``run_dir/checkpoint`` (same split, same RNG stream).
+        resume: continue from the run's checkpoint (same split, same RNG stream); a run that
+            stopped before its first checkpoint starts again from the beginning (``echo`` says
+            so).
         progress: show a tqdm bar over epochs (train/valid loss, KL, learning rate).
         readin_init: optional :class:`~nwb_lfads.model.readin.ReadInit`.
         callback: called as ``callback(trainer, row)`` after every epoch.
+        echo: where notices go (one line each).
 
     Raises:
         RunDirError: ``run_dir`` holds another run and ``resume`` is false, or nothing to resume.
@@ -98,8 +104,14 @@ def train(
     if run_dir is not None:
         rd = RunDir(run_dir)
         run_dir, ckpt_dir = rd.path, rd.checkpoint
-        if resume:
+        if resume and ckpt_dir.has_state():
             trainer.restore(ckpt_dir)
+        elif resume:
+            echo(
+                f"{run_dir}: no checkpoint yet (the run stopped before its first one); training "
+                f"starts from the beginning with the saved config."
+            )
+            rd.reset_metrics()
         elif ckpt_dir.has_state():
             raise RunDirError(
                 f"{run_dir}: already holds a trained run; pass --resume to continue it or "
@@ -151,7 +163,8 @@ def train(
                         f"training interrupted at epoch {trainer.epoch}; checkpoint saved in "
                         f"{ckpt_dir.path}; resume with --resume."
                     )
-                if ckpt_dir is not None and now - last_save >= CHECKPOINT_EVERY_S:
+                first = trainer.epoch == 1  # a checkpoint after the first epoch, then every 60 s
+                if ckpt_dir is not None and (first or now - last_save >= CHECKPOINT_EVERY_S):
                     trainer.save(ckpt_dir)
                     last_save = now
     finally:

@@ -1,0 +1,187 @@
+"""Faults a user meets: a crash before the first checkpoint, a corrupt checkpoint, a full disk,
+a second fit on the same run directory, non-finite spike times. Each ends in one line and a run
+that one documented command continues."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from nwb_lfads.cli.main import main
+
+from nwb_lfads.errors import RunDirError
+from nwb_lfads.rundir import RunDir
+
+TINY = [
+    *("--set", "model.gen_dim=12", "--set", "model.ic_enc_dim=8", "--set", "model.ci_enc_dim=8"),
+    *("--set", "model.con_dim=8", "--set", "model.fac_dim=4", "--set", "model.ic_dim=8"),
+    *("--set", "model.co_dim=2", "--set", "train.batch_size=16", "--set", "train.n_samples=3"),
+    *("--align-to", "move_onset_time", "--quiet", "--no-plots"),
+]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    from nwb_lfads.synthetic import simulate
+
+    out = tmp_path_factory.mktemp("sim")
+    return simulate(out, seed=4, n_conditions=8, trials_per_condition=6, n_units=[12])[0]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, session):
+    """A run directory of a finished 2-epoch fit (copied by each test that changes it)."""
+    run = tmp_path_factory.mktemp("runs") / "done"
+    result = invoke("fit", session, "--out", run, "--max-epochs", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_beginning(
+    finished, session, tmp_path
+):
+    run = RunDir(tmp_path / "early")
+    run.write_config(RunDir(finished).read_config())  # what a kill in epoch 1 leaves
+    run.append_metrics({"epoch": 1, "train_loss": 1.0})
+    again = invoke("fit", session, "--out", run.path, "--max-epochs", 2, *TINY)
+    assert again.exit_code == 2 and "--resume" in again.output  # a run is there
+    result = invoke("fit", session, "--out", run.path, "--resume", "--max-epochs", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "no checkpoint yet" in result.output and "from the beginning" in result.output
+    assert [r["epoch"] for r in run.read_metrics()] == [1.0, 2.0]  # the stale row is gone
+    assert run.checkpoint.has_state() and run.output(session).exists()
+
+
+def test_a_checkpoint_is_written_after_the_first_epoch(session, tmp_path):
+    from nwb_lfads.config import RunConfig
+    from nwb_lfads.data import prepare_data
+    from nwb_lfads.io.read import read_sessions
+    from nwb_lfads.train.loop import train
+
+    cfg = RunConfig().with_overrides(
+        [f"{a}" for a in TINY[1:18:2]] + ["data.align_to=move_onset_time", "train.max_epochs=3"]
+    )
+    datasets = read_sessions([session], bin_size=0.01, align_to="move_onset_time")
+    seen = []
+
+    def after_epoch(trainer, row):
+        seen.append(RunDir(tmp_path / "run").checkpoint.has_state())
+
+    data = prepare_data(datasets, cfg.data)
+    train(data, cfg, tmp_path / "run", progress=False, callback=after_epoch)
+    # the callback runs before the epoch's checkpoint: none before epoch 1 ended, then kept
+    assert seen == [False, True, True]
+
+
+def test_a_corrupt_checkpoint_is_named_with_the_fix(finished, session, tmp_path):
+    run = tmp_path / "corrupt"
+    shutil.copytree(finished, run)
+    state = RunDir(run).checkpoint.state
+    state.write_bytes(state.read_bytes()[:1000])  # cut short
+    result = invoke("fit", session, "--out", run, "--resume", "--max-epochs", 3, *TINY)
+    assert result.exit_code == 2
+    assert "cannot be read" in result.output and str(state) in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    state.unlink()  # the documented fix: train again from the beginning with the saved config
+    result = invoke("fit", session, "--out", run, "--resume", "--max-epochs", 2, *TINY)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(
+    finished, session, tmp_path, monkeypatch
+):
+    import nwb_lfads.train.checkpoint as ckpt
+
+    run = tmp_path / "full"
+    shutil.copytree(finished, run)
+    state = RunDir(run).checkpoint.state
+    before = sha256(state)
+
+    def no_space(file, **arrays):
+        file.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device", str(file.name))
+
+    monkeypatch.setattr(ckpt.np, "savez", no_space)
+    result = invoke("fit", session, "--out", run, "--resume", "--max-epochs", 3, *TINY)
+    assert result.exit_code == 1
+    assert "No space left on device" in result.output and "free space" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert sha256(state) == before  # the previous checkpoint survives
+    assert not list(state.parent.glob("*.tmp"))  # and no temporary file is left
+    monkeypatch.undo()
+    result = invoke("fit", session, "--out", run, "--resume", "--max-epochs", 3, *TINY)
+    assert result.exit_code == 0, result.output  # space again: the same command continues
+
+
+def test_a_second_fit_on_a_run_directory_in_use_is_refused(session, tmp_path):
+    run = RunDir(tmp_path / "busy")
+    with run.lock():
+        result = invoke("fit", session, "--out", run.path, "--max-epochs", 1, *TINY)
+        assert result.exit_code == 2
+        assert (
+            f"pid {os.getpid()}" in result.output and "another nwb-lfads process" in result.output
+        )
+        with pytest.raises(RunDirError, match="another nwb-lfads process"):
+            with RunDir(run.path).lock():
+                pass
+    with run.lock():  # released when its owner is done
+        pass
+
+
+def test_the_lock_of_a_killed_process_is_gone(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys, time
+        from nwb_lfads.rundir import RunDir
+        with RunDir({str(tmp_path / "run")!r}).lock():
+            print("locked", flush=True)
+            time.sleep(60)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirError, match=f"pid {child.pid}"):
+            with RunDir(tmp_path / "run").lock():
+                pass
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        with RunDir(tmp_path / "run").lock():  # kill -9 left the lock file, not the lock
+            assert (tmp_path / "run" / ".lock").exists()
+    finally:
+        child.kill()
+
+
+def test_non_finite_spike_times_are_dropped_and_counted(tmp_path):
+    from pynwb import NWBHDF5IO
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    from nwb_lfads.io.read import read_session
+
+    nwbfile = mock_NWBFile()
+    nwbfile.add_unit(spike_times=[0.1, np.nan, 0.5, 0.9])
+    nwbfile.add_unit(spike_times=[0.2, 0.3, 2.0])
+    nwbfile.add_unit(spike_times=[np.inf, 0.7, np.nan])
+    path = tmp_path / "nan.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    with pytest.warns(UserWarning, match=r"3 spike time\(s\) are NaN or infinite in 2 unit") as w:
+        ds = read_session(path, bin_size=0.1, window_length=0.5, overlap=0.0)
+    (message,) = [str(m.message) for m in w if "NaN or infinite" in str(m.message)]
+    assert "id 0: 1, id 2: 2" in message
+    assert ds["spikes"].sum(dim=("trial", "time")).values.tolist() == [3, 2, 1]
