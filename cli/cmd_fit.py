@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .options import reading_options
+from .options import inference_options, reading_options
 
 
 def fit_overrides(
@@ -136,6 +136,7 @@ def start_distributed() -> None:
     is_flag=True,
     help="Write processing/lfads into the input files themselves (atomic replace).",
 )
+@inference_options
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(
@@ -156,6 +157,9 @@ def command(
     distributed,
     resume,
     in_place,
+    n_samples,
+    push_mean,
+    write_states,
     no_plots,
     quiet,
 ):
@@ -209,6 +213,9 @@ def command(
             plots=not no_plots,
             cache_dir=cache_dir,
             echo=click.echo,
+            n_samples=n_samples,
+            push_mean=push_mean,
+            write_states=write_states,
         )
     except KeyboardInterrupt:
         click.echo(

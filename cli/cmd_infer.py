@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .options import inference_options
+
 
 @click.command("infer")
 @click.argument("run_dir", type=click.Path(file_okay=False))
@@ -22,13 +24,7 @@ import click
     metavar="COLUMN=VALUE",
     help="Only trials whose trials-table COLUMN equals VALUE (default: all trials).",
 )
-@click.option(
-    "--samples",
-    "n_samples",
-    type=int,
-    default=None,
-    help="Posterior samples to average (default: the run's).",
-)
+@inference_options
 @click.option(
     "--in-place",
     is_flag=True,
@@ -40,7 +36,7 @@ import click
     default=None,
     help="Where DANDI assets are downloaded.",
 )
-def command(run_dir, sources, out, trials, n_samples, in_place, cache_dir):
+def command(run_dir, sources, out, trials, n_samples, push_mean, write_states, in_place, cache_dir):
     """Apply the model in RUN_DIR to SOURCES (sessions it was trained on) and write them enriched.
 
     Sessions are matched by session id or file name; every trial (or those chosen with --trials)
@@ -61,5 +57,7 @@ def command(run_dir, sources, out, trials, n_samples, in_place, cache_dir):
         in_place=in_place,
         cache_dir=cache_dir,
         n_samples=n_samples,
+        push_mean=push_mean,
+        write_states=write_states,
     ):
         click.echo(f"wrote {path}")

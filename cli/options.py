@@ -1,4 +1,5 @@
-"""Option factories shared by several commands (reading options of fit, infer and sweep)."""
+"""Option factories shared by several commands (reading options of fit, infer and sweep;
+inference options of fit and infer)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,38 @@ def reading_options(func):
             default=None,
             metavar="S",
             help="Bin width in seconds (default 0.01).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def inference_options(func):
+    """``--samples``, ``--push-mean``, ``--write-states``: how the posterior is summarised and
+    what of it is written (fit and infer)."""
+    options = [
+        click.option(
+            "--samples",
+            "n_samples",
+            type=click.IntRange(min=1),
+            default=None,
+            metavar="N",
+            help="Posterior samples averaged per trial (default: the run's train.n_samples).",
+        ),
+        click.option(
+            "--push-mean",
+            "push_mean",
+            is_flag=True,
+            help="Push the posterior means (of the initial condition and the inferred inputs) "
+            "through the generator once instead of averaging sampled rates.",
+        ),
+        click.option(
+            "--write-states",
+            "write_states",
+            is_flag=True,
+            help="Also write the generator and controller states (processing/lfads/"
+            "generator_states, controller_states).",
         ),
     ]
     for option in reversed(options):

@@ -63,6 +63,9 @@ def fit(
     plots: bool = True,
     cache_dir=None,
     echo: Callable[[str], None] = print,
+    n_samples: int | None = None,
+    push_mean: bool = False,
+    write_states: bool = False,
 ) -> FitResult:
     """Read ``sources``, train one LFADS model over all of them, write each session enriched.
 
@@ -75,6 +78,9 @@ def fit(
         in_place: write ``processing/lfads`` into the inputs themselves (atomic replace).
         progress: show progress bars. plots: write the PNG figures.
         echo: where progress lines go.
+        n_samples, push_mean: how the written posterior is summarised
+            (:func:`nwb_lfads.infer.infer`; recorded in the provenance).
+        write_states: also write the generator and controller states.
 
     Returns:
         ``FitResult``; ``result.table`` is the per-session summary.
@@ -106,7 +112,14 @@ def fit(
     with rd.lock():  # one process per run directory; released however this one ends
         rd.check_for_fit(resume)  # again, now that no other fit can start here
         trained = train(data, cfg, run_dir, resume=resume, progress=progress, echo=echo)
-        results = infer(trained.params, cfg, datasets)
+        results = infer(
+            trained.params,
+            cfg,
+            datasets,
+            n_samples=n_samples,
+            push_mean=push_mean,
+            states=write_states,
+        )
         summary = summarize(datasets, results, data, paths)
         metrics = trained.history[-1] if trained.history else {}
         written = []
@@ -180,12 +193,15 @@ def infer_run(
     in_place: bool = False,
     cache_dir=None,
     n_samples: int | None = None,
+    push_mean: bool = False,
+    write_states: bool = False,
 ) -> list[Path]:
     """Apply the trained run in ``run_dir`` to ``sources`` and write them enriched into ``out``.
 
     Sources must be sessions the run was trained on (matched by session id or file name); all
     their trials are read with the run's data options (or those selected by ``trials``, a
     ``{column: value}`` dict or a list of ids), so new trials of a known session get rates too.
+    ``n_samples``, ``push_mean``, ``write_states``: as in :func:`fit`.
 
     Returns:
         the written enriched copies (:meth:`nwb_lfads.rundir.RunDir.output`; the sources
@@ -200,7 +216,15 @@ def infer_run(
     paths = resolve_sources(sources, cache_dir=cache_dir)
     opts = reader_options(cfg.data)
     datasets = [read_session(p, trials=trials, **opts) for p in paths]
-    results = infer(params, cfg, datasets, sessions=sessions, n_samples=n_samples)
+    results = infer(
+        params,
+        cfg,
+        datasets,
+        sessions=sessions,
+        n_samples=n_samples,
+        push_mean=push_mean,
+        states=write_states,
+    )
     out = Path(out).expanduser()
     written = []
     for path, res in zip(paths, results):

@@ -98,3 +98,47 @@ def test_infer_matches_sessions_by_identity(fitted):
         infer(params, CFG, [sessions[1]], n_samples=1)
     with pytest.raises(SessionMismatchError, match="not one the model was trained on"):
         infer(params, CFG, [_session("zzz", 3, 4, 2)], sessions=list(data.sessions), n_samples=1)
+
+
+def test_infer_returns_initial_conditions_and_states(fitted):
+    sessions, data, params = fitted
+    plain = infer(params, CFG, sessions, n_samples=2, batch_size=8)
+    assert plain[0].attrs["n_samples"] == 2 and plain[0].attrs["push_mean"] is False
+    assert "generator_states" not in plain[0] and "controller_states" not in plain[0]
+    out = infer(params, CFG, sessions, n_samples=2, batch_size=8, states=True)
+    for ds, res, first in zip(sessions, out, plain):
+        m = ds.sizes["trial"]
+        assert res["ic_mean"].dims == ("trial", "ic_dim") and res["ic_mean"].shape == (m, 8)
+        assert res["ic_sd"].shape == (m, 8) and res["g0"].dims == ("trial", "gen_dim")
+        assert res["g0"].shape == (m, 16) and res["ic_mean"].dtype == np.float32
+        assert np.all(res["ic_sd"].values > 0) and np.all(np.isfinite(res["ic_mean"].values))
+        np.testing.assert_array_equal(res["ic_dim"].values, np.arange(8))
+        assert res["generator_states"].dims == ("trial", "time", "gen_dim")
+        assert res["generator_states"].shape == (m, T, 16)
+        assert res["controller_states"].dims == ("trial", "time", "con_dim")
+        assert res["controller_states"].shape == (m, T, 8)
+        # the posterior of the initial condition does not depend on the samples drawn
+        np.testing.assert_array_equal(res["ic_mean"].values, first["ic_mean"].values)
+    # factors are the generator states through the unit-norm factor map: same rank, shared
+    # row space, so a least-squares map from states to factors is exact
+    g = out[0]["generator_states"].values.reshape(-1, 16)
+    f = out[0]["factors"].values.reshape(-1, 6)
+    w, *_ = np.linalg.lstsq(g, f, rcond=None)
+    np.testing.assert_allclose(g @ w, f, atol=1e-4)
+
+
+def test_push_mean_is_deterministic_and_recorded(fitted):
+    sessions, data, params = fitted
+    a = infer(params, CFG, sessions, n_samples=5, batch_size=8, push_mean=True, seed=0)
+    b = infer(params, CFG, sessions, n_samples=5, batch_size=8, push_mean=True, seed=3)
+    np.testing.assert_array_equal(a[0]["rates"].values, b[0]["rates"].values)
+    np.testing.assert_array_equal(a[0]["g0"].values, b[0]["g0"].values)
+    assert a[0].attrs["push_mean"] is True and a[0].attrs["n_samples"] == 1
+    sampled = infer(params, CFG, sessions, n_samples=5, batch_size=8, seed=0)
+    assert not np.allclose(sampled[0]["g0"].values, a[0]["g0"].values)  # g0 averaged, not pushed
+    # the autonomous-model path: no controller, so no controller states
+    auto = CFG.replace(model=dict(co_dim=0))
+    data0 = prepare_data(sessions, CFG.data.__class__(bin_size=0.02))
+    p0 = jax.device_get(Trainer(data0, auto).params)
+    res = infer(p0, auto, sessions, n_samples=1, states=True)[0]
+    assert "controller_states" not in res and res["generator_states"].shape == (10, T, 16)

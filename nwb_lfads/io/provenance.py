@@ -56,6 +56,9 @@ def provenance_rows(results, provenance: dict | None, source_name: str = "") -> 
         if key in results.attrs:
             _flatten(key, results.attrs[key], rows)
     rows["n_trials"] = int(results.sizes["trial"])
+    for key in ("n_samples", "push_mean"):  # how the posterior was summarised (infer's attrs)
+        if key in results.attrs:
+            _flatten(f"inference.{key}", results.attrs[key], rows)
     _flatten("", provenance or {}, rows)
     return rows
 

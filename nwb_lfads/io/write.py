@@ -13,6 +13,12 @@ What goes into ``processing/lfads`` (docs/DESIGN.md, "NWB layout"):
 - ``factors``: ``TimeSeries``, unit ``a.u.``, float32, ``(n_samples, n_factors)``.
 - ``inferred_inputs``: ``TimeSeries``, unit ``a.u.``, float32, ``(n_samples, n_inputs)``, when
   the results hold them.
+- ``generator_states``, ``controller_states``: ``TimeSeries``, unit ``a.u.``, float32,
+  ``(n_samples, gen_dim)`` and ``(n_samples, con_dim)``, when the results hold them
+  (``--write-states``); same time base as ``factors``.
+- ``initial_conditions``: a ``DynamicTable``, one row per trial (per window in continuous
+  mode), when the results hold ``ic_mean``, ``ic_sd`` and ``g0``
+  (:mod:`nwb_lfads.io.initial_conditions`).
 - ``provenance``: a ``DynamicTable`` with two text columns ``key`` and ``value``, one row per
   flattened setting (``config.model.gen_dim`` -> ``64``), the package version and final metrics.
   Text rows rather than one JSON blob: nwbinspector flags dictionaries stored in table cells, and
@@ -48,11 +54,18 @@ import numpy as np
 
 from ..errors import NwbContentError, NwbLfadsError, ResultsFormatError, SessionMismatchError
 from .filters import compressed
+from .initial_conditions import has_initial_conditions, initial_conditions_table
 from .open import check_nwb_path
 from .provenance import module_description, provenance_rows, provenance_table
 
 MODULE_NAME = "lfads"
-SERIES = (("rates", "Hz"), ("factors", "a.u."), ("inferred_inputs", "a.u."))
+SERIES = (
+    ("rates", "Hz"),
+    ("factors", "a.u."),
+    ("inferred_inputs", "a.u."),
+    ("generator_states", "a.u."),
+    ("controller_states", "a.u."),
+)
 
 
 def write_results(
@@ -64,7 +77,9 @@ def write_results(
         source: local path of the input NWB file; never modified unless ``in_place``.
         results: ``xarray.Dataset`` as made by ``nwb_lfads.infer`` (docs/DESIGN.md, "Results"): ``rates``
             float32 Hz ``(trial, time, unit)``, ``factors`` ``(trial, time, factor)``, optional
-            ``inferred_inputs`` ``(trial, time, input)``; coords ``time`` (s, bin centres
+            ``inferred_inputs`` ``(trial, time, input)``, optional ``generator_states`` and
+            ``controller_states`` ``(trial, time, <dim>)``, optional ``ic_mean``, ``ic_sd``
+            ``(trial, ic_dim)`` and ``g0`` ``(trial, gen_dim)``; coords ``time`` (s, bin centres
             relative to the event or window start), ``unit`` (units-table ids), ``align_time``
             (s, per trial); attrs ``bin_size`` (s), ``align_to`` (None in continuous mode).
         out_path: the file to create or replace (its folder is created); must differ from
@@ -281,9 +296,23 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
             f"LFADS inferred inputs from the controller (posterior mean, arbitrary "
             f"units), shape (n_samples, n_inputs). {common}"
         ),
+        "generator_states": (
+            f"LFADS generator GRU states (posterior mean, arbitrary units), shape (n_samples, "
+            f"gen_dim); the factors are a linear map of them. {common}"
+        ),
+        "controller_states": (
+            f"LFADS controller GRU states (posterior mean, arbitrary units), shape (n_samples, "
+            f"con_dim); the inferred inputs are read from them. {common}"
+        ),
     }
     prov = provenance_rows(results, provenance, source_name)
-    module = ProcessingModule(name=MODULE_NAME, description=module_description(prov, list(data)))
+    table = (
+        initial_conditions_table(results, bin_size, source_name)
+        if has_initial_conditions(results)
+        else None
+    )
+    contents = list(data) + ([table.name] if table is not None else [])
+    module = ProcessingModule(name=MODULE_NAME, description=module_description(prov, contents))
     for name, unit in SERIES:
         if name not in data:
             continue
@@ -299,6 +328,8 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
                 **kwargs,
             )
         )
+    if table is not None:
+        module.add(table)
     module.add(provenance_table(prov))
     return module
 

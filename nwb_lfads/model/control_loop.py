@@ -84,6 +84,17 @@ def control_loop(params, g0, ci, eps, keep, clip: float, var_min: float):
     return gm, mean, var, u
 
 
+def control_loop_states(params, g0, ci, eps, keep, clip: float, var_min: float):
+    """:func:`control_loop` that also returns the controller states, for inference.
+
+    Same arguments; returns ``(c, gm, mean, var, u)``: the controller states [T, B, K], then
+    what :func:`control_loop` returns. Differentiated by plain autodiff (no custom gradient),
+    so it is meant for posterior sampling, not training.
+    """
+    cs, _, gm, mean, var, u = _forward(params, g0, ci, eps, keep, clip, var_min)
+    return cs, gm, mean, var, u
+
+
 def _fwd(params, g0, ci, eps, keep, clip, var_min):
     cs, gs, gm, mean, var, u = _forward(params, g0, ci, eps, keep, clip, var_min)
     return (gm, mean, var, u), (params, g0, ci, eps, keep, cs, gs, gm)

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from .control_loop import control_loop
+from .control_loop import control_loop, control_loop_states
 from .controller import ControllerParams
 from .generator import GeneratorParams
 from .gru import cat_weights
@@ -40,6 +40,7 @@ class DecoderOut(NamedTuple):
     co_mean: jnp.ndarray | None  # [B, T, U]
     co_var: jnp.ndarray | None  # [B, T, U]
     u: jnp.ndarray | None  # [B, T, U] sampled inferred inputs
+    con_states: jnp.ndarray | None = None  # [T, B, K] controller states, with keep_states only
 
 
 def decode(
@@ -53,6 +54,7 @@ def decode(
     co_eps=None,
     co_var_min: float = 1e-4,
     gen_keep=None,
+    keep_states: bool = False,
 ) -> DecoderOut:
     """Run the recurrence.
 
@@ -64,6 +66,8 @@ def decode(
         co_eps: standard normal noise of the inferred inputs, float32 [B, T, U].
         gen_keep: dropout scale of the generator state, time-major float32 [T, B, G], 0 or
             1 / (1 - rate); None = no dropout.
+        keep_states: also return the controller states (``con_states``; inference only: this
+            path has no hand-written backward pass).
 
     Returns:
         a :class:`DecoderOut`.
@@ -84,11 +88,14 @@ def decode(
         jnp.concatenate([gen.b, jnp.zeros((G,), gen.b.dtype)]),
     )
     keep = jnp.ones((n_bins, B, G), g0.dtype) if gen_keep is None else gen_keep
-    hs, mean, var, u = control_loop(
-        params, g0, ci_enc, jnp.swapaxes(co_eps, 0, 1), keep, float(clip), float(co_var_min)
-    )
+    args = (params, g0, ci_enc, jnp.swapaxes(co_eps, 0, 1), keep, float(clip), float(co_var_min))
+    cs = None
+    if keep_states:
+        cs, hs, mean, var, u = control_loop_states(*args)
+    else:
+        hs, mean, var, u = control_loop(*args)
 
     def sw(a):
         return jnp.swapaxes(a, 0, 1)
 
-    return DecoderOut(hs, sw(mean), sw(var), sw(u))
+    return DecoderOut(hs, sw(mean), sw(var), sw(u), cs)

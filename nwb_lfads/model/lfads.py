@@ -14,7 +14,8 @@ recurrence with inferred inputs (KL to an AR(1) prior, by sampling) -> row-norma
 ``apply(params, rng, batch, is_training)`` returns an :class:`LFADSOutput`; ``is_training``
 (a Python bool, static under ``jit``) switches dropout and coordinated dropout on;
 ``sample=False`` pushes the posterior means (of g0 and of the inferred inputs) through the
-generator instead of samples (TF LFADS's ``posterior_push_mean``).
+generator instead of samples (TF LFADS's ``posterior_push_mean``); ``states=True`` also returns
+the generator and controller states (inference only).
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class LFADSOutput(NamedTuple):
     factors [B, T, F], inferred_inputs [B, T, U] (sampled; U = 0 when autonomous),
     ic_mean, ic_var [B, D] (g0 posterior), co_mean, co_var [B, T, U],
     kl_ic, kl_co [B], recon [B] (masked NLL of the scored elements), recon_sv [B] (NLL of the
-    sample-validation elements; 0 without them).
+    sample-validation elements; 0 without them), g0 [B, G] (the generator's initial state, from
+    the initial-condition sample, or its mean with ``sample=False``); with ``states=True``
+    gen_states [B, T, G] and con_states [B, T, K] (K = 0 when autonomous), else None.
     """
 
     log_rates: jnp.ndarray
@@ -74,6 +77,9 @@ class LFADSOutput(NamedTuple):
     kl_co: jnp.ndarray
     recon: jnp.ndarray
     recon_sv: jnp.ndarray
+    g0: jnp.ndarray | None = None
+    gen_states: jnp.ndarray | None = None
+    con_states: jnp.ndarray | None = None
 
 
 def readin_size(cfg: ModelConfig, n_sessions: int) -> int:
@@ -99,7 +105,9 @@ class LFADS(hk.Module):
         self.readin_init = readin_init
         self.lik = get_likelihood(cfg.likelihood)
 
-    def __call__(self, batch: Batch, is_training: bool, sample: bool = True) -> LFADSOutput:
+    def __call__(
+        self, batch: Batch, is_training: bool, sample: bool = True, states: bool = False
+    ) -> LFADSOutput:
         cfg = self.cfg
         spikes = batch.spikes
         B, T, N = spikes.shape
@@ -162,6 +170,7 @@ class LFADS(hk.Module):
                 co_eps=eps,
                 co_var_min=cfg.ic_post_var_min,
                 gen_keep=gen_keep,
+                keep_states=states,
             )
             log_tau, log_pvar = AR1Prior(U, cfg.co_prior_tau, cfg.co_prior_var)()
             log_q = jnp.sum(-0.5 * (LOG_2PI + jnp.log(dec.co_var) + eps**2), axis=(1, 2))
@@ -180,8 +189,29 @@ class LFADS(hk.Module):
             if sv_weight is not None
             else jnp.zeros((B,), jnp.float32)
         )
+        gen_states = con_states = None
+        if states:
+            gen_states = jnp.swapaxes(dec.gen_states, 0, 1)
+            con_states = (
+                jnp.swapaxes(dec.con_states, 0, 1)
+                if dec.con_states is not None
+                else jnp.zeros((B, T, 0), jnp.float32)
+            )
         return LFADSOutput(
-            log_rates, factors, u, ic_mean, ic_var, co_mean, co_var, kl_ic, kl_co, recon, recon_sv
+            log_rates,
+            factors,
+            u,
+            ic_mean,
+            ic_var,
+            co_mean,
+            co_var,
+            kl_ic,
+            kl_co,
+            recon,
+            recon_sv,
+            g0,
+            gen_states,
+            con_states,
         )
 
 
@@ -190,12 +220,14 @@ def make_lfads(
 ) -> hk.Transformed:
     """The transformed model. ``unit_mask``: bool [S, N], True where session s has unit n.
 
-    ``init(rng, batch, is_training)`` -> params; ``apply(params, rng, batch, is_training)``
-    -> :class:`LFADSOutput`.
+    ``init(rng, batch, is_training)`` -> params; ``apply(params, rng, batch, is_training,
+    sample=True, states=False)`` -> :class:`LFADSOutput`.
     """
 
-    def forward(batch: Batch, is_training: bool, sample: bool = True) -> LFADSOutput:
-        return LFADS(cfg, unit_mask, readin_init)(batch, is_training, sample)
+    def forward(
+        batch: Batch, is_training: bool, sample: bool = True, states: bool = False
+    ) -> LFADSOutput:
+        return LFADS(cfg, unit_mask, readin_init)(batch, is_training, sample, states)
 
     return hk.transform(forward)
 
