@@ -66,8 +66,16 @@ def fabricate(
     n_inputs=2,
     rates=None,
     seed=0,
+    ic_dim=0,
+    gen_dim=0,
+    con_dim=0,
 ) -> xr.Dataset:
-    """A results Dataset as nwb_lfads.infer makes it (docs/DESIGN.md, "Results")."""
+    """A results Dataset as nwb_lfads.infer makes it (docs/DESIGN.md, "Results").
+
+    ``ic_dim`` > 0 adds ``ic_mean``, ``ic_sd`` (trial, ic_dim) and ``g0`` (trial, gen_dim);
+    ``con_dim`` > 0 adds ``generator_states`` (trial, time, gen_dim) and ``controller_states``
+    (trial, time, con_dim), as ``infer(..., states=True)`` does.
+    """
     rng = np.random.default_rng(seed)
     n_trial, n_time, n_unit = len(align_time), len(time), len(unit_ids)
     if rates is None:
@@ -84,6 +92,18 @@ def fabricate(
             ("trial", "time", "input"),
             rng.normal(size=(n_trial, n_time, n_inputs)).astype(np.float32),
         )
+    if ic_dim:
+        f32 = np.float32
+        data["ic_mean"] = (("trial", "ic_dim"), rng.normal(size=(n_trial, ic_dim)).astype(f32))
+        data["ic_sd"] = (("trial", "ic_dim"), rng.uniform(0.1, 1, (n_trial, ic_dim)).astype(f32))
+        data["g0"] = (("trial", "gen_dim"), rng.normal(size=(n_trial, gen_dim)).astype(f32))
+    if con_dim:
+        for name, dim, size in (
+            ("generator_states", "gen_dim", gen_dim),
+            ("controller_states", "con_dim", con_dim),
+        ):
+            values = rng.normal(size=(n_trial, n_time, size)).astype(np.float32)
+            data[name] = (("trial", "time", dim), values)
     trial_ids = np.arange(n_trial) if trial_ids is None else trial_ids
     return xr.Dataset(
         data,
@@ -126,8 +146,14 @@ def mc_written(mc_maze_small, mc_meta, tmp_path_factory):
     before = sha256(src)
     perm = np.random.default_rng(1).permutation(len(mc_meta["unit_ids"]))
     res = fabricate(
-        mc_meta["unit_ids"][perm], mc_meta["move_onset"], centres(), trial_ids=mc_meta["trial_ids"]
+        mc_meta["unit_ids"][perm],
+        mc_meta["move_onset"],
+        centres(),
+        trial_ids=mc_meta["trial_ids"],
+        ic_dim=4,
+        gen_dim=6,
     )
+    res.attrs.update(n_samples=7, push_mean=False)
     out = write_results(src, res, root / "run" / "in.lfads.nwb", provenance=PROV)
     return {
         "src": src,
@@ -181,6 +207,40 @@ def test_mc_factors_inputs_and_provenance(mc_written):
         assert nwb_lfads.__version__ in mod.description and "valid_loss=0.123" in mod.description
     finally:
         io.close()
+
+
+def test_mc_initial_conditions_table(mc_written, mc_meta):
+    """One row per trial, trial ids of the trials table, 2-D columns, gzip without shuffle."""
+    import h5py
+
+    from nwb_lfads.io.filters import viewer_unsafe_datasets
+
+    io, nwb = read_file(mc_written["out"])
+    try:
+        mod = nwb.processing["lfads"]
+        res = mc_written["results"]
+        table = mod["initial_conditions"]
+        assert table.colnames == ("trial_id", "ic_mean", "ic_sd", "g0")
+        np.testing.assert_array_equal(table["trial_id"].data[:], nwb.trials.id[:])
+        np.testing.assert_array_equal(table["trial_id"].data[:], mc_meta["trial_ids"])
+        assert table["ic_mean"].data.shape == (100, 4) and table["g0"].data.shape == (100, 6)
+        np.testing.assert_array_equal(table["ic_mean"].data[:], res["ic_mean"].values)
+        np.testing.assert_array_equal(table["ic_sd"].data[:], res["ic_sd"].values)
+        np.testing.assert_array_equal(table["g0"].data[:], res["g0"].values)
+        assert table["ic_mean"].data.dtype == np.float32
+        assert "start_time" not in table.colnames
+        assert "generator_states" not in mod.data_interfaces  # only with --write-states
+        assert "controller_states" not in mod.data_interfaces
+        assert "initial_conditions" in mod.description
+        prov = mod["provenance"].to_dataframe().set_index("key")["value"]
+        assert prov["inference.n_samples"] == "7" and prov["inference.push_mean"] == "false"
+    finally:
+        io.close()
+    assert viewer_unsafe_datasets(mc_written["out"]) == {}
+    with h5py.File(mc_written["out"], "r") as f:
+        for name in ("id", "trial_id", "ic_mean", "ic_sd", "g0"):
+            dset = f[f"processing/lfads/initial_conditions/{name}"]
+            assert dset.compression == "gzip" and not dset.shuffle
 
 
 def test_mc_rest_of_file_unchanged_and_new_identifier(mc_written, mc_meta, mc_maze_small):
@@ -257,11 +317,39 @@ def test_continuous_windows_merge_back_to_signal(a8604_copy, tmp_path):
     assert starts[-1] + win == n_bins
     windows = np.stack([signal[s : s + win] for s in starts])
     time = BIN * (np.arange(win) + 0.5)
-    res = fabricate([206, 6], t0 + starts * BIN, time, align_to=None, rates=windows, n_inputs=0)
+    res = fabricate(
+        [206, 6],
+        t0 + starts * BIN,
+        time,
+        align_to=None,
+        rates=windows,
+        n_inputs=0,
+        ic_dim=3,
+        gen_dim=5,
+        con_dim=2,
+    )
     res.attrs.update(window=(0.0, win * BIN), window_length=win * BIN, overlap=(win - step) * BIN)
+    res.attrs.update(n_samples=1, push_mean=True)
     out = write_results(a8604_copy, res, tmp_path / "out" / "A8604.lfads.nwb")
     io, nwb = read_file(out)
     try:
+        mod = nwb.processing["lfads"]
+        table = mod["initial_conditions"]  # one row per window, with its start time
+        assert table.colnames == ("start_time", "stop_time", "ic_mean", "ic_sd", "g0")
+        np.testing.assert_allclose(table["start_time"].data[:], t0 + starts * BIN)
+        np.testing.assert_allclose(table["stop_time"].data[:], t0 + (starts + win) * BIN)
+        assert table["ic_mean"].data.shape == (len(starts), 3)
+        assert table["g0"].data.shape == (len(starts), 5)
+        np.testing.assert_array_equal(table["g0"].data[:], res["g0"].values)
+        for name, width in (("generator_states", 5), ("controller_states", 2)):
+            series = mod[name]  # the same time base as the factors, windows merged
+            assert series.data.shape == (n_bins, width) and series.unit == "a.u."
+            assert series.rate == mod["factors"].rate
+            assert series.starting_time == mod["factors"].starting_time
+        merged = mod["generator_states"].data[:]
+        np.testing.assert_allclose(merged[:step], res["generator_states"].values[0, :step])
+        prov = mod["provenance"].to_dataframe().set_index("key")["value"]
+        assert prov["inference.n_samples"] == "1" and prov["inference.push_mean"] == "true"
         rates = nwb.processing["lfads"]["rates"]
         assert rates.timestamps is None
         assert rates.rate == pytest.approx(100.0)
