@@ -391,9 +391,12 @@ class Trainer:
         self.state = self._last_good = self._put(state)
         average = ckpt.load_average(ck)
         self.average = self._put(average) if average is not None else self.state.params
-        fields = Monitor._fields
         self.monitor = Monitor(
-            **{k: int(host[k]) if k != "smoothed" and k != "best" else host[k] for k in fields}
+            smoothed=host["smoothed"],
+            best=host["best"],
+            best_epoch=int(host["best_epoch"]),
+            plateau=int(host["plateau"]),
+            bad_epochs=int(host["bad_epochs"]),
         )
         for k in _HOST_INTS:
             setattr(self, k, int(host[k]))
