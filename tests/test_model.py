@@ -174,6 +174,32 @@ def test_lfads_output_shapes_and_finite_gradients(co_dim):
     assert float(gen_l2) > 0 and (float(con_l2) > 0) == (co_dim > 0)
 
 
+@pytest.mark.parametrize("co_dim", [0, 2])
+def test_states_pass_returns_g0_and_states_without_changing_outputs(co_dim):
+    """``states=True`` (inference) gives the same rates and inputs plus g0 [B, G], the
+    generator states [B, T, G] (whose factor map gives the factors) and controller states."""
+    cfg = dataclasses.replace(TINY, co_dim=co_dim)
+    model = make_lfads(cfg, np.ones((1, N), bool))
+    batch = _batch()
+    params = model.init(jax.random.key(0), batch, True)
+    key = jax.random.key(1)
+    plain = model.apply(params, key, batch, False)
+    full = model.apply(params, key, batch, False, True, True)
+    assert plain.gen_states is None and plain.con_states is None
+    assert plain.g0.shape == full.g0.shape == (B, 12)
+    np.testing.assert_allclose(full.log_rates, plain.log_rates, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(full.inferred_inputs, plain.inferred_inputs, rtol=1e-5, atol=1e-6)
+    assert full.gen_states.shape == (B, T, 12)
+    assert full.con_states.shape == (B, T, 7 if co_dim else 0)
+    w_fac = params["lfads/generator"]["w_fac"]
+    w_fac = w_fac / jnp.sqrt(jnp.sum(w_fac**2, axis=0, keepdims=True) + 1e-8)
+    np.testing.assert_allclose(full.gen_states @ w_fac, full.factors, rtol=1e-5, atol=1e-5)
+    # the posterior mean pushed through: g0 is the map of ic_mean, the same on every key
+    pushed = [model.apply(params, jax.random.key(k), batch, False, False) for k in (2, 3)]
+    np.testing.assert_array_equal(pushed[0].g0, pushed[1].g0)
+    assert not np.allclose(pushed[0].g0, plain.g0)
+
+
 def test_gaussian_kl_matches_monte_carlo():
     rng = np.random.default_rng(0)
     qm, qv = rng.normal(size=4), rng.uniform(0.2, 2.0, 4)
