@@ -122,10 +122,16 @@ def make_sessions(units, trials_per_condition, n_conditions: int, seed: int):
     return sess, [to_dataset(s, f"sim{i}") for i, s in enumerate(sess)]
 
 
-def fit(datasets, true_hz, cfg, seconds: float, steps: int | None = None) -> dict:
-    """Train on ``datasets`` for ``seconds`` of the Trainer's wall time (or, given ``steps``,
-    whole epochs up to at least that many optimizer steps); R^2 per session of the best
-    parameters' posterior-mean rates against ``true_hz`` (float Hz [K_s, T, N_s] each)."""
+def fit(
+    datasets, true_hz, cfg, seconds: float, steps: int | None = None, clock: str = "cpu"
+) -> dict:
+    """Train on ``datasets`` for ``seconds`` of training time after the first epoch (or, given
+    ``steps``, whole epochs up to at least that many optimizer steps); R^2 per session of the
+    best parameters' posterior-mean rates against ``true_hz`` (float Hz [K_s, T, N_s] each).
+
+    ``clock``: ``"cpu"`` counts this process's CPU seconds divided by the number of JAX
+    devices (on an idle host with one device per core that equals wall time, and other
+    processes' load does not shorten a fit); ``"wall"`` counts the Trainer's wall time."""
     import numpy as np
 
     from nwb_lfads.config import SessionSampling
@@ -137,12 +143,20 @@ def fit(datasets, true_hz, cfg, seconds: float, steps: int | None = None) -> dic
     t0 = time.perf_counter()
     data = prepare_data(datasets, cfg.data)
     trainer = Trainer(data, cfg)
+    import jax
+
+    n_dev = len(jax.devices())
+
+    def now() -> float:
+        return time.process_time() / n_dev if clock == "cpu" else trainer.elapsed
+
     trainer.train_epoch()  # compiles: not counted in the budget
-    first, steps0 = trainer.elapsed, int(trainer.state.step)
+    first, steps0, c0 = trainer.elapsed, int(trainer.state.step), now()
     while not trainer.stop_reason and (
-        trainer.elapsed - first < seconds if steps is None else int(trainer.state.step) < steps
+        now() - c0 < seconds if steps is None else int(trainer.state.step) < steps
     ):
         trainer.train_epoch()
+    budget_s = now() - c0
     means = posterior_means(trainer.best_params, cfg, data)
     r2 = [float(r2_per_neuron(m["rates"] / data.bin_size, t)[1]) for m, t in zip(means, true_hz)]
     per = np.bincount(data.session[data.train], minlength=data.n_sessions)
@@ -159,6 +173,7 @@ def fit(datasets, true_hz, cfg, seconds: float, steps: int | None = None) -> dic
         "train_trials": per.tolist(),
         "trials_per_s": [round(rate * p, 1) for p in share],
         "train_s": round(trainer.elapsed, 1),
+        "budget_s": round(budget_s, 1),
         "first_epoch_s": round(first, 1),
         "wall_s": round(time.perf_counter() - t0, 1),
         "stop_reason": trainer.stop_reason,
@@ -166,24 +181,40 @@ def fit(datasets, true_hz, cfg, seconds: float, steps: int | None = None) -> dic
 
 
 def alone_config(cfg):
-    """``cfg`` for a single session: a PCR start needs a read-in, which one session without
-    ``model.readin_dim`` does not have, so it starts as the default (random) there."""
+    """``cfg`` for a single session: without ``model.readin_dim`` one session has no read-in,
+    so the read-in settings (``model.readin_init``, ``train.train_readin``) return to their
+    defaults there."""
     from nwb_lfads.config import ReadinMethod
 
-    if cfg.model.readin_init == ReadinMethod.PCR and cfg.model.readin_dim == 0:
-        return cfg.replace(model={"readin_init": ReadinMethod.RANDOM})
+    if cfg.model.readin_dim == 0:  # no read-in: its settings do not apply
+        return cfg.replace(model={"readin_init": ReadinMethod.RANDOM}, train={"train_readin": True})
     return cfg
 
 
-def scenario(draw: dict, cfg, seconds: float, log) -> dict:
-    """The joint fit of a drawn scenario and every session alone; per-session rows."""
+def scenario(
+    draw: dict, cfg, seconds: float, log, clock: str = "cpu", reuse: dict | None = None
+) -> dict:
+    """The joint fit of a drawn scenario and every session alone; per-session rows.
+
+    ``reuse``: {(seed, session): row} of earlier single-session fits of the same scenario,
+    budget and single-session config (see ``--reuse-alone``); those sessions are not refitted."""
     c, units, tpc = draw["conditions"], draw["units"], draw["trials_per_condition"]
     sess, dss = make_sessions(units, tpc, c, draw["seed"])
     true = [s.rates_hz for s in sess]
-    joint = fit(dss, true, cfg, seconds)
+    joint = fit(dss, true, cfg, seconds, clock=clock)
     rows = []
     for i in range(len(dss)):
-        alone = fit(dss[i : i + 1], true[i : i + 1], alone_config(cfg), seconds)
+        old = (reuse or {}).get((draw["seed"], i))
+        if old is not None:
+            alone = {
+                "r2": [old["r2_alone"]],
+                "epochs": old["epochs_alone"],
+                "steps": old["steps_alone"],
+                "trials_per_s": [old["trials_per_s_alone"]],
+                **old["alone"],
+            }
+        else:
+            alone = fit(dss[i : i + 1], true[i : i + 1], alone_config(cfg), seconds, clock=clock)
         rows.append(
             {
                 "session": i,
@@ -206,6 +237,30 @@ def scenario(draw: dict, cfg, seconds: float, log) -> dict:
         )
         log(draw["seed"], rows[-1])
     return {**draw, "joint": joint, "sessions": rows}
+
+
+def load_alone(path: str, settings: dict, alone_cfg: dict) -> dict:
+    """Single-session rows of an earlier result (a JSON line of this script in ``path``, the
+    last one whose budget, clock and single-session config equal these): {(seed, session): row}."""
+    found: dict = {}
+    for line in Path(path).read_text().splitlines():
+        r = json.loads(line)
+        s = r.get("settings", {})
+        if (
+            "scenarios" in r
+            and s.get("seconds") == settings["seconds"]
+            and s.get("clock", "wall") == settings["clock"]
+            and s.get("max_sessions") == settings["max_sessions"]
+            and r.get("alone_config") == alone_cfg
+        ):
+            found = {
+                (sc["seed"], row["session"]): row for sc in r["scenarios"] for row in sc["sessions"]
+            }
+    if not found:
+        raise SystemExit(
+            f"--reuse-alone {path}: no line with the same budget and single-session config"
+        )
+    return found
 
 
 def summarize(scenarios: list[dict]) -> dict:
@@ -331,7 +386,13 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5, help="scenarios, one per seed")
     p.add_argument("--first-seed", type=int, default=0)
-    p.add_argument("--seconds", type=float, default=60.0, help="training wall time of each fit")
+    p.add_argument("--seconds", type=float, default=60.0, help="training time of each fit")
+    p.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="budget in CPU seconds per device (robust to other load) or wall seconds",
+    )
     p.add_argument("--max-sessions", type=int, default=4, help="2 to 8 sessions per scenario")
     p.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     p.add_argument("--tp-units", type=int, nargs="+", default=[40, 60, 80, 100, 120])
@@ -339,6 +400,12 @@ def main(argv=None) -> dict:
         "--tp-trials", type=int, default=200, help="trials per session in the throughput test"
     )
     p.add_argument("--tp-epochs", type=int, default=3, help="timed epochs after the first")
+    p.add_argument(
+        "--reuse-alone",
+        metavar="JSONL",
+        help="take the single-session fits from an earlier result with the same budget and "
+        "single-session config (for variants that change only the joint fit)",
+    )
     p.add_argument("--skip-recovery", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
     args = p.parse_args(argv)
@@ -364,18 +431,31 @@ def main(argv=None) -> dict:
         "settings": {
             "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
             "seconds": args.seconds,
+            "clock": args.clock,
             "max_sessions": args.max_sessions,
             "model": MODEL,
             "train": TRAIN,
         },
         "sets": args.set,
     }
+    out["alone_config"] = alone_config(cfg).to_dict()
+    reuse = None
+    if args.reuse_alone:
+        reuse = load_alone(args.reuse_alone, out["settings"], out["alone_config"])
+        out["alone_from"] = args.reuse_alone
     t0 = time.perf_counter()
     if not args.skip_recovery:
         head = "seed ses role  units trials   joint   alone    gain ep_jnt ep_aln tr/s_jnt tr/s_aln"
         print(head, file=sys.stderr, flush=True)
         scenarios = [
-            scenario(draw_scenario(seed, args.max_sessions), cfg, args.seconds, _log_row)
+            scenario(
+                draw_scenario(seed, args.max_sessions),
+                cfg,
+                args.seconds,
+                _log_row,
+                args.clock,
+                reuse,
+            )
             for seed in out["settings"]["seeds"]
         ]
         out["scenarios"] = scenarios
