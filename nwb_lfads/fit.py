@@ -149,9 +149,10 @@ def _row(summary: list[dict], ds) -> dict:
 
 
 def summarize(datasets, results, data, paths) -> list[dict]:
-    """One ``session_summary`` per session (validation trials from the training split)."""
+    """One ``session_summary`` per session (validation trials from the training split); with
+    several sessions each row also has ``shared`` (:func:`nwb_lfads.summary.shared_fraction`)."""
     from .io.ground_truth import read_ground_truth
-    from .summary import session_summary
+    from .summary import session_summary, shared_fraction
 
     rows = []
     for s, (ds, res, path) in enumerate(zip(datasets, results, paths)):
@@ -165,6 +166,9 @@ def summarize(datasets, results, data, paths) -> list[dict]:
                 train_trials=data.train[mine],
             )
         )
+    if len(results) > 1:
+        for row, frac in zip(rows, shared_fraction([r.factors.values for r in results])):
+            row["shared"] = frac
     return rows
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from .baselines import smooth_spikes, smoothing_rates
 from .metrics import RATE_FLOOR, bits_per_spike, r2_per_neuron
 
+SHARED_VARIANCE = 0.95  # of the other sessions' factor variance spanned in ``shared_fraction``
 SIGMA_S = 0.05  # s, Gaussian sd of the smoothing baseline for R^2
 SIGMA_GRID_S = (0.02, 0.05, 0.1)  # s, kernel widths tried for the bits/spike baseline
 ALPHA_GRID = (0.02, 0.1, 0.3)  # weights of the unit's mean rate tried for it
@@ -93,6 +94,44 @@ def session_summary(
     return out
 
 
+def shared_fraction(factors: list[np.ndarray]) -> list[float]:
+    """How much of each session's factor activity lies where the other sessions' activity lies.
+
+    For session s: the other sessions' factors (all their trials and bins, pooled) are centred
+    on their mean m and reduced to the fewest principal components that span
+    ``SHARED_VARIANCE`` of their variance, P the projection onto them; the result is
+    ``|P (X_s - m)|^2 / |X_s - m|^2`` over every trial and bin of session s, in [0, 1]. Near 1:
+    the session's trials move through the part of factor space that the other sessions' trials
+    visit, so the dynamics fitted to them are the ones this session uses (stitching shares
+    something with it); low: its trials occupy directions only it visits.
+
+    Args:
+        factors: per session, factors [K_s, T, F] (any float unit; the same F everywhere).
+    Returns:
+        one fraction per session (NaN with fewer than two sessions or no variance).
+    """
+    flat = [np.asarray(f, np.float64).reshape(-1, np.shape(f)[-1]) for f in factors]
+    out = []
+    for s in range(len(flat)):
+        others = [x for i, x in enumerate(flat) if i != s]
+        if not others:
+            out.append(float("nan"))
+            continue
+        pooled = np.concatenate(others)
+        mean = pooled.mean(axis=0)
+        _, sv, vt = np.linalg.svd(pooled - mean, full_matrices=False)
+        var = sv**2
+        if var.sum() <= 0:
+            out.append(float("nan"))
+            continue
+        k = int(np.searchsorted(np.cumsum(var) / var.sum(), SHARED_VARIANCE) + 1)
+        x = flat[s] - mean
+        total = float(np.sum(x**2))
+        inside = float(np.sum((x @ vt[:k].T) ** 2))
+        out.append(inside / total if total > 0 else float("nan"))
+    return out
+
+
 def format_table(rows: list[dict]) -> str:
     """A plain-text table of session summaries (columns that any row has)."""
     cols = [
@@ -101,6 +140,7 @@ def format_table(rows: list[dict]) -> str:
         ("n_units", "units", "{}"),
         ("valid_bps", "valid bits/spike", "{:.3f}"),
         ("smoothing_valid_bps", "smoothing", "{:.3f}"),
+        ("shared", "shared", "{:.2f}"),
         ("r2", "R^2 vs truth", "{:.3f}"),
         ("smoothing_r2", "smoothing R^2", "{:.3f}"),
     ]

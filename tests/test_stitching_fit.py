@@ -14,6 +14,8 @@ from nwb_lfads.config import DataConfig
 from nwb_lfads.data import prepare_data
 from nwb_lfads.errors import SessionMismatchError
 from nwb_lfads.io.read import read_session, read_sessions
+from nwb_lfads.rundir import RunDir
+from nwb_lfads.summary import format_table, shared_fraction
 from nwb_lfads.synthetic import simulate
 
 TINY = [
@@ -160,6 +162,24 @@ def test_infer_a_stitched_run_on_one_of_its_sessions(sim_files, tmp_path):
         rates = io.read().processing["lfads"]["rates"].data[:]
     assert rates.shape == (6 * 50, 6)  # session 1: 6 trials x 50 bins of the run's window, 6 units
     assert np.isfinite(rates).all() and (rates >= 0).all()
+    rows = RunDir(run).read_summary()
+    assert len(rows) == 2 and all(0.0 <= r["shared"] <= 1.0 for r in rows), rows
+    assert "shared" in format_table(rows).splitlines()[0]
+
+
+def test_shared_fraction_separates_a_session_in_its_own_directions():
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(6, 6)))[0]  # orthonormal columns
+    common, own = basis[:, :2], basis[:, 4:]
+
+    def session(directions, k=30):
+        z = rng.normal(size=(k, 20, directions.shape[1]))
+        return z @ directions.T + 1e-3 * rng.normal(size=(k, 20, 6))
+
+    fr = shared_fraction([session(common), session(common), session(own)])
+    assert fr[0] > 0.9 and fr[1] > 0.9, fr  # each lies in the span of the other's activity
+    assert fr[2] < 0.1, fr  # orthogonal to both others
+    assert np.isnan(shared_fraction([session(common)])[0])
 
 
 # ------------------------------------------------------------------ joint beats alone (slow)
