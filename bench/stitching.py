@@ -12,12 +12,16 @@ own units and log-linear read-out). The draw depends only on the seed and ``--ma
 so variants (``--set KEY=VALUE``, applied to every fit) are compared on the same data.
 
 Every scenario is fitted twice over: the JOINT (stitched) model of all its sessions, and EVERY
-session ALONE, each fit for ``--seconds`` of the Trainer's wall time (``trainer.elapsed``:
-epochs and their validation passes) after its first epoch (compilation), same model and
-settings: :data:`MODEL`, :data:`TRAIN` (``kl_ic_scale`` 0.5: at the default 1.0 the tiny model
-sometimes collapses its initial-condition posterior; early stopping off, so every fit uses its
-budget; the learning rate may still reach ``lr_min``, which ends a fit), then the overrides
-(``model.readin_init=pcr`` stays random in the single-session fits, which have no read-in).
+session ALONE, each fit for ``--seconds`` of training (epochs and their validation passes)
+after its first epoch (compilation). ``--clock cpu`` (default) counts the process's CPU seconds
+divided by the number of JAX devices, which on an idle host with one device per core is the wall
+time, and which other processes' load does not shorten; ``--clock wall`` counts the Trainer's
+wall time. Same model and settings in every fit: :data:`MODEL`, :data:`TRAIN` (``kl_ic_scale``
+0.5: at the default 1.0 the tiny model sometimes collapses its initial-condition posterior;
+early stopping off, so every fit uses its budget; the learning rate may still reach ``lr_min``,
+which ends a fit), then the overrides (read-in settings do not apply to a single session
+without ``model.readin_dim``: :func:`alone_config`). ``--reuse-alone FILE`` takes the
+single-session fits from an earlier line with the same budget and single-session config.
 Score: per-neuron R^2 (:func:`nwb_lfads.metrics.r2_per_neuron`, all trials and bins, averaged
 over units) of the best parameters' posterior-mean rates (Hz) against the true rates (Hz), every
 trial of the session (training and validation).
@@ -34,10 +38,11 @@ min > 0, no large gain below -0.02), ``total_s``. A readable table goes to stder
 
 **Throughput.** Trials per second of the training step measured with the Trainer: the
 wall time of ``train_epoch`` (optimizer steps plus the validation pass) for epochs 2.., the
-first (compilation) excluded, trials = training trials per epoch. Five sessions of
-``--tp-units`` (default 40..120) vs one session with the same total trials and the largest unit
-count. Output ``throughput``: ``multi`` and ``single`` (``trials_per_s``, ``epoch_s``,
-``first_epoch_s``, ...), ``ratio_single_over_multi``, and ``accept``: that ratio <= 1.3.
+first (compilation) excluded, trials = training trials per epoch. Eight sessions of
+``--tp-units`` (default 40..120 units) vs one session with the same total trials and the largest
+unit count, three interleaved rounds, the best of each. Output ``throughput``: ``multi`` and
+``single`` (``trials_per_s``, ``epoch_s``, ``first_epoch_s``, ...),
+``ratio_single_over_multi``, and ``accept``: that ratio <= 1.10.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ TRAIN = dict(
 )
 UNITS, SMALL_TRIALS, LARGE_TRIALS, CONDITIONS = (30, 80), (20, 100), (200, 400), (10, 40)
 SMALL_MEAN_BAR, LARGE_LOSS_BAR = 0.10, -0.02  # the issue's acceptance
+TP_BAR = 1.10  # single-session trials/s at most 10 % above the stitched sessions' trials/s
 
 
 def draw_scenario(seed: int, max_sessions: int) -> dict:
@@ -358,17 +364,24 @@ def _epoch_rate(datasets, model, batch_size, epochs: int) -> dict:
     }
 
 
-def throughput(units, trials_each: int, model, batch_size, epochs: int, seed: int) -> dict:
-    """Trials/s of five (``units``) sessions vs one session of max(units) units, same total trials."""
+def throughput(
+    units, trials_each: int, model, batch_size, epochs: int, seed: int, rounds: int = 3
+) -> dict:
+    """Trials/s of len(``units``) sessions vs one session of max(units) units and the same total
+    trials; ``rounds`` interleaved measurements of each (the best of each is compared, so that a
+    burst of other load on the host does not decide the ratio)."""
     n_cond = 20
     reps = trials_each // n_cond
     _, multi = make_sessions(units, [reps] * len(units), n_cond, seed)
     _, single = make_sessions([max(units)], [reps * len(units)], n_cond, seed)
-    m = _epoch_rate(multi, model, batch_size, epochs)
-    s = _epoch_rate(single, model, batch_size, epochs)
+    runs: dict = {"multi": [], "single": []}
+    for _ in range(rounds):
+        runs["multi"].append(_epoch_rate(multi, model, batch_size, epochs))
+        runs["single"].append(_epoch_rate(single, model, batch_size, epochs))
+    m, s = (max(runs[k], key=lambda r: r["trials_per_s"]) for k in ("multi", "single"))
     return {
-        "multi": m,
-        "single": s,
+        "multi": {**m, "all_trials_per_s": [r["trials_per_s"] for r in runs["multi"]]},
+        "single": {**s, "all_trials_per_s": [r["trials_per_s"] for r in runs["single"]]},
         "ratio_single_over_multi": round(s["trials_per_s"] / m["trials_per_s"], 3),
     }
 
@@ -395,7 +408,7 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--max-sessions", type=int, default=4, help="2 to 8 sessions per scenario")
     p.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
-    p.add_argument("--tp-units", type=int, nargs="+", default=[40, 60, 80, 100, 120])
+    p.add_argument("--tp-units", type=int, nargs="+", default=[40, 50, 60, 70, 80, 90, 100, 120])
     p.add_argument(
         "--tp-trials", type=int, default=200, help="trials per session in the throughput test"
     )
@@ -472,7 +485,7 @@ def main(argv=None) -> dict:
         out["throughput"] = throughput(
             args.tp_units, args.tp_trials, MODEL, TRAIN["batch_size"], args.tp_epochs, 0
         )
-        out["throughput"]["accept"] = out["throughput"]["ratio_single_over_multi"] <= 1.3
+        out["throughput"]["accept"] = out["throughput"]["ratio_single_over_multi"] <= TP_BAR
     out["total_s"] = round(time.perf_counter() - t0, 1)
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out))
