@@ -40,9 +40,12 @@ class Likelihood(enum.StrEnum):
 
 
 class ReadinMethod(enum.StrEnum):
-    """Start of the read-in/read-out (``model.readin_init``): random, or principal-component
-    regression on the sessions' smoothed rates (:func:`nwb_lfads.stitching.readin_init_from_data`)."""
+    """Start of the read-in/read-out (``model.readin_init``): random, principal-component
+    regression on the sessions' smoothed rates (:func:`nwb_lfads.stitching.readin_init_from_data`),
+    or ``auto``: ``pcr`` for several sessions with the Poisson likelihood, ``random`` otherwise
+    (:func:`nwb_lfads.stitching.resolve_readin_method`)."""
 
+    AUTO = "auto"
     RANDOM = "random"
     PCR = "pcr"
 
@@ -143,8 +146,9 @@ class ModelConfig:
     target alike; validation and inference see the recorded spikes; 0 = off; Poisson only, not
     with ``sv_rate``).
 
-    ``likelihood``: :class:`Likelihood`. ``readin_init``: :class:`ReadinMethod` (``pcr`` needs a
-    read-in: several sessions or ``readin_dim > 0``).
+    ``likelihood``: :class:`Likelihood`. ``readin_init``: :class:`ReadinMethod` (``auto``: PCR
+    for a stitched Poisson fit, random otherwise; ``pcr`` needs a read-in: several sessions or
+    ``readin_dim > 0``).
 
     The defaults and the measurements behind them: docs/DESIGN.md, "Defaults".
     """
@@ -168,7 +172,7 @@ class ModelConfig:
     sv_rate: float = 0.0
     jitter_width: int = 0
     likelihood: Likelihood = Likelihood.POISSON
-    readin_init: ReadinMethod = ReadinMethod.RANDOM
+    readin_init: ReadinMethod = ReadinMethod.AUTO
 
     def __post_init__(self):
         _set_choice(self, "model", "likelihood", Likelihood)

@@ -3,9 +3,10 @@
 Pandarinath et al. (2018) stitch sessions recorded with different neurons into one LFADS
 model: every session s gets its own linear read-in (its N_s units -> D shared inputs) and
 read-out (shared factors -> its N_s units), and the read-ins start where the sessions
-already agree. This module computes that start, in pure numpy. It is an option
-(``model.readin_init = "pcr"``), not the default: random read-ins fitted the stitching
-benchmark better (docs/DESIGN.md, "Decisions").
+already agree. This module computes that start, in pure numpy. It is the start of every
+stitched Poisson fit (``model.readin_init = "auto"``, the default, or ``"pcr"``): on the
+stitching benchmark it beat random read-ins, whose joint fits could diverge
+(docs/DESIGN.md, "Stitching").
 
 1. **Samples.** Each session's spikes are Gaussian-smoothed (:func:`nwb_lfads.baselines.
    smooth_spikes`, sd ``sigma_s``, edges renormalised) into rates in *spikes per bin* (the unit
@@ -483,7 +484,13 @@ def stack_padded(
 
 
 def readin_init_from_data(
-    data, readin_dim: int, *, fac_dim: int | None = None, sigma_s: float = 0.05, conditions=None
+    data,
+    readin_dim: int,
+    *,
+    fac_dim: int | None = None,
+    sigma_s: float = 0.05,
+    conditions=None,
+    readout_space: str = "log",
 ) -> dict:
     """PCR initial read-in/read-out for a model over ``data`` (a ``nwb_lfads.data.TrainingData``).
 
@@ -500,6 +507,8 @@ def readin_init_from_data(
         readin_dim: R, the model's read-in width.
         fac_dim: F; the PCR read-out (log space) is returned only when F == R.
         conditions: optional condition id per trial of ``data``, [M].
+        readout_space: ``"log"`` (Poisson read-out of log-rates) or ``"rate"`` (Gaussian read-out
+            of the values themselves), see :func:`stack_padded`.
 
     Returns:
         dict with ``readin_w`` [S, N, R], ``readin_b`` [S, R] (float32) and, when F == R,
@@ -525,7 +534,7 @@ def readin_init_from_data(
         sigma_s=sigma_s,
         conditions_list=conds or None,
     )
-    out = stack_padded(init, int(n_max), readout_space="log", columns=columns)
+    out = stack_padded(init, int(n_max), readout_space=readout_space, columns=columns)
     del out["readout_b"]  # the trainer's log-mean-rate bias covers held-out units too
     if not (fac_dim is None or fac_dim == readin_dim):
         del out["readout_w"]
@@ -551,8 +560,24 @@ def initial_readin(data, model_cfg):
     poisson = model_cfg.likelihood == Likelihood.POISSON
     bias = np.log(np.maximum(means, MEAN_COUNT_FLOOR)) if poisson else means
     readout_b = np.where(data.unit_mask, bias, 0.0).astype(np.float32)
-    if model_cfg.readin_init == ReadinMethod.RANDOM:
+    if resolve_readin_method(model_cfg, data.n_sessions) == ReadinMethod.RANDOM:
         return ReadInit(readout_b=readout_b)
     width = readin_size(model_cfg, data.n_sessions)
-    fitted = readin_init_from_data(data, width, fac_dim=model_cfg.fac_dim)
+    fitted = readin_init_from_data(
+        data, width, fac_dim=model_cfg.fac_dim, readout_space="log" if poisson else "rate"
+    )
     return ReadInit(**fitted, readout_b=readout_b)
+
+
+def resolve_readin_method(model_cfg, n_sessions: int):
+    """The :class:`nwb_lfads.config.ReadinMethod` (``random`` or ``pcr``) that a model with
+    ``model_cfg`` over ``n_sessions`` sessions starts from: ``auto`` means ``pcr`` for several
+    sessions under the Poisson likelihood and ``random`` otherwise (one session: the
+    single-trial PCR start fitted worse than random; Gaussian data: not measured)."""
+    from .config import Likelihood, ReadinMethod
+
+    method = model_cfg.readin_init
+    if method != ReadinMethod.AUTO:
+        return method
+    stitched = n_sessions > 1 and model_cfg.likelihood == Likelihood.POISSON
+    return ReadinMethod.PCR if stitched else ReadinMethod.RANDOM

@@ -367,9 +367,11 @@ def test_stack_padded_errors(chaotic):
         stack_padded(init, readout_space="hz")
 
 
-def test_trainer_keeps_random_readins_by_default_and_takes_the_pcr_start_on_request():
-    """Several sessions: by default random read-ins (PCR fitted the stitching benchmark worse,
-    docs/DESIGN.md); the PCR start, passed as ``readin_init``, is put in place exactly."""
+def test_trainer_starts_stitched_poisson_fits_from_pcr_and_others_from_random_readins():
+    """Several Poisson sessions: by default (``auto``) and with ``pcr`` the read-in/read-out
+    start exactly at the PCR start (it beat random read-ins on the stitching benchmark,
+    docs/DESIGN.md); ``random`` and the Gaussian likelihood keep random read-ins; a PCR start
+    passed as ``readin_init`` is put in place exactly."""
     import jax
 
     from nwb_lfads.config import RunConfig
@@ -415,8 +417,10 @@ def test_trainer_keeps_random_readins_by_default_and_takes_the_pcr_start_on_requ
         assert len(found) == 1
         return found[0]
 
-    default = Trainer(data, cfg).params
+    default = Trainer(data, cfg.with_overrides(["model.readin_init=random"])).params
     assert not np.allclose(leaf(default, "readin", "w"), expected["readin_w"], atol=1e-3)
+    gaussian = Trainer(data, cfg.with_overrides(["model.likelihood=gaussian"])).params
+    assert not np.allclose(leaf(gaussian, "readin", "w"), expected["readin_w"], atol=1e-3)
     np.testing.assert_allclose(
         leaf(default, "readout", "b")[1, :9],
         np.log(np.maximum(data.unit_means[1, :9], 1e-3)),
@@ -427,16 +431,17 @@ def test_trainer_keeps_random_readins_by_default_and_takes_the_pcr_start_on_requ
     np.testing.assert_allclose(
         leaf(pcr, "readout", "w"), expected["readout_w"], rtol=1e-6, atol=1e-7
     )
-    by_config = Trainer(
-        data, cfg.with_overrides(["model.readin_init=pcr"])
-    ).params  # the same, from the config
-    for module, name, want in (
-        ("readin", "w", expected["readin_w"]),
-        ("readout", "w", expected["readout_w"]),
+    for overrides in (["model.readin_init=pcr"], []):  # the same from the config, and by default
+        by_config = Trainer(data, cfg.with_overrides(overrides)).params
+        for module, name, want in (
+            ("readin", "w", expected["readin_w"]),
+            ("readout", "w", expected["readout_w"]),
+        ):
+            np.testing.assert_allclose(leaf(by_config, module, name), want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            leaf(by_config, "readout", "b"), leaf(default, "readout", "b"), rtol=1e-6
+        )
+    with pytest.raises(
+        ConfigError, match=r"model.readin_init='ica': expected auto or random or pcr"
     ):
-        np.testing.assert_allclose(leaf(by_config, module, name), want, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(
-        leaf(by_config, "readout", "b"), leaf(default, "readout", "b"), rtol=1e-6
-    )
-    with pytest.raises(ConfigError, match=r"model.readin_init='ica': expected random or pcr"):
         Trainer(data, cfg.with_overrides(["model.readin_init=ica"]))
