@@ -185,3 +185,70 @@ def test_non_finite_spike_times_are_dropped_and_counted(tmp_path):
     (message,) = [str(m.message) for m in w if "NaN or infinite" in str(m.message)]
     assert "id 0: 1, id 2: 2" in message
     assert ds["spikes"].sum(dim=("trial", "time")).values.tolist() == [3, 2, 1]
+
+
+def _units_file(path, trains, obs=None, trial_stop=10.0, series_end=None):
+    """A file with one unit per train, two trials in [0, trial_stop], optionally obs_intervals
+    and an acquisition series sampled at 100 Hz up to ``series_end``."""
+    from pynwb import NWBHDF5IO, TimeSeries
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    nwbfile = mock_NWBFile()
+    for train in trains:
+        nwbfile.add_unit(spike_times=train, **({"obs_intervals": [obs]} if obs else {}))
+    nwbfile.add_trial(start_time=0.0, stop_time=trial_stop / 2)
+    nwbfile.add_trial(start_time=trial_stop / 2, stop_time=trial_stop)
+    if series_end is not None:
+        data = np.zeros(int(series_end * 100))
+        nwbfile.add_acquisition(
+            TimeSeries(name="lick", data=data, unit="V", starting_time=0.0, rate=100.0)
+        )
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    return path
+
+
+def _messages(record, phrase):
+    return [str(m.message) for m in record if phrase in str(m.message)]
+
+
+def test_spike_times_outside_the_recording_are_counted_per_unit(tmp_path):
+    from nwb_lfads.io.read import read_session
+
+    trains = [[-0.5, 1.0, 2.0], [3.0, 4.0], [5.0, 11.0, 12.0, 13.5]]
+    path = _units_file(tmp_path / "outside.nwb", trains)  # recording: 0 to the trials' 10 s
+    with pytest.warns(UserWarning, match="outside the recording") as record:
+        ds = read_session(path, bin_size=0.5, align_to="start_time", window=(0.0, 5.0))
+    (message,) = _messages(record, "outside the recording")
+    assert "4 spike time(s) in 2 unit(s)" in message and "[0, 10] s" in message
+    assert "id 0: 1, id 2: 3" in message and "\n" not in message
+    assert int(ds["spikes"].sum()) == 5  # kept, and binned where a window covers them
+    # a series that runs to 14 s moves the recording's end: only the negative time is left
+    path = _units_file(tmp_path / "series.nwb", trains, series_end=14.0)
+    with pytest.warns(UserWarning, match="outside the recording") as record:
+        read_session(path, bin_size=0.5, align_to="start_time", window=(0.0, 5.0))
+    (message,) = _messages(record, "outside the recording")
+    assert "1 spike time(s) in 1 unit(s)" in message and "id 0: 1" in message
+    # obs_intervals decide when present
+    path = _units_file(tmp_path / "obs.nwb", trains, obs=[1.0, 12.0], series_end=14.0)
+    with pytest.warns(UserWarning, match="outside the recording") as record:
+        read_session(path, bin_size=0.5, align_to="start_time", window=(1.0, 5.0))
+    (message,) = _messages(record, "outside the recording")
+    assert "[1, 12] s" in message and "id 0: 1, id 2: 1" in message
+
+
+def test_units_without_a_spike_in_any_window_are_named(tmp_path):
+    import warnings
+
+    from nwb_lfads.io.read import read_session
+
+    trains = [[1.0, 6.0], [8.0, 9.0], [0.5, 5.5], []]  # unit 1 only after the windows, 3 never
+    path = _units_file(tmp_path / "silent.nwb", trains)
+    with pytest.warns(UserWarning, match="no spike in any window") as record:
+        ds = read_session(path, bin_size=0.5, align_to="start_time", window=(0.0, 2.0))
+    (message,) = _messages(record, "no spike in any window")
+    assert "2 of 4 unit(s)" in message and "(ids 1, 3)" in message and "\n" not in message
+    assert ds.sizes["unit"] == 4  # kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean file warns about nothing
+        read_session(path, bin_size=0.5, align_to="start_time", window=(0.0, 2.0), units=[0, 2])
