@@ -6,6 +6,7 @@
     metrics.csv               one row per epoch
     summary.json              the end-of-fit table, one entry per session
     evaluation.json           what ``nwb-lfads evaluate`` wrote
+    transferred_from.json     (``nwb-lfads transfer`` runs only) the trained run it started from
     <stem>.lfads.nwb          each input, enriched with processing/lfads
     *.png                     figures
     checkpoint/               a CheckpointDir:
@@ -147,6 +148,20 @@ class RunDir:
     @property
     def evaluation(self) -> Path:
         return self.path / "evaluation.json"
+
+    @property
+    def transferred_from(self) -> Path:
+        """``transferred_from.json``: the source run of a ``transfer`` (path, hashes, sessions)."""
+        return self.path / "transferred_from.json"
+
+    def write_transferred_from(self, record: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.transferred_from, json.dumps(record, indent=1, default=str))
+
+    def read_transferred_from(self) -> dict | None:
+        """The source-run record of a ``transfer`` run, or None for a run made by ``fit``."""
+        p = self.transferred_from
+        return json.loads(p.read_text()) if p.exists() else None
 
     @property
     def sessions(self) -> Path:
