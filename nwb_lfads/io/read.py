@@ -63,6 +63,27 @@ def _whole_bins(length: float, bin_size: float, what: str, name: str) -> int:
     return n
 
 
+def _host_memory() -> int:
+    """This machine's physical memory, bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_tensor_size(n_counts: float, name: str, what: str) -> None:
+    """Refuse a count tensor (int32) larger than half the machine's memory, before allocating.
+
+    Raises:
+        NwbContentError: naming what was to be binned and the likely cause.
+    """
+    need = 4.0 * n_counts
+    if need > _host_memory() / 2:
+        raise NwbContentError(
+            f"{name}: binning {what} would take {need / 1e9:.3g} GB, more than half of this "
+            f"machine's {_host_memory() / 1e9:.3g} GB. A spike time far from the others (see "
+            f"first/last spike in `nwb-lfads inspect`) points to a damaged units table; "
+            f"otherwise use a larger bin_size or fewer units."
+        )
+
+
 def _tolerance(bin_size: float) -> float:
     return 1e-6 * bin_size
 
@@ -73,14 +94,21 @@ def _trial_plan(
     trials = nwbfile.trials
     if trials is None or len(trials) == 0:
         raise NwbContentError(
-            f"{name}: align_to='{align_to}' needs a trials table, and the file has none. "
+            f"{name}: align_to='{align_to}' needs a trials table, and the file has none (or an "
+            f"empty one). "
             f"Pass align_to=None to cut the recording into continuous windows."
         )
     events = tables.event_times(trials, align_to, name)
-    ids = np.asarray(tables.read_array(trials.id.data), dtype=np.int64)
+    ids = tables.unique_ids(trials, name)
     rows = tables.select_trials(trials, ids, selection, name)
-    start_time = np.asarray(tables.read_array(trials["start_time"].data), dtype=np.float64)
-    stop_time = np.asarray(tables.read_array(trials["stop_time"].data), dtype=np.float64)
+    start_time = tables.numbers(trials["start_time"].data, f"{name}: trials column 'start_time'")
+    stop_time = tables.numbers(trials["stop_time"].data, f"{name}: trials column 'stop_time'")
+    backwards = np.flatnonzero(stop_time < start_time)
+    if backwards.size:
+        raise NwbContentError(
+            f"{name}: {backwards.size} trial(s) stop before they start (ids "
+            f"{ids[backwards[:10]].tolist()}: stop_time < start_time). Fix the trials table."
+        )
     if window is None:  # default: from the event to the end of the shortest trial
         after = (stop_time - events)[rows]
         after = after[np.isfinite(after)]
@@ -104,6 +132,11 @@ def _trial_plan(
         )
     n_bins = _whole_bins(window[1] - window[0], bin_size, "window length", name)
 
+    _check_tensor_size(
+        float(rows.size) * n_bins * spikes.ids.size,
+        name,
+        f"{rows.size} trials of {n_bins} bins x {spikes.ids.size} units",
+    )
     starts = events[rows] + window[0]
     stops = window_stops(starts, n_bins, bin_size)
     tol = _tolerance(bin_size)
@@ -179,6 +212,14 @@ def _continuous_plan(
         )
     _whole_bins(float(overlap), bin_size, "overlap", name)
     span = tables.observed_span(nwbfile) or spikes.span()
+    step = float(window_length) - float(overlap)
+    n_windows = max(0.0, (span[1] - span[0] - float(window_length)) / step) + 2
+    _check_tensor_size(
+        n_windows * n_bins * spikes.ids.size,
+        name,
+        f"{n_windows:.3g} windows of {window_length:g} s over the recording from {span[0]:g} to "
+        f"{span[1]:g} s",
+    )
     starts = continuous_starts(span, window_length, overlap, bin_size)
     if starts.size == 0:
         raise AlignmentError(

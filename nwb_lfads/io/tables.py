@@ -75,9 +75,9 @@ def read_spike_trains(nwbfile, name: str) -> SpikeTrains:
         raise NwbContentError(
             f"{name}: the units table has no rows. Add at least one unit with spike times."
         )
-    times = np.asarray(read_array(index.target.data), dtype=np.float64)
-    bounds = np.asarray(read_array(index.data), dtype=np.int64)
-    ids = np.asarray(read_array(units.id.data), dtype=np.int64)
+    times = numbers(index.target.data, f"{name}: units column 'spike_times'")
+    bounds = check_ragged(index.data, times.size, len(units), f"{name}: units column 'spike_times'")
+    ids = unique_ids(units, name)
     times, bounds = _drop_non_finite(times, bounds, ids, name)
     starts = np.concatenate([[0], bounds[:-1]])
     descending = np.flatnonzero(times[1:] < times[:-1]) + 1  # positions where the order breaks
@@ -96,6 +96,73 @@ def read_spike_trains(nwbfile, name: str) -> SpikeTrains:
         for u in bad:
             times[starts[u] : bounds[u]].sort()
     return SpikeTrains(times=times, bounds=bounds, ids=ids)
+
+
+def numbers(data, what: str) -> np.ndarray:
+    """A 1-D dataset of numbers as float64 [n].
+
+    Args:
+        what: ``"<file>: <table> column '<name>'"`` for the message.
+
+    Raises:
+        NwbContentError: not one-dimensional, or not numbers (text, references, compounds).
+    """
+    values = read_array(data)
+    if values.ndim != 1 or values.dtype.kind not in "biuf":
+        found = f"{values.ndim}-D" if values.ndim != 1 else f"of dtype {values.dtype}"
+        raise NwbContentError(
+            f"{what} is {found}, not a 1-D column of numbers (seconds). Fix the writer of the "
+            f"file. {DATAFRAME_HINT}"
+        )
+    return values.astype(np.float64)
+
+
+def check_ragged(index, n_data: int, n_rows: int, what: str) -> np.ndarray:
+    """A ragged column's index (end offsets) as int64 [n_rows], checked against its data.
+
+    Raises:
+        NwbContentError: not one end per row, not whole numbers, decreasing, negative, or past
+            the end of the data (``n_data`` values).
+    """
+    ends = read_array(index)
+    problem = None
+    if ends.ndim != 1 or ends.size != n_rows:
+        problem = f"has {ends.size} end offsets for {n_rows} rows"
+    elif ends.dtype.kind not in "iuf" or not np.all(np.isfinite(ends) & (ends == np.round(ends))):
+        problem = f"holds values that are not whole numbers (dtype {ends.dtype})"
+    else:
+        ends = ends.astype(np.int64)
+        if ends.size and (ends.min() < 0 or np.any(np.diff(ends) < 0)):
+            problem = "decreases or is negative"
+        elif ends.size and ends[-1] > n_data:
+            problem = f"points past the end of the data ({ends[-1]} > {n_data} values)"
+    if problem:
+        raise NwbContentError(
+            f"{what}: its index {problem}, so rows cannot be told apart. The table is damaged; "
+            f"rewrite it with pynwb. {DATAFRAME_HINT}"
+        )
+    return ends
+
+
+def unique_ids(table, name: str) -> np.ndarray:
+    """A table's ``id`` column as int64 [rows], or NwbContentError when ids repeat (results
+    are matched to rows by id)."""
+    ids = read_array(table.id.data)
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise NwbContentError(
+            f"{name}: the {table.name} table's ids are not integers (dtype {ids.dtype}). "
+            f"Fix the writer of the file."
+        )
+    ids = ids.astype(np.int64)
+    values, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        repeated = values[counts > 1]
+        raise NwbContentError(
+            f"{name}: the {table.name} table's ids repeat (id {repeated[0]} appears "
+            f"{counts[counts > 1][0]} times; {repeated.size} repeated id(s)), so rows cannot be "
+            f"matched by id. Give each row its own id when writing the file."
+        )
+    return ids
 
 
 def _drop_non_finite(times, bounds, ids, name: str):
@@ -134,7 +201,7 @@ def recording_bounds(nwbfile) -> tuple[float, float | None]:
     ends = []
     for table in (nwbfile.trials, nwbfile.epochs):
         if table is not None and len(table) and "stop_time" in table.colnames:
-            ends.append(_last_finite(table["stop_time"].data))
+            ends.append(_last_finite(table["stop_time"].data))  # None when not numbers
     for obj in nwbfile.objects.values():
         if isinstance(obj, TimeSeries):
             ends.append(_series_end(obj))
@@ -143,7 +210,10 @@ def recording_bounds(nwbfile) -> tuple[float, float | None]:
 
 
 def _last_finite(data) -> float | None:
-    values = np.asarray(read_array(data), dtype=np.float64).ravel()
+    values = read_array(data)
+    if values.dtype.kind not in "biuf":
+        return None
+    values = values.astype(np.float64).ravel()
     values = values[np.isfinite(values)]
     return float(values.max()) if values.size else None
 
@@ -354,7 +424,7 @@ def event_times(trials, align_to: str, name: str) -> np.ndarray:
             f"{name}: align_to='{align_to}' {what}. Numeric trials columns: {usable}. "
             f"Pass one of them, or align_to=None for continuous windows."
         )
-    return np.asarray(read_array(trials[align_to].data), dtype=np.float64)
+    return numbers(trials[align_to].data, f"{name}: trials column '{align_to}'")
 
 
 def select_trials(trials, ids: np.ndarray, selection, name: str) -> np.ndarray:
