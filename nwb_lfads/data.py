@@ -40,6 +40,7 @@ class SessionInfo:
     unit_ids: tuple
     trial_ids: tuple
     heldout: tuple  # bool per unit
+    identifier: str = ""  # the NWB file's identifier ("" in runs written before it was kept)
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +56,7 @@ class SessionInfo:
             unit_ids=tuple(d["unit_ids"]),
             trial_ids=tuple(d["trial_ids"]),
             heldout=tuple(bool(h) for h in d["heldout"]),
+            identifier=str(d.get("identifier") or ""),
         )
 
 
@@ -303,6 +305,7 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
                 unit_ids=tuple(unit_ids),
                 trial_ids=tuple(trial_ids),
                 heldout=tuple(bool(h) for h in held),
+                identifier=str(ds.attrs.get("identifier") or ""),
             )
         )
         start += m
@@ -345,6 +348,7 @@ def _session_info(ds, index: int, arr: np.ndarray, cfg: DataConfig | None = None
         unit_ids=tuple(ds.coords["unit"].values.tolist() if "unit" in ds.coords else range(n)),
         trial_ids=tuple(ds.coords["trial"].values.tolist() if "trial" in ds.coords else range(m)),
         heldout=tuple(bool(h) for h in held),
+        identifier=str(ds.attrs.get("identifier") or ""),
     )
 
 

@@ -92,7 +92,6 @@ def fit(
     from .data import prepare_data
     from .infer import infer
     from .io.read import read_sessions
-    from .io.write import write_results
     from .train.loop import train
 
     rd = RunDir(out)
@@ -122,21 +121,43 @@ def fit(
         )
         summary = summarize(datasets, results, data, paths)
         metrics = trained.history[-1] if trained.history else {}
-        written = []
-        for path, ds, res, target in zip(paths, datasets, results, outputs):
-            provenance = {
-                "package": f"nwb-lfads {__version__}",
-                "config": cfg.to_dict(),
-                "final_metrics": metrics,
-                "session_summary": _row(summary, ds),
-            }
-            written.append(
-                write_results(path, res, target, provenance=provenance, in_place=in_place)
-            )
+        written = write_sessions(
+            paths, datasets, results, outputs, cfg, summary, metrics, in_place=in_place
+        )
         rd.write_summary(summary)
         history = rd.read_metrics()
         figures = make_plots(run_dir, datasets, results, history) if plots else []
     return FitResult(run_dir, cfg, written, summary, figures, epochs=len(history))
+
+
+def write_sessions(
+    paths,
+    datasets,
+    results,
+    outputs,
+    cfg: RunConfig,
+    summary,
+    metrics: dict,
+    *,
+    in_place=False,
+    extra: dict | None = None,
+) -> list[Path]:
+    """Write every session enriched (:func:`nwb_lfads.io.write.write_results`) to ``outputs``
+    with the fit's provenance: package, config, final metrics, the session's summary row, and
+    ``extra`` entries (e.g. ``transferred_from``). Returns the written paths."""
+    from .io.write import write_results
+
+    written = []
+    for path, ds, res, target in zip(paths, datasets, results, outputs):
+        provenance = {
+            "package": f"nwb-lfads {__version__}",
+            "config": cfg.to_dict(),
+            "final_metrics": metrics,
+            "session_summary": _row(summary, ds),
+            **(extra or {}),
+        }
+        written.append(write_results(path, res, target, provenance=provenance, in_place=in_place))
+    return written
 
 
 def read_metrics(run_dir) -> list[dict]:

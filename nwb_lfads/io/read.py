@@ -250,7 +250,9 @@ def read_session(
         ``xarray.Dataset`` with ``spikes`` int32 [trial, time, unit]; see the module docstring.
         Trials with a NaN event time or a window outside the recorded span (``obs_intervals``
         hull, else the hull of the spikes and the trials) are dropped, listed in
-        ``attrs["dropped_trials"]`` and reported in a warning.
+        ``attrs["dropped_trials"]`` and reported in a warning. Spike times outside the recording
+        (:func:`nwb_lfads.io.tables.recording_bounds`) and units without a spike in any window
+        are kept and reported in one warning line each.
     """
     import xarray as xr
 
@@ -267,6 +269,7 @@ def read_session(
                 f"{name}: the units table holds no spike times at all. "
                 f"Add the sorted spike times of each unit."
             )
+        tables.warn_outside_recording(spikes, tables.recording_bounds(nwbfile), name)
         positions = tables.select_units(nwbfile, spikes.ids, units, name)
         if align_to is None:
             plan = _continuous_plan(
@@ -293,6 +296,7 @@ def read_session(
             positions,
             grid_origin=plan.grid_origin,
         )
+        tables.warn_silent_units(counts, spikes.ids[positions], name)
         time = plan.window[0] + (np.arange(plan.n_bins) + 0.5) * bin_size
         data_vars = {"spikes": (("trial", "time", "unit"), counts)}
         for series in behavior or []:

@@ -89,16 +89,27 @@ def init_opt_state(optimizer: optax.GradientTransformation, params):
     return optimizer.init(ravel_pytree(params)[0])
 
 
-def trainable_mask(train: TrainConfig, params) -> jax.Array | None:
-    """float32 [P] flat mask, 0 for frozen parameters (the read-in when ``train_readin`` is
-    false), or None when everything trains."""
-    if train.train_readin:
+def trainable_mask(train: TrainConfig, params, frozen=()) -> jax.Array | None:
+    """float32 [P] flat mask, 0 for frozen parameters, or None when everything trains.
+
+    Frozen are the read-in when ``train_readin`` is false and every module named in
+    ``frozen`` (Haiku module names, e.g. ``"lfads/generator/gru"``; ``nwb-lfads transfer``
+    freezes all but the read-in and read-out)."""
+    frozen = set(frozen)
+    if train.train_readin and not frozen:
         return None
-    mask = jax.tree_util.tree_map(
-        lambda m, p: jnp.full(p.shape, 0.0 if m else 1.0, jnp.float32),
-        readin_param_mask(params),
-        params,
-    )
+    readin = readin_param_mask(params)
+    mask = {
+        m: {
+            k: jnp.full(
+                p.shape,
+                0.0 if m in frozen or (readin[m][k] and not train.train_readin) else 1.0,
+                jnp.float32,
+            )
+            for k, p in leaves.items()
+        }
+        for m, leaves in params.items()
+    }
     return ravel_pytree(mask)[0]
 
 
