@@ -194,7 +194,7 @@ class RunDir:
 
         An exclusive ``fcntl.flock`` on ``RUN_DIR/.lock``, which holds the owner's pid; the
         kernel releases it when the owner exits, however it exits (``kill -9`` included), so a
-        stale lock never blocks a later run.
+        stale lock never blocks a later run. Temporary files a killed owner left are removed.
 
         Raises:
             RunDirError: another live process holds the lock.
@@ -214,9 +214,24 @@ class RunDir:
                 ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self.remove_temporaries()
             yield self
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+    def temporaries(self) -> list[Path]:
+        """Temporary files of interrupted writes: ``.<name>.tmp-<pid>`` (this module's and the
+        NWB writer's ``.<stem>.lfads.nwb.tmp-<pid>.nwb``) and ``checkpoint/*.tmp``."""
+        found = list(self.path.glob(".*.tmp-*")) if self.path.is_dir() else []
+        if self.checkpoint.path.is_dir():
+            found += list(self.checkpoint.path.glob("*.tmp"))
+        return sorted(found)
+
+    def remove_temporaries(self) -> None:
+        """Delete what a killed process left half-written; only called under :meth:`lock`,
+        when no other process can be writing here."""
+        for path in self.temporaries():
+            path.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- checks
     def holds_run(self) -> bool:
@@ -312,6 +327,14 @@ class RunDir:
     def write_metrics(self, rows: list[dict]) -> None:
         """Replace ``metrics.csv`` with ``rows`` (atomically)."""
         write_text_atomic(self.metrics, _csv_text(rows))
+
+    def truncate_metrics(self, epoch: int) -> None:
+        """Drop the rows of epochs after ``epoch`` (those a crash left after the checkpoint
+        that a resume continues from)."""
+        rows = self.read_metrics()
+        kept = [r for r in rows if not isinstance(r.get("epoch"), float) or r["epoch"] <= epoch]
+        if len(kept) < len(rows):
+            self.write_metrics(kept)
 
     def write_summary(self, rows: list[dict]) -> None:
         write_text_atomic(self.summary, json.dumps(rows, indent=2))

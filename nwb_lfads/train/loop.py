@@ -109,6 +109,7 @@ def train(
         run_dir, ckpt_dir = rd.path, rd.checkpoint
         if resume and ckpt_dir.has_state():
             trainer.restore(ckpt_dir)
+            rd.truncate_metrics(trainer.epoch)  # epochs after the checkpoint run again
         elif resume:
             echo(
                 f"{run_dir}: no checkpoint yet (the run stopped before its first one); training "
