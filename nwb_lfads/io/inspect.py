@@ -62,7 +62,7 @@ def _units_summary(units, name: str) -> dict[str, Any] | None:
             out["heldout_candidates"].append(name)
     if "spike_times" not in units.colnames or n_units == 0:
         return out
-    from .tables import check_ragged
+    from .checks import check_ragged
 
     ends = check_ragged(
         units.spike_times_index.data,

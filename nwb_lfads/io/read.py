@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AlignmentError, NwbContentError, SelectionError, SessionMismatchError
-from . import tables
+from . import checks, tables
 from .behavior import bin_timeseries, find_timeseries
 from .binning import continuous_starts, count_spikes, window_stops
 from .open import open_nwb, source_name
@@ -66,27 +66,6 @@ def _whole_bins(length: float, bin_size: float, what: str, name: str) -> int:
     return n
 
 
-def _host_memory() -> int:
-    """This machine's physical memory, bytes."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def _check_tensor_size(n_counts: float, name: str, what: str) -> None:
-    """Refuse a count tensor (int32) larger than half the machine's memory, before allocating.
-
-    Raises:
-        NwbContentError: naming what was to be binned and the likely cause.
-    """
-    need = 4.0 * n_counts
-    if need > _host_memory() / 2:
-        raise NwbContentError(
-            f"{name}: binning {what} would take {need / 1e9:.3g} GB, more than half of this "
-            f"machine's {_host_memory() / 1e9:.3g} GB. A spike time far from the others (see "
-            f"first/last spike in `nwb-lfads inspect`) points to a damaged units table; "
-            f"otherwise use a larger bin_size or fewer units."
-        )
-
-
 def _tolerance(bin_size: float) -> float:
     return 1e-6 * bin_size
 
@@ -102,10 +81,10 @@ def _trial_plan(
             f"Pass align_to=None to cut the recording into continuous windows."
         )
     events = tables.event_times(trials, align_to, name)
-    ids = tables.unique_ids(trials, name)
+    ids = checks.unique_ids(trials, name)
     rows = tables.select_trials(trials, ids, selection, name)
-    start_time = tables.numbers(trials["start_time"].data, f"{name}: trials column 'start_time'")
-    stop_time = tables.numbers(trials["stop_time"].data, f"{name}: trials column 'stop_time'")
+    start_time = checks.numbers(trials["start_time"].data, f"{name}: trials column 'start_time'")
+    stop_time = checks.numbers(trials["stop_time"].data, f"{name}: trials column 'stop_time'")
     backwards = np.flatnonzero(stop_time < start_time)
     if backwards.size:
         raise NwbContentError(
@@ -135,7 +114,7 @@ def _trial_plan(
         )
     n_bins = _whole_bins(window[1] - window[0], bin_size, "window length", name)
 
-    _check_tensor_size(
+    checks.check_tensor_size(
         float(rows.size) * n_bins * spikes.ids.size,
         name,
         f"{rows.size} trials of {n_bins} bins x {spikes.ids.size} units",
@@ -217,7 +196,7 @@ def _continuous_plan(
     span = tables.observed_span(nwbfile) or spikes.span()
     step = float(window_length) - float(overlap)
     n_windows = max(0.0, (span[1] - span[0] - float(window_length)) / step) + 2
-    _check_tensor_size(
+    checks.check_tensor_size(
         n_windows * n_bins * spikes.ids.size,
         name,
         f"{n_windows:.3g} windows of {window_length:g} s over the recording from {span[0]:g} to "
@@ -292,7 +271,7 @@ def read_session(
         Trials with a NaN event time or a window outside the recorded span (``obs_intervals``
         hull, else the hull of the spikes and the trials) are dropped, listed in
         ``attrs["dropped_trials"]`` and reported in a warning. Spike times outside the recording
-        (:func:`nwb_lfads.io.tables.recording_bounds`) and units without a spike in any window
+        (:func:`nwb_lfads.io.checks.recording_bounds`) and units without a spike in any window
         are kept and reported in one warning line each.
     """
     import xarray as xr
@@ -310,7 +289,7 @@ def read_session(
                 f"{name}: the units table holds no spike times at all. "
                 f"Add the sorted spike times of each unit."
             )
-        tables.warn_outside_recording(spikes, tables.recording_bounds(nwbfile), name)
+        checks.warn_outside_recording(spikes, checks.recording_bounds(nwbfile), name)
         positions = tables.select_units(nwbfile, spikes.ids, units, name)
         if align_to is None:
             plan = _continuous_plan(
@@ -337,7 +316,7 @@ def read_session(
             positions,
             grid_origin=plan.grid_origin,
         )
-        tables.warn_silent_units(counts, spikes.ids[positions], name)
+        checks.warn_silent_units(counts, spikes.ids[positions], name)
         time = plan.window[0] + (np.arange(plan.n_bins) + 0.5) * bin_size
         data_vars = {"spikes": (("trial", "time", "unit"), counts)}
         for series in behavior or []:
