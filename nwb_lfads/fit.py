@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .config import RunConfig
-from .errors import RunDirError
+from .errors import ConfigError, RunDirError
 from .io.read import reader_options
 from .rundir import RunDir
 
@@ -211,6 +211,7 @@ def infer_run(
     out,
     *,
     trials=None,
+    external_inputs: Sequence[str] = (),
     in_place: bool = False,
     cache_dir=None,
     n_samples: int | None = None,
@@ -222,7 +223,9 @@ def infer_run(
     Sources must be sessions the run was trained on (matched by session id or file name); all
     their trials are read with the run's data options (or those selected by ``trials``, a
     ``{column: value}`` dict or a list of ids), so new trials of a known session get rates too.
-    ``n_samples``, ``push_mean``, ``write_states``: as in :func:`fit`.
+    ``n_samples``, ``push_mean``, ``write_states``: as in :func:`fit`. The run's external inputs
+    (``data.external_inputs``) are read from every source; ``external_inputs``, when given, must
+    name the same inputs in the same order (ConfigError otherwise).
 
     Returns:
         the written enriched copies (:meth:`nwb_lfads.rundir.RunDir.output`; the sources
@@ -234,6 +237,12 @@ def infer_run(
     from .train.checkpoint import load_run
 
     cfg, params, sessions = load_run(run_dir)
+    if external_inputs and tuple(external_inputs) != cfg.data.external_inputs:
+        raise ConfigError(
+            f"--external-input {list(external_inputs)}: the run in {run_dir} was trained with "
+            f"external inputs {list(cfg.data.external_inputs)}; infer reads those, so leave the "
+            f"option out or repeat them in that order."
+        )
     paths = resolve_sources(sources, cache_dir=cache_dir)
     opts = reader_options(cfg.data)
     datasets = [read_session(p, trials=trials, **opts) for p in paths]

@@ -7,6 +7,9 @@
   (bin centres, seconds, relative to the event or to the window start), ``unit`` (units-table
   ids), ``align_time`` (per trial: session seconds of the event, or of the window start), one
   per-trial coordinate per scalar numeric trials column, optional unit coordinate ``heldout``;
+- ``external_inputs``: float32 ``("trial", "time", "input")`` when ``external_inputs`` names
+  any (:mod:`nwb_lfads.io.external`), coordinate ``input`` (one label per column), variable
+  attrs ``names``, ``units``, ``sources``;
 - behaviour: ``<name>`` float64 ``("trial", "time", "<name>_channel")``, the mean of the
   samples in each bin (NaN where none fall);
 - attrs ``session_id``, ``identifier``, ``source``, ``bin_size``, ``align_to``, ``window``,
@@ -34,7 +37,7 @@ from .behavior import bin_timeseries, find_timeseries
 from .binning import continuous_starts, count_spikes, window_stops
 from .open import open_nwb, source_name
 
-RESERVED = {"trial", "time", "unit", "align_time", "spikes", "heldout"}
+RESERVED = {"trial", "time", "unit", "align_time", "spikes", "heldout", "input", "external_inputs"}
 
 
 @dataclass
@@ -215,6 +218,7 @@ def read_session(
     behavior: list[str] | None = None,
     clip_to_trial: bool = False,
     include_columns: list[str] | None = None,
+    external_inputs: list[str] | tuple[str, ...] | None = None,
 ):
     """Bin one NWB session's spikes into an ``xarray.Dataset`` of counts (trial, time, unit).
 
@@ -239,6 +243,8 @@ def read_session(
         clip_to_trial: drop (and report) trials whose window reaches past their own
             ``start_time``/``stop_time`` instead of counting neighbouring trials' spikes.
         include_columns: string or ragged trials columns to keep as coordinates too.
+        external_inputs: names of known inputs (TimeSeries, trials event or numeric columns)
+            put on the bins as variable ``external_inputs`` (:mod:`nwb_lfads.io.external`).
 
     Returns:
         ``xarray.Dataset`` with ``spikes`` int32 [trial, time, unit]; see the module docstring.
@@ -299,12 +305,36 @@ def read_session(
                 ("trial", "time", f"{series}_channel"),
                 bin_timeseries(ts, plan.starts, plan.n_bins, bin_size, name),
             )
+        if external_inputs:
+            from .external import bin_external_inputs
+
+            ext = bin_external_inputs(
+                nwbfile,
+                list(external_inputs),
+                plan.starts,
+                plan.n_bins,
+                bin_size,
+                plan.trial_ids,
+                aligned=align_to is not None,
+                source=name,
+            )
+            data_vars["external_inputs"] = (
+                ("trial", "time", "input"),
+                ext.values,
+                {
+                    "names": list(external_inputs),
+                    "units": list(ext.units),
+                    "sources": list(ext.sources),
+                },
+            )
         coords = {
             "trial": plan.trial_ids,
             "time": time,
             "unit": spikes.ids[positions],
             "align_time": ("trial", plan.align_time),
         }
+        if external_inputs:
+            coords["input"] = list(ext.labels)
         coords.update({k: ("trial", v) for k, v in plan.coords.items() if k not in data_vars})
         if heldout is not None:
             coords["heldout"] = ("unit", tables.heldout_flags(nwbfile, heldout, positions, name))
@@ -441,6 +471,8 @@ def reader_options(data_cfg) -> dict:
         "window": data_cfg.window,
         "heldout": data_cfg.heldout_units,
     }
+    if data_cfg.external_inputs:
+        opts["external_inputs"] = list(data_cfg.external_inputs)
     if data_cfg.align_to is None:
         opts.update(window_length=data_cfg.window_length, overlap=data_cfg.overlap)
     elif data_cfg.eval_selector is not None:  # text columns (NLB's split) are read when asked

@@ -55,7 +55,8 @@ class TrainingState(NamedTuple):
 class DeviceData(NamedTuple):
     """The data set on the device. spikes float32 [M, T, N]; session int32 [M]; input_mask
     float32 [S, N]; loss_mask float32 [M, N]; sv_mask float32 [M, T, N] or None;
-    train_idx int32 [Mtr]; train_p float32 [Mtr] sampling probabilities, or None = uniform."""
+    train_idx int32 [Mtr]; train_p float32 [Mtr] sampling probabilities, or None = uniform;
+    ext_inputs float32 [M, T, X] external inputs, or None."""
 
     spikes: jax.Array
     session: jax.Array
@@ -64,6 +65,7 @@ class DeviceData(NamedTuple):
     sv_mask: jax.Array | None
     train_idx: jax.Array
     train_p: jax.Array | None
+    ext_inputs: jax.Array | None = None
 
 
 METRIC_NAMES = ("loss", "recon", "kl_ic", "kl_co", "l2", "kl_weight", "l2_weight")
@@ -78,6 +80,7 @@ def gather_batch(data: DeviceData, idx) -> Batch:
         input_mask=data.input_mask[session],
         loss_mask=data.loss_mask[idx],
         sv_mask=None if data.sv_mask is None else data.sv_mask[idx],
+        ext_inputs=None if data.ext_inputs is None else data.ext_inputs[idx],
     )
 
 

@@ -78,7 +78,13 @@ def device_data(data: TrainingData, cfg: RunConfig, sv_mask: np.ndarray | None) 
         sv_mask=sv_mask,
         train_idx=train_idx,
         train_p=train_p,
+        ext_inputs=None if data.ext_inputs is None else np.asarray(data.ext_inputs, np.float32),
     )
+
+
+def n_external_inputs(data: TrainingData) -> int:
+    """X, the number of external-input columns (0 without external inputs)."""
+    return 0 if data.ext_inputs is None else int(data.ext_inputs.shape[2])
 
 
 class Trainer:
@@ -131,8 +137,16 @@ class Trainer:
             jnp.asarray(data.input_mask[:1], jnp.float32),
             jnp.asarray(data.loss_mask[:1], jnp.float32),
             None if sv is None else jnp.asarray(sv[:1]),
+            None if data.ext_inputs is None else jnp.asarray(data.ext_inputs[:1], jnp.float32),
         )
-        init_key = ("init", cfg.model, data.unit_mask.tobytes(), data.unit_mask.shape, sv is None)
+        init_key = (
+            "init",
+            cfg.model,
+            data.unit_mask.tobytes(),
+            data.unit_mask.shape,
+            sv is None,
+            n_external_inputs(data),
+        )
         init_fn = cached(init_key, lambda: jax.jit(self.model.init, static_argnums=2))
         params = _with_frozen(apply_read_init(init_fn(k_init, probe, True), init), frozen)
         self._frozen = self._put(frozen) if frozen else None
@@ -181,6 +195,7 @@ class Trainer:
             self.cfg.model,
             tuple(sorted(compiled_in.items())),
             self.data.unit_mask.shape,
+            n_external_inputs(self.data),
             self.batch_size,
             self.steps_per_call,
             self.steps_per_epoch,
