@@ -32,7 +32,8 @@ def _write(src, out, **read):
 def test_rates_restricted_to_fitted_windows_have_one_interval_per_trial(sim, tmp_path):
     ds, out = _write(sim, tmp_path / "x.lfads.nwb", align_to="move_onset_time", window=(-0.2, 0.5))
     nwb = nap.load_file(str(out))
-    rates, windows = nwb["lfads/rates"], nwb["fitted_windows"]  # simulated: beside ground_truth/rates
+    # a simulated file: pynapple names the series lfads/rates beside ground_truth/rates
+    rates, windows = nwb["lfads/rates"], nwb["fitted_windows"]
     assert len(rates.time_support) == 1  # pynapple alone: first to last bin, gaps included
     order = np.argsort(ds.align_time.values)
     bin_size = ds.attrs["bin_size"]
@@ -54,7 +55,8 @@ def test_rates_restricted_to_fitted_windows_have_one_interval_per_trial(sim, tmp
 def test_continuous_windows_merge_into_runs(sim, tmp_path):
     ds, out = _write(sim, tmp_path / "c.lfads.nwb", align_to=None, window_length=1.0, overlap=0.2)
     nwb = nap.load_file(str(out))
-    rates, windows = nwb["lfads/rates"], nwb["fitted_windows"]  # simulated: beside ground_truth/rates
+    # a simulated file: pynapple names the series lfads/rates beside ground_truth/rates
+    rates, windows = nwb["lfads/rates"], nwb["fitted_windows"]
     assert "trial_id" not in windows.metadata_columns
     restricted = rates.restrict(windows)
     assert len(restricted) == len(rates)
