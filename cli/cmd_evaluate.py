@@ -21,25 +21,49 @@ import click
     help="Dataset group of --targets (e.g. mc_maze_small); default: the only one, or the one "
     "matching the bin size.",
 )
+@click.option(
+    "--behavior",
+    "behavior",
+    multiple=True,
+    metavar="NAME",
+    help="A TimeSeries of the file to decode from the rates (any behaviour series; repeatable). "
+    "Default: hand_vel, finger_vel, cursor_vel, hand_pos, finger_pos, cursor_pos when present.",
+)
+@click.option(
+    "--lag",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Decode behaviour at t from rates at t - SECONDS (default 0.1, NLB MC_Maze's lag).",
+)
 @click.option("--no-write", is_flag=True, help="Print the table only; write no evaluation file.")
-def command(path, targets, dataset, no_write):
+def command(path, targets, dataset, behavior, lag, no_write):
     """Score the rates in a RUN_DIR (every session) or one enriched NWB file.
 
     Reports what the data supports: R^2 against the true rates (simulated sessions), bits per
     spike, co-smoothing bits per spike of held-out units on evaluation trials against NLB's
-    smoothing baseline, PSTH R^2 by condition_id, behaviour decoding R^2 (hand_vel, finger_vel,
-    cursor_pos ...), and NLB targets when given.
+    smoothing baseline, PSTH R^2 by condition_id, behaviour decoding R^2 (cross-validated ridge,
+    NLB's R^2; hand_vel, finger_vel, cursor_pos ... or any series named with --behavior, at
+    --lag), and NLB targets when given.
 
     \b
     Example:
       nwb-lfads evaluate runs/sim
       nwb-lfads evaluate runs/maze --targets eval_data_val.h5 --dataset mc_maze_small
+      nwb-lfads evaluate runs/maze --behavior hand_pos --lag 0.12
 
     Writes the evaluation as JSON into RUN_DIR, or beside the file.
     """
     from nwb_lfads.evaluate import evaluate, format_evaluation
 
-    report = evaluate(path, targets=targets, dataset=dataset, write=not no_write)
+    report = evaluate(
+        path,
+        targets=targets,
+        dataset=dataset,
+        write=not no_write,
+        behavior=list(behavior) or None,
+        lag=lag,
+    )
     click.echo(format_evaluation(report))
     skipped = {k: v for s in report["sessions"] for k, v in s["skipped"].items()}
     for key, why in skipped.items():

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .options import inference_options, reading_options
+from .options import external_input_option, inference_options, reading_options
 
 
 def fit_overrides(
@@ -20,8 +20,11 @@ def fit_overrides(
     eval_trials,
     sets,
     devices=None,
+    external_inputs=(),
 ) -> list[str]:
     """Turn CLI options into ``SECTION.FIELD=VALUE`` overrides (``--set`` ones last, so they win)."""
+    import json
+
     pairs = [
         ("data.align_to", align_to),
         ("data.window", list(window) if window else None),
@@ -32,6 +35,7 @@ def fit_overrides(
         ("data.heldout_units", heldout_units),
         ("data.eval_trials", eval_trials),
         ("train.devices", devices),
+        ("data.external_inputs", json.dumps(list(external_inputs)) if external_inputs else None),
     ]
     out = [f"{key}={value}" for key, value in pairs if value is not None]
     return out + list(sets)
@@ -110,6 +114,7 @@ def start_distributed() -> None:
     "--out", "out", required=True, type=click.Path(file_okay=False), help="Run directory to create."
 )
 @reading_options
+@external_input_option
 @training_options
 @click.option(
     "--devices",
@@ -145,6 +150,7 @@ def command(
     align_to,
     window,
     bin_size,
+    external_inputs,
     config_file,
     sets,
     max_epochs,
@@ -195,6 +201,7 @@ def command(
         eval_trials,
         sets,
         devices,
+        external_inputs,
     )
     if not resume:  # device count and batch divisibility before any data is read
         train_cfg = (config or RunConfig()).with_overrides(overrides).train

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import inference_options
+from .options import external_input_option, inference_options
 
 
 @click.command("infer")
@@ -24,6 +24,7 @@ from .options import inference_options
     metavar="COLUMN=VALUE",
     help="Only trials whose trials-table COLUMN equals VALUE (default: all trials).",
 )
+@external_input_option
 @inference_options
 @click.option(
     "--in-place",
@@ -36,11 +37,23 @@ from .options import inference_options
     default=None,
     help="Where DANDI assets are downloaded.",
 )
-def command(run_dir, sources, out, trials, n_samples, push_mean, write_states, in_place, cache_dir):
+def command(
+    run_dir,
+    sources,
+    out,
+    trials,
+    external_inputs,
+    n_samples,
+    push_mean,
+    write_states,
+    in_place,
+    cache_dir,
+):
     """Apply the model in RUN_DIR to SOURCES (sessions it was trained on) and write them enriched.
 
     Sessions are matched by session id or file name; every trial (or those chosen with --trials)
-    is read with the run's alignment, window and bin size.
+    is read with the run's alignment, window, bin size and external inputs (the names saved in
+    the run's config; --external-input, if given, must repeat them).
     """
     from nwb_lfads.fit import infer_run
     from nwb_lfads.selection import TrialSelector
@@ -54,6 +67,7 @@ def command(run_dir, sources, out, trials, n_samples, push_mean, write_states, i
         sources,
         out,
         trials=selection,
+        external_inputs=external_inputs,
         in_place=in_place,
         cache_dir=cache_dir,
         n_samples=n_samples,

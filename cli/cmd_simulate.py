@@ -42,7 +42,8 @@ def _parse_units(values: tuple[str, ...]) -> list[int] | None:
     type=click.Choice(choices(SimulationKind)),
     default="chaotic",
     show_default=True,
-    help="Latent system: the LFADS chaotic RNN or a Lorenz attractor.",
+    help="Latent system: the LFADS chaotic RNN, the chaotic RNN with one known input pulse per "
+    "trial (trials column pulse_time, TimeSeries stimulus/pulse), or a Lorenz attractor.",
 )
 @click.option(
     "--conditions",

@@ -22,6 +22,7 @@ COMMANDS = {
     "inspect": "cmd_inspect",
     "fit": "cmd_fit",
     "infer": "cmd_infer",
+    "transfer": "cmd_transfer",
     "evaluate": "cmd_evaluate",
     "sweep": "cmd_sweep",
     "download": "cmd_download",

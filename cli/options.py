@@ -1,5 +1,5 @@
 """Option factories shared by several commands (reading options of fit, infer and sweep;
-inference options of fit and infer)."""
+inference options and ``--external-input`` of fit and infer)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,22 @@ def inference_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+EXTERNAL_INPUT_HELP = (
+    "A known input of the session fed to the generator and the controller at every bin "
+    "(repeatable): a TimeSeries in stimulus/, acquisition/ or processing/ (name or path; "
+    "samples averaged per bin), a trials event column ending in _time (a unit pulse in the "
+    "bin of each trial's event) or a numeric trials column (constant over the trial)."
+)
+
+
+def external_input_option(func):
+    """``--external-input NAME`` (repeatable): known inputs of the sessions (data.external_inputs)."""
+    return click.option(
+        "--external-input",
+        "external_inputs",
+        multiple=True,
+        metavar="NAME",
+        help=EXTERNAL_INPUT_HELP,
+    )(func)

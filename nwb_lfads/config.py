@@ -59,9 +59,11 @@ class SessionSampling(enum.StrEnum):
 
 
 class SimulationKind(enum.StrEnum):
-    """Latent system of ``nwb-lfads simulate``: the LFADS chaotic RNN or a Lorenz attractor."""
+    """Latent system of ``nwb-lfads simulate``: the LFADS chaotic RNN, the chaotic RNN driven by
+    a known input pulse per trial (TF LFADS's "chaotic RNN with inputs"), or a Lorenz attractor."""
 
     CHAOTIC = "chaotic"
+    CHAOTIC_INPUTS = "chaotic-inputs"
     LORENZ = "lorenz"
 
 
@@ -87,6 +89,10 @@ class DataConfig:
         eval_trials: ``"COLUMN=VALUE"`` selecting trials whose held-out units are unobserved
             (:class:`TrialSelector`).
         split_seed: seed of the train/validation split.
+        external_inputs: names of the sessions' known inputs fed to the generator and the
+            controller at every bin (``--external-input``; :mod:`nwb_lfads.io.external`): a
+            TimeSeries, a trials-table event column (``*_time``, a unit pulse in the bin of the
+            event) or a numeric trials-table column (constant over the trial). Empty = none.
     """
 
     bin_size: float = 0.01
@@ -98,9 +104,24 @@ class DataConfig:
     heldout_units: str | None = None
     eval_trials: str | None = None
     split_seed: int = 0
+    external_inputs: tuple[str, ...] = ()
 
     def __post_init__(self):
         _positive("data.bin_size", self.bin_size)
+        names = self.external_inputs
+        if isinstance(names, str) or not isinstance(names, (list, tuple)):
+            raise ConfigError(
+                f"data.external_inputs={names!r}: expected a list of names, e.g. [pulse_time]."
+            )
+        if any(not isinstance(n, str) or not n.strip() for n in names):
+            raise ConfigError(
+                f"data.external_inputs={list(names)!r}: every entry must be a non-empty name."
+            )
+        if len(set(names)) != len(names):
+            raise ConfigError(
+                f"data.external_inputs={list(names)!r}: a name is given twice; give each once."
+            )
+        object.__setattr__(self, "external_inputs", tuple(names))
         if self.window is not None and not self.window[0] < self.window[1]:
             raise ConfigError(
                 f"data.window={list(self.window)}: expected [START, STOP] with START < STOP "
@@ -447,6 +468,10 @@ def _coerce(value, hint, where: str):
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}.")
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, found {value!r}.")
+        return tuple(_coerce(v, args[0], where) for v in value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{where}: expected a list of {len(args)} values, found {value!r}.")

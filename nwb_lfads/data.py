@@ -9,6 +9,8 @@ order), T bins, N units (padded to the largest session).
 - ``input_mask`` [S, N]: exists and is not held out (the only units the encoders see);
 - ``loss_mask`` [M, N]: the unit is observed on this trial (held-out units are unobserved on
   the evaluation trials chosen by ``DataConfig.eval_trials``, ``"COLUMN=VALUE"``);
+- ``ext_inputs`` [M, T, X]: the sessions' external inputs (``external_inputs`` of the
+  reader; the same labels in every session), or None when there are none;
 - ``train`` / ``valid`` [M]: a seeded, condition-stratified split per session
   (``valid_fraction``, ``split_seed``); evaluation trials are never in the validation set.
 
@@ -38,6 +40,7 @@ class SessionInfo:
     unit_ids: tuple
     trial_ids: tuple
     heldout: tuple  # bool per unit
+    identifier: str = ""  # the NWB file's identifier ("" in runs written before it was kept)
 
     def to_dict(self) -> dict:
         return {
@@ -53,6 +56,7 @@ class SessionInfo:
             unit_ids=tuple(d["unit_ids"]),
             trial_ids=tuple(d["trial_ids"]),
             heldout=tuple(bool(h) for h in d["heldout"]),
+            identifier=str(d.get("identifier") or ""),
         )
 
 
@@ -65,6 +69,7 @@ class TrainingData:
     train, valid, eval: bool [M]. unit_means: float32 [S, N] mean count per bin over the
     observed entries of training trials (0 for padded units). time: float64 [T] bin centres,
     seconds. bin_size: seconds. sessions: one :class:`SessionInfo` per session.
+    ext_inputs: float32 [M, T, X] external inputs, or None (no external inputs).
     """
 
     spikes: np.ndarray
@@ -79,6 +84,7 @@ class TrainingData:
     time: np.ndarray
     bin_size: float
     sessions: tuple
+    ext_inputs: np.ndarray | None = None
 
     @property
     def n_sessions(self) -> int:
@@ -120,6 +126,31 @@ def _check_session(ds, index: int) -> np.ndarray:
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise NwbContentError(f"{name}: 'spikes' must be finite non-negative counts.")
     return arr
+
+
+def stack_external_inputs(datasets) -> np.ndarray | None:
+    """float32 [M, T, X]: every session's ``external_inputs`` stacked in session order, or
+    None when no session has them.
+
+    Raises:
+        SessionMismatchError: some sessions have external inputs and others not, or their
+            input labels differ.
+    """
+    have = ["external_inputs" in ds for ds in datasets]
+    if not any(have):
+        return None
+    labels = [
+        tuple(ds.coords["input"].values.tolist()) if "external_inputs" in ds else ()
+        for ds in datasets
+    ]
+    for ds, lab in zip(datasets, labels):
+        if lab != labels[0]:
+            raise SessionMismatchError(
+                f"{_name(ds)}: external inputs {list(lab)} differ from {_name(datasets[0])}'s "
+                f"{list(labels[0])}; every session needs the same --external-input names, with "
+                f"the same number of columns."
+            )
+    return np.concatenate([np.asarray(ds["external_inputs"].values, np.float32) for ds in datasets])
 
 
 def _heldout(ds, cfg: DataConfig) -> np.ndarray:
@@ -274,6 +305,7 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
                 unit_ids=tuple(unit_ids),
                 trial_ids=tuple(trial_ids),
                 heldout=tuple(bool(h) for h in held),
+                identifier=str(ds.attrs.get("identifier") or ""),
             )
         )
         start += m
@@ -302,6 +334,7 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
         time,
         sizes.pop(),
         tuple(infos),
+        stack_external_inputs(datasets),
     )
 
 
@@ -315,6 +348,7 @@ def _session_info(ds, index: int, arr: np.ndarray, cfg: DataConfig | None = None
         unit_ids=tuple(ds.coords["unit"].values.tolist() if "unit" in ds.coords else range(n)),
         trial_ids=tuple(ds.coords["trial"].values.tolist() if "trial" in ds.coords else range(m)),
         heldout=tuple(bool(h) for h in held),
+        identifier=str(ds.attrs.get("identifier") or ""),
     )
 
 
@@ -401,6 +435,7 @@ def inference_data(datasets, sessions, n_units_max: int) -> tuple[TrainingData, 
         time,
         bin_size,
         tuple(sessions),
+        stack_external_inputs(datasets),
     )
     return data, order
 

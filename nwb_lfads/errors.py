@@ -34,6 +34,11 @@ class ConfigError(NwbLfadsError):
     """A configuration value or override that is invalid."""
 
 
+class ExternalInputError(NwbLfadsError):
+    """An external input (``--external-input``) that names nothing or several things in a
+    session, that does not cover a trial's window, or whose layout does not fit."""
+
+
 class SessionMismatchError(NwbLfadsError):
     """Several sessions that cannot be trained together (bin size, window, duplicates)."""
 

@@ -16,8 +16,13 @@ file), samples ``processing/lfads/rates`` at the same bin centres (session time
   the other trials; without an eval split cross-fitted over 5 blocks of trials);
 - ``psth_r2``: with a ``condition_id`` trials column, condition-averaged rates of the evaluation
   trials against the PSTH of smoothed spikes of all trials;
-- ``decoding_r2_<series>`` / ``..._smoothing``: ridge decoding of behaviour (``hand_vel``,
-  ``finger_vel``, ``cursor_pos`` ...) from rates (or smoothed spikes), lag 100 ms;
+- ``decoding_r2_<series>`` / ``..._smoothing``: ridge decoding of behaviour from rates (or
+  smoothed spikes), NLB's velocity-decoding R^2: the series (any ``TimeSeries`` named with
+  ``behavior=``, by default those of ``BEHAVIOR_SERIES`` the file has) is averaged onto the
+  trials' bins; behaviour at bin t is paired with rates at bin t - lag (``lag`` seconds, default
+  NLB MC_Maze's 100 ms); the ridge penalty is chosen by 5-fold cross-validation over blocks of
+  training trials (``metrics.NLB_RIDGE_ALPHAS``), then the R^2 (uniform over channels) is taken
+  on the evaluation trials (every fifth trial without an eval split);
 - with ``targets``: nlb_tools evaluation targets scored like NLB (:mod:`nwb_lfads.nlb_targets`):
   ``targets_co_bps``, ``targets_vel_r2``, ``targets_psth_r2``.
 
@@ -35,6 +40,7 @@ import numpy as np
 from . import metrics as M
 from .baselines import smoothing_baseline, smoothing_rates
 from .errors import (
+    ConfigError,
     EvaluationError,
     InputFileError,
     NwbContentError,
@@ -81,6 +87,7 @@ def session_metrics(
     truth_hz=None,
     conditions=None,
     behavior=None,
+    lag_s: float = DECODING_LAG_S,
 ) -> tuple[dict, dict]:
     """All metrics the given arrays support, for one session.
 
@@ -89,6 +96,7 @@ def session_metrics(
         bin_size: s. heldout: bool [N] or None. eval_trials: bool [B] or None (= all trials).
         truth_hz: float Hz [B, T, N] true rates (NaN where unknown) or None.
         conditions: [B] condition labels or None. behavior: {name: float [B, T, D]} or None.
+        lag_s: s, behaviour at bin t is decoded from rates at bin t - round(lag_s / bin_size).
     Returns:
         (metrics: {key: float}, skipped: {key: reason}).
     """
@@ -142,7 +150,7 @@ def session_metrics(
         labels, psth = M.condition_average(smooth * bin_size, cond)
         attempt("psth_r2", lambda: M.psth_r2(r[ev], psth, cond[ev], labels))
     decode_eval = ev if has_split else (np.arange(n_trials) % 5 == 4)
-    lag = int(round(DECODING_LAG_S / bin_size))
+    lag = int(round(lag_s / bin_size))
     for name, values in (behavior or {}).items():
         for key, x in ((f"decoding_r2_{name}", r), (f"decoding_r2_{name}_smoothing", smooth)):
             attempt(
@@ -232,9 +240,37 @@ def _lfads_module(nwbfile, path):
     return nwbfile.processing["lfads"]
 
 
-def _layout(nwbfile, enriched, cfg, eval_default: str | None):
-    """What the file holds: held-out column, eval-trials spec, behaviour series."""
+def behavior_candidates(nwbfile) -> list[str]:
+    """Names of the file's TimeSeries that can be decoded as behaviour: all but those of
+    ``processing/lfads`` and ``processing/ground_truth`` (the model's and the simulator's)."""
     from pynwb import TimeSeries
+
+    ours = {"lfads", "ground_truth"}
+    names = set()
+    for obj in nwbfile.objects.values():
+        if isinstance(obj, TimeSeries):
+            parent = obj.parent
+            if not (parent is not None and parent.name in ours and parent.parent is nwbfile):
+                names.add(obj.name)
+    return sorted(names)
+
+
+def _behaviors(nwbfile, enriched, behavior) -> list[str]:
+    """The series to decode: ``behavior`` (each checked), or the ``BEHAVIOR_SERIES`` present."""
+    names = behavior_candidates(nwbfile)
+    if behavior is None:
+        return [n for n in BEHAVIOR_SERIES if n in names]
+    for name in behavior:
+        if name not in names:
+            raise SelectionError(
+                f"{enriched}: no TimeSeries named {name!r} to decode (--behavior); candidates: "
+                f"{', '.join(names) or 'none'}."
+            )
+    return list(dict.fromkeys(behavior))
+
+
+def _layout(nwbfile, enriched, cfg, eval_default: str | None, behavior=None):
+    """What the file holds: held-out column, eval-trials spec, behaviour series."""
 
     heldout, units = cfg.heldout_units, nwbfile.units
     if heldout is None and units is not None and "heldout" in units.colnames:
@@ -248,11 +284,10 @@ def _layout(nwbfile, enriched, cfg, eval_default: str | None):
             f"{enriched}: eval trials '{spec}' name a column that is not in the trials table "
             f"(columns: {columns}). Fix data.eval_trials."
         )
-    names = {obj.name for obj in nwbfile.objects.values() if isinstance(obj, TimeSeries)}
-    return heldout, spec, [n for n in BEHAVIOR_SERIES if n in names]
+    return heldout, spec, _behaviors(nwbfile, enriched, behavior)
 
 
-def _read(enriched: Path, data_cfg, eval_default: str | None):
+def _read(enriched: Path, data_cfg, eval_default: str | None, behavior=None):
     """Open once: config, layout, binned spikes and the LFADS and true rates at the same bins."""
     import dataclasses
 
@@ -263,7 +298,7 @@ def _read(enriched: Path, data_cfg, eval_default: str | None):
     with open_nwb(enriched) as nwbfile:
         _lfads_module(nwbfile, enriched)
         data_cfg = data_cfg or _provenance_config(nwbfile, enriched)
-        heldout, spec, behaviors = _layout(nwbfile, enriched, data_cfg, eval_default)
+        heldout, spec, behaviors = _layout(nwbfile, enriched, data_cfg, eval_default, behavior)
         cfg = dataclasses.replace(data_cfg, heldout_units=heldout)
         opts = {**reader_options(cfg), "behavior": behaviors}
         if spec:
@@ -293,7 +328,15 @@ def _eval_mask(ds, spec: TrialSelector | None, what: str):
     return match
 
 
-def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | None = None) -> dict:
+def evaluate_session(
+    enriched,
+    data_cfg=None,
+    *,
+    targets=None,
+    dataset: str | None = None,
+    behavior=None,
+    lag: float | None = None,
+) -> dict:
     """Evaluate one enriched NWB file.
 
     Args:
@@ -301,14 +344,27 @@ def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | No
         data_cfg: the ``DataConfig`` of the fit (bin size, alignment, window, held-out units,
             eval trials); None: from the file's provenance table.
         targets, dataset: optional nlb_tools targets file and its dataset name.
+        behavior: names of TimeSeries to decode (None: the ``BEHAVIOR_SERIES`` the file has);
+            lag: s, decoding lag (None: ``DECODING_LAG_S``).
     Returns:
         dict: ``session``, ``file``, ``n_trials``, ``n_units``, ``n_heldout``, ``n_eval_trials``,
-        ``eval_trials``, ``metrics`` {key: float}, ``skipped`` {key: reason}.
+        ``eval_trials``, ``metrics`` {key: float}, ``skipped`` {key: reason}; with behaviour
+        series, ``decoding_lag_s``.
+    Raises:
+        SelectionError: a ``behavior`` name that is not a TimeSeries of the file (the message
+        lists the candidates); ConfigError: a lag not shorter than the trials.
     """
     enriched = Path(enriched)
+    lag = DECODING_LAG_S if lag is None else _check_lag(lag)
     cfg, spec, behaviors, ds, rates, truth = _read(
-        enriched, data_cfg, "split=val" if targets else None
+        enriched, data_cfg, "split=val" if targets else None, behavior
     )
+    n_bins = ds.sizes["time"]
+    if behaviors and abs(round(lag / cfg.bin_size)) >= n_bins:
+        raise ConfigError(
+            f"{enriched}: --lag {lag:g} s is not shorter than the trials ({n_bins} bins of "
+            f"{cfg.bin_size:g} s); pass a lag below {n_bins * cfg.bin_size:g} s."
+        )
     ev = _eval_mask(ds, spec, str(enriched))
     heldout = ds.coords["heldout"].values.astype(bool) if "heldout" in ds.coords else None
     found, skipped = {}, {}
@@ -347,6 +403,7 @@ def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | No
         truth_hz=None if truth is None else truth[trials][..., units],
         conditions=conditions,
         behavior={name: sel[name].values for name in behaviors if name in sel},
+        lag_s=lag,
     )
     found, skipped = {**more, **found}, {**why, **skipped}
     if truth is None:
@@ -360,6 +417,8 @@ def evaluate_session(enriched, data_cfg=None, *, targets=None, dataset: str | No
         "n_eval_trials": int(trials.sum() if ev is None else ev[trials].sum()),
         "eval_trials": str(spec) if spec else "all",
     }
+    if behaviors:
+        out["decoding_lag_s"] = lag
     if "targets_dataset" in found:
         out["targets_dataset"] = found.pop("targets_dataset")
     return {**out, "metrics": found, "skipped": skipped}
@@ -371,7 +430,21 @@ def _run_files(rd: RunDir) -> list[Path]:
     return rd.outputs() or [p for p in rd.listed_sources() if p.is_file()]
 
 
-def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = True) -> dict:
+def _check_lag(lag) -> float:
+    if isinstance(lag, bool) or not isinstance(lag, (int, float)) or not np.isfinite(lag):
+        raise ConfigError(f"--lag {lag!r}: expected a finite number of seconds, e.g. 0.1.")
+    return float(lag)
+
+
+def evaluate(
+    path,
+    *,
+    targets=None,
+    dataset: str | None = None,
+    write: bool = True,
+    behavior=None,
+    lag: float | None = None,
+) -> dict:
     """Evaluate a run directory (every session) or one enriched NWB file.
 
     Args:
@@ -379,6 +452,8 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
             or an NWB file with ``processing/lfads``.
         targets: optional nlb_tools targets HDF5; dataset: its group name (default: inferred).
         write: write ``evaluation.json`` (RUN_DIR) or ``<stem>.evaluation.json`` (atomically).
+        behavior, lag: behaviour series to decode and the lag in seconds
+            (:func:`evaluate_session`).
     Returns:
         dict: ``path``, ``sessions`` (one dict per session, see :func:`evaluate_session`),
         ``overall`` (each metric's mean over the sessions that have it), ``written`` (path or None).
@@ -408,12 +483,14 @@ def evaluate(path, *, targets=None, dataset: str | None = None, write: bool = Tr
     sessions, failed = [], []
     for f, c in zip(files, cfgs):
         try:
-            sessions.append(evaluate_session(f, c, targets=targets, dataset=dataset))
+            sessions.append(
+                evaluate_session(f, c, targets=targets, dataset=dataset, behavior=behavior, lag=lag)
+            )
         except TargetsError as exc:  # several sessions: the targets fit some of them
             if targets is None or len(files) == 1:
                 raise
             failed.append(exc)
-            sessions.append(evaluate_session(f, c))
+            sessions.append(evaluate_session(f, c, behavior=behavior, lag=lag))
             sessions[-1]["skipped"]["targets"] = str(exc)
     if failed and len(failed) == len(files):
         raise failed[0]

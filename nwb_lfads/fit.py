@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .config import RunConfig
-from .errors import RunDirError
+from .errors import ConfigError, RunDirError
 from .io.read import reader_options
 from .rundir import RunDir
 
@@ -92,7 +92,6 @@ def fit(
     from .data import prepare_data
     from .infer import infer
     from .io.read import read_sessions
-    from .io.write import write_results
     from .train.loop import train
 
     rd = RunDir(out)
@@ -122,21 +121,43 @@ def fit(
         )
         summary = summarize(datasets, results, data, paths)
         metrics = trained.history[-1] if trained.history else {}
-        written = []
-        for path, ds, res, target in zip(paths, datasets, results, outputs):
-            provenance = {
-                "package": f"nwb-lfads {__version__}",
-                "config": cfg.to_dict(),
-                "final_metrics": metrics,
-                "session_summary": _row(summary, ds),
-            }
-            written.append(
-                write_results(path, res, target, provenance=provenance, in_place=in_place)
-            )
+        written = write_sessions(
+            paths, datasets, results, outputs, cfg, summary, metrics, in_place=in_place
+        )
         rd.write_summary(summary)
         history = rd.read_metrics()
         figures = make_plots(run_dir, datasets, results, history) if plots else []
     return FitResult(run_dir, cfg, written, summary, figures, epochs=len(history))
+
+
+def write_sessions(
+    paths,
+    datasets,
+    results,
+    outputs,
+    cfg: RunConfig,
+    summary,
+    metrics: dict,
+    *,
+    in_place=False,
+    extra: dict | None = None,
+) -> list[Path]:
+    """Write every session enriched (:func:`nwb_lfads.io.write.write_results`) to ``outputs``
+    with the fit's provenance: package, config, final metrics, the session's summary row, and
+    ``extra`` entries (e.g. ``transferred_from``). Returns the written paths."""
+    from .io.write import write_results
+
+    written = []
+    for path, ds, res, target in zip(paths, datasets, results, outputs):
+        provenance = {
+            "package": f"nwb-lfads {__version__}",
+            "config": cfg.to_dict(),
+            "final_metrics": metrics,
+            "session_summary": _row(summary, ds),
+            **(extra or {}),
+        }
+        written.append(write_results(path, res, target, provenance=provenance, in_place=in_place))
+    return written
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -194,6 +215,7 @@ def infer_run(
     out,
     *,
     trials=None,
+    external_inputs: Sequence[str] = (),
     in_place: bool = False,
     cache_dir=None,
     n_samples: int | None = None,
@@ -205,7 +227,9 @@ def infer_run(
     Sources must be sessions the run was trained on (matched by session id or file name); all
     their trials are read with the run's data options (or those selected by ``trials``, a
     ``{column: value}`` dict or a list of ids), so new trials of a known session get rates too.
-    ``n_samples``, ``push_mean``, ``write_states``: as in :func:`fit`.
+    ``n_samples``, ``push_mean``, ``write_states``: as in :func:`fit`. The run's external inputs
+    (``data.external_inputs``) are read from every source; ``external_inputs``, when given, must
+    name the same inputs in the same order (ConfigError otherwise).
 
     Returns:
         the written enriched copies (:meth:`nwb_lfads.rundir.RunDir.output`; the sources
@@ -217,6 +241,12 @@ def infer_run(
     from .train.checkpoint import load_run
 
     cfg, params, sessions = load_run(run_dir)
+    if external_inputs and tuple(external_inputs) != cfg.data.external_inputs:
+        raise ConfigError(
+            f"--external-input {list(external_inputs)}: the run in {run_dir} was trained with "
+            f"external inputs {list(cfg.data.external_inputs)}; infer reads those, so leave the "
+            f"option out or repeat them in that order."
+        )
     paths = resolve_sources(sources, cache_dir=cache_dir)
     opts = reader_options(cfg.data)
     datasets = [read_session(p, trials=trials, **opts) for p in paths]

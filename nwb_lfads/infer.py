@@ -131,11 +131,25 @@ def _posterior_arrays(
             jnp.asarray(s),
             jnp.asarray(data.input_mask[s], jnp.float32),
             jnp.asarray(data.loss_mask[idx], jnp.float32),
+            ext_inputs=None if data.ext_inputs is None else jnp.asarray(data.ext_inputs[idx]),
         )
         res = jax.device_get(run(params, batch, jax.random.fold_in(key, i)))
         n = min(batch_size, M - start)
         outs.append({name: np.asarray(r[:n], np.float32) for name, r in res.items()})
     return {name: np.concatenate([o[name] for o in outs]) for name in outs[0]}
+
+
+def check_external_inputs(params, cfg: RunConfig, data: TrainingData) -> None:
+    """SessionMismatchError unless ``data`` has as many external-input columns as the model
+    was trained with (the generator's input width minus ``co_dim``)."""
+    x_model = int(np.asarray(params["lfads/generator/gru"]["w_i"]).shape[0]) - cfg.model.co_dim
+    x_data = 0 if data.ext_inputs is None else int(data.ext_inputs.shape[2])
+    if x_model != x_data:
+        raise SessionMismatchError(
+            f"the sessions have {x_data} external-input columns but the model was trained with "
+            f"{x_model} (data.external_inputs={list(cfg.data.external_inputs)}); read them with "
+            f"the run's external inputs."
+        )
 
 
 def infer(
@@ -168,7 +182,8 @@ def infer(
         with ``states``, ``generator_states`` (trial, time, gen_dim) and, when ``co_dim > 0``,
         ``controller_states`` (trial, time, con_dim). The input's coordinates (trial
         coordinates such as ``align_time``) and attrs, plus attrs ``n_samples`` (samples
-        averaged; 1 with ``push_mean``) and ``push_mean``.
+        averaged; 1 with ``push_mean``) and ``push_mean``; with external inputs also
+        ``external_inputs`` (names), ``external_input_columns`` and ``external_input_sources``.
     """
     import xarray as xr
 
@@ -181,8 +196,14 @@ def infer(
             f"the model was trained on {n_model} sessions but {data.n_sessions} were given "
             f"without the run's session list; pass sessions= from load_run()."
         )
+    check_external_inputs(params, cfg, data)
     arrays = _posterior_arrays(params, cfg, data, n_samples, batch_size, seed, push_mean, states)
     attrs = {"n_samples": effective_samples(cfg, n_samples, push_mean), "push_mean": push_mean}
+    if data.ext_inputs is not None:
+        ext = datasets[0]["external_inputs"]
+        attrs["external_inputs"] = list(ext.attrs.get("names", cfg.data.external_inputs))
+        attrs["external_input_columns"] = [str(v) for v in ext.coords["input"].values]
+        attrs["external_input_sources"] = list(ext.attrs.get("sources", []))
     out = []
     start = 0
     for ds, s in zip(datasets, order):

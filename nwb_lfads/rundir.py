@@ -6,6 +6,7 @@
     metrics.csv               one row per epoch
     summary.json              the end-of-fit table, one entry per session
     evaluation.json           what ``nwb-lfads evaluate`` wrote
+    transferred_from.json     (``nwb-lfads transfer`` runs only) the trained run it started from
     <stem>.lfads.nwb          each input, enriched with processing/lfads
     *.png                     figures
     checkpoint/               a CheckpointDir:
@@ -149,6 +150,20 @@ class RunDir:
         return self.path / "evaluation.json"
 
     @property
+    def transferred_from(self) -> Path:
+        """``transferred_from.json``: the source run of a ``transfer`` (path, hashes, sessions)."""
+        return self.path / "transferred_from.json"
+
+    def write_transferred_from(self, record: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.transferred_from, json.dumps(record, indent=1, default=str))
+
+    def read_transferred_from(self) -> dict | None:
+        """The source-run record of a ``transfer`` run, or None for a run made by ``fit``."""
+        p = self.transferred_from
+        return json.loads(p.read_text()) if p.exists() else None
+
+    @property
     def sessions(self) -> Path:
         """A listing of the sessions at the top (older runs and ``--in-place`` runs)."""
         return self.path / "sessions.json"
@@ -179,7 +194,7 @@ class RunDir:
 
         An exclusive ``fcntl.flock`` on ``RUN_DIR/.lock``, which holds the owner's pid; the
         kernel releases it when the owner exits, however it exits (``kill -9`` included), so a
-        stale lock never blocks a later run.
+        stale lock never blocks a later run. Temporary files a killed owner left are removed.
 
         Raises:
             RunDirError: another live process holds the lock.
@@ -199,9 +214,24 @@ class RunDir:
                 ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self.remove_temporaries()
             yield self
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+    def temporaries(self) -> list[Path]:
+        """Temporary files of interrupted writes: ``.<name>.tmp-<pid>`` (this module's and the
+        NWB writer's ``.<stem>.lfads.nwb.tmp-<pid>.nwb``) and ``checkpoint/*.tmp``."""
+        found = list(self.path.glob(".*.tmp-*")) if self.path.is_dir() else []
+        if self.checkpoint.path.is_dir():
+            found += list(self.checkpoint.path.glob("*.tmp"))
+        return sorted(found)
+
+    def remove_temporaries(self) -> None:
+        """Delete what a killed process left half-written; only called under :meth:`lock`,
+        when no other process can be writing here."""
+        for path in self.temporaries():
+            path.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- checks
     def holds_run(self) -> bool:
@@ -297,6 +327,14 @@ class RunDir:
     def write_metrics(self, rows: list[dict]) -> None:
         """Replace ``metrics.csv`` with ``rows`` (atomically)."""
         write_text_atomic(self.metrics, _csv_text(rows))
+
+    def truncate_metrics(self, epoch: int) -> None:
+        """Drop the rows of epochs after ``epoch`` (those a crash left after the checkpoint
+        that a resume continues from)."""
+        rows = self.read_metrics()
+        kept = [r for r in rows if not isinstance(r.get("epoch"), float) or r["epoch"] <= epoch]
+        if len(kept) < len(rows):
+            self.write_metrics(kept)
 
     def write_summary(self, rows: list[dict]) -> None:
         write_text_atomic(self.summary, json.dumps(rows, indent=2))

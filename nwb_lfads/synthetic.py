@@ -10,6 +10,11 @@ Three systems, all pure numpy and seeded through ``np.random.default_rng``:
   30 Hz, so at most 0.3 expected spikes per 10 ms bin.
 - **multi-session chaotic RNN** (Pandarinath et al. 2018, stitching): one latent network, each
   session observing ``tanh(x)`` through its own log-linear read-out with its own units.
+- **chaotic RNN with inputs** (TF LFADS's "chaotic RNN with inputs"): the same network, and
+  in every trial one input pulse, a fixed random vector ``b ~ N(0, 1)`` times
+  ``PULSE_MAGNITUDE``, added to ``W tanh(x)`` during one bin drawn uniformly from the middle
+  half of the trial; the trials of a condition share ``x0`` but not the pulse time, so their
+  rates differ after it. The pulse time is known (``pulse_time``), an external input.
 - **Lorenz attractor** (the other standard LFADS system): a 3-D Lorenz state
   (``sigma = 10, rho = 28, beta = 8/3``), z-scored, observed through a log-linear read-out.
 
@@ -35,6 +40,7 @@ BENCHMARK_UNITS = 50  # the TF benchmark observes all 50 RNN units directly
 MULTI_SESSION_UNITS = (40, 55, 70)  # default unit counts of sessions 0, 1, 2 (cycled)
 MULTI_SESSION_REPEATS = (10, 8, 12)  # default trials per condition of sessions 0, 1, 2 (cycled)
 LORENZ_UNITS = 30  # unit count of a single Lorenz session (as in the LFADS paper)
+PULSE_MAGNITUDE = 5.0  # chaotic-inputs: drive of the pulse bin, times the input vector b
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +58,7 @@ class SyntheticSession:
         split: ``"train"`` or ``"val"`` per trial, str, shape [K]; None without an eval split.
         bin_size: bin width in seconds.
         description: what generated the session (goes into the NWB file).
+        pulse_bin: chaotic-inputs: the bin of each trial's input pulse, int64 [K]; else None.
     """
 
     rates_hz: np.ndarray
@@ -63,6 +70,7 @@ class SyntheticSession:
     split: np.ndarray | None
     bin_size: float
     description: str
+    pulse_bin: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- chaotic RNN
@@ -106,15 +114,22 @@ def chaotic_rnn_weights(
 
 
 def run_chaotic_rnn(
-    weights: np.ndarray, x0: np.ndarray, n_bins: int = 100, dt: float = 0.01, tau: float = 0.025
+    weights: np.ndarray,
+    x0: np.ndarray,
+    n_bins: int = 100,
+    dt: float = 0.01,
+    tau: float = 0.025,
+    drive: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Euler-integrate ``tau dx/dt = -x + W tanh(x)`` from ``x0``.
+    """Euler-integrate ``tau dx/dt = -x + W tanh(x) (+ drive)`` from ``x0``.
 
     Args:
         weights: W, shape [D, D].
         x0: initial states, shape [C, D].
         n_bins: number of time steps T (one per bin).
         dt, tau: step and time constant in seconds.
+        drive: input added in each step, shape [C, T, D] (``drive[:, t]`` moves ``x`` from
+            bin t to bin t + 1); None = none.
 
     Returns:
         states x, float64, shape [C, T, D]; ``x[:, 0] = x0``.
@@ -123,8 +138,23 @@ def run_chaotic_rnn(
     out = np.empty((x.shape[0], n_bins, x.shape[1]))
     for t in range(n_bins):
         out[:, t] = x
-        x = x + (dt / tau) * (-x + np.tanh(x) @ weights.T)
+        if drive is None:
+            x = x + (dt / tau) * (-x + np.tanh(x) @ weights.T)
+        else:
+            x = x + (dt / tau) * (-x + np.tanh(x) @ weights.T + drive[:, t])
     return out
+
+
+def pulse_bins(rng: np.random.Generator, n_trials: int, n_bins: int) -> np.ndarray:
+    """One pulse bin per trial, uniform over the middle half of the trial, int64 [K]."""
+    return rng.integers(n_bins // 4, max(n_bins // 4 + 1, 3 * n_bins // 4), size=n_trials)
+
+
+def pulse_drive(b: np.ndarray, bins: np.ndarray, n_bins: int) -> np.ndarray:
+    """``PULSE_MAGNITUDE * b`` in each trial's pulse bin, 0 elsewhere; float64 [K, T, D]."""
+    drive = np.zeros((bins.size, n_bins, b.size))
+    drive[np.arange(bins.size), bins] = PULSE_MAGNITUDE * b
+    return drive
 
 
 def benchmark_rates(states: np.ndarray, max_rate_hz: float = 30.0) -> np.ndarray:
@@ -351,8 +381,9 @@ def generate_sessions(
     for name, frac in (("heldout_fraction", heldout_fraction), ("eval_fraction", eval_fraction)):
         if not 0.0 <= frac < 1.0:
             raise ConfigError(f"simulate: {name} must be in [0, 1) (got {frac}).")
+    chaotic = kind in ("chaotic", "chaotic-inputs")
     benchmark = (
-        kind == "chaotic"
+        chaotic
         and sessions == 1
         and (n_units is None or np.atleast_1d(n_units).tolist() == [BENCHMARK_UNITS])
     )
@@ -373,16 +404,21 @@ def generate_sessions(
     latent_seq, *session_seqs = np.random.SeedSequence(seed).spawn(sessions + 1)
     lrng = np.random.default_rng(latent_seq)
     crng = lrng if condition_seed is None else np.random.default_rng([seed, condition_seed])
-    if kind == "chaotic":
+    if chaotic:
         weights = chaotic_rnn_weights(lrng)
-        states = run_chaotic_rnn(
-            weights, crng.standard_normal((n_conditions, BENCHMARK_UNITS)), n_bins, dt=bin_size
-        )
+        x0 = crng.standard_normal((n_conditions, BENCHMARK_UNITS))
+        states = run_chaotic_rnn(weights, x0, n_bins, dt=bin_size)
         latents = np.tanh(states)
         system = (
             f"chaotic RNN (N={BENCHMARK_UNITS}, gamma=1.5, tau=25 ms, dt={bin_size * 1e3:g} ms), "
             f"{n_conditions} conditions"
         )
+        if kind == "chaotic-inputs":
+            b_in = lrng.standard_normal(BENCHMARK_UNITS)
+            system += (
+                f", one input pulse per trial (magnitude {PULSE_MAGNITUDE:g} times a random "
+                f"vector, one bin at a random time in the middle half of the trial)"
+            )
     else:
         latents = lorenz_latents(crng, n_conditions, n_bins)
         system = f"Lorenz attractor (sigma=10, rho=28, beta=8/3), {n_conditions} conditions"
@@ -393,21 +429,42 @@ def generate_sessions(
         if benchmark:
             cond_rates = benchmark_rates(states)
             readout = "the 50 RNN units observed directly, rates = 30 Hz * minmax(tanh(x)) (TF LFADS benchmark)"
+        elif kind == "chaotic-inputs":  # the read-out is drawn on the trials' own latents below
+            cond_rates = None
+            readout = f"{units[s]} units through a random log-linear read-out, rates in 1-40 Hz"
         else:
             cond_rates = loglinear_readout(rng, latents, units[s])
             readout = f"{units[s]} units through a random log-linear read-out, rates in 1-40 Hz"
         if condition_seed is not None:
             rng = np.random.default_rng([seed, condition_seed, s + 1])
         condition_id = rng.permutation(np.repeat(np.arange(n_conditions), repeats[s]))
-        rates = cond_rates[condition_id]
         n_trials = len(condition_id)
+        pulses = None
+        if kind == "chaotic-inputs":  # every trial its own trajectory: its pulse time
+            pulses = pulse_bins(rng, n_trials, n_bins)
+            trial_states = run_chaotic_rnn(
+                weights,
+                x0[condition_id],
+                n_bins,
+                dt=bin_size,
+                drive=pulse_drive(b_in, pulses, n_bins),
+            )
+            trial_latents = np.tanh(trial_states)
+            rates = (
+                benchmark_rates(trial_states)
+                if benchmark
+                else loglinear_readout(rng, trial_latents, units[s])
+            )
+        else:
+            trial_latents = latents[condition_id]
+            rates = cond_rates[condition_id]
         split = None
         if eval_fraction > 0:
             split = np.where(_choose(rng, n_trials, eval_fraction), "val", "train")
         out.append(
             SyntheticSession(
                 rates_hz=rates,
-                latents=latents[condition_id],
+                latents=trial_latents,
                 spikes=poisson_counts(rng, rates, bin_size),
                 condition_id=condition_id.astype(np.int64),
                 start_time=trial_start_times(rng, n_trials, n_bins * bin_size),
@@ -418,6 +475,7 @@ def generate_sessions(
                     f"Synthetic session {s} of {sessions} (seed {seed}): {system}, "
                     f"{repeats[s]} trials per condition; {readout}; Poisson spikes."
                 ),
+                pulse_bin=pulses,
             )
         )
     return out

@@ -11,6 +11,7 @@ from helpers import make_results
 
 from nwb_lfads.config import RunConfig
 from nwb_lfads.errors import (
+    ConfigError,
     EvaluationError,
     InputFileError,
     NwbLfadsError,
@@ -220,6 +221,12 @@ def test_targets_dataset_choice_and_mismatch(enriched, tmp_path):
 @pytest.fixture(scope="module")
 def with_behavior(tmp_path_factory):
     """A simulated session with a hand_vel series that is a linear function of the true rates 100 ms earlier."""
+    return _behavior_file(tmp_path_factory.mktemp("behav"), "hand_vel")
+
+
+def _behavior_file(d, name: str):
+    """``d/beh.lfads.nwb``: a simulated session with a 2-channel series ``name`` (a linear
+    function of the true rates 100 ms earlier), enriched with the true rates as LFADS rates."""
     from pynwb import TimeSeries
 
     from nwb_lfads.io.simulated import bin_centres, session_to_nwbfile, write_nwbfile
@@ -232,13 +239,12 @@ def with_behavior(tmp_path_factory):
     nwbfile = session_to_nwbfile(s, np.random.default_rng(4))
     nwbfile.add_acquisition(
         TimeSeries(
-            name="hand_vel",
+            name=name,
             data=vel.reshape(-1, 2),
             unit="m/s",
             timestamps=bin_centres(s.start_time, s.rates_hz.shape[1], s.bin_size),
         )
     )
-    d = tmp_path_factory.mktemp("behav")
     src = write_nwbfile(nwbfile, d / "beh.nwb")
     cfg = CFG.with_overrides(["data.heldout_units=null", "data.eval_trials=null"])
     from nwb_lfads.io.ground_truth import read_ground_truth
@@ -262,6 +268,34 @@ def test_behavior_decoding(with_behavior):
     assert m["decoding_r2_hand_vel_smoothing"] < m["decoding_r2_hand_vel"] - 0.1
     assert "co_bps" not in m and "no held-out units" in s["skipped"]["co_bps"]
     assert s["eval_trials"] == "all" and "decoding R^2, hand_vel" in format_evaluation(rep)
+
+
+def test_any_behavior_series_and_lag(tmp_path):
+    from click.testing import CliRunner
+    from nwb_lfads.cli.main import main
+
+    path = _behavior_file(tmp_path, "lever_speed")  # not one of BEHAVIOR_SERIES
+    assert "decoding_r2_lever_speed" not in evaluate(path, write=False)["sessions"][0]["metrics"]
+    at = {}
+    for lag in (0.1, 0.0, -0.05):
+        rep = evaluate(path, behavior=["lever_speed"], lag=lag, write=False)
+        at[lag] = rep["sessions"][0]["metrics"]["decoding_r2_lever_speed"]
+        assert rep["sessions"][0]["decoding_lag_s"] == lag
+    assert at[0.1] > 0.95 and at[0.1] > at[0.0] + 0.05 and at[0.1] > at[-0.05] + 0.05
+    result = CliRunner().invoke(
+        main, ["evaluate", str(path), "--behavior", "lever_speed", "--lag", "0.1", "--no-write"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "decoding R^2, lever_speed" in result.output
+    result = CliRunner().invoke(main, ["evaluate", str(path), "--behavior", "hand_velocity"])
+    assert result.exit_code == 2
+    (line,) = [x for x in result.output.splitlines() if x.strip()]
+    assert "no TimeSeries named 'hand_velocity'" in line and "candidates: lever_speed" in line
+    assert "rates" not in line.split("candidates:")[1]  # the model's own series are not offered
+    with pytest.raises(ConfigError, match="--lag 2 s is not shorter than the trials"):
+        evaluate(path, behavior=["lever_speed"], lag=2.0, write=False)
+    with pytest.raises(ConfigError, match="--lag nan"):
+        evaluate(path, behavior=["lever_speed"], lag=float("nan"), write=False)
 
 
 def test_bad_inputs(sim, tmp_path):

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -185,3 +186,209 @@ def test_non_finite_spike_times_are_dropped_and_counted(tmp_path):
     (message,) = [str(m.message) for m in w if "NaN or infinite" in str(m.message)]
     assert "id 0: 1, id 2: 2" in message
     assert ds["spikes"].sum(dim=("trial", "time")).values.tolist() == [3, 2, 1]
+
+
+def _units_file(path, trains, obs=None, trial_stop=10.0, series_end=None):
+    """A file with one unit per train, two trials in [0, trial_stop], optionally obs_intervals
+    and an acquisition series sampled at 100 Hz up to ``series_end``."""
+    from pynwb import NWBHDF5IO, TimeSeries
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    nwbfile = mock_NWBFile()
+    for train in trains:
+        nwbfile.add_unit(spike_times=train, **({"obs_intervals": [obs]} if obs else {}))
+    nwbfile.add_trial(start_time=0.0, stop_time=trial_stop / 2)
+    nwbfile.add_trial(start_time=trial_stop / 2, stop_time=trial_stop)
+    if series_end is not None:
+        data = np.zeros(int(series_end * 100))
+        nwbfile.add_acquisition(
+            TimeSeries(name="lick", data=data, unit="V", starting_time=0.0, rate=100.0)
+        )
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    return path
+
+
+def _messages(record, phrase):
+    return [str(m.message) for m in record if phrase in str(m.message)]
+
+
+def test_spike_times_outside_the_recording_are_counted_per_unit(tmp_path):
+    from nwb_lfads.io.read import read_session
+
+    trains = [[-0.5, 1.0, 2.0], [3.0, 4.0], [5.0, 11.0, 12.0, 13.5]]
+    path = _units_file(tmp_path / "outside.nwb", trains)  # recording: 0 to the trials' 10 s
+    with pytest.warns(UserWarning, match="outside the recording") as record:
+        ds = read_session(path, bin_size=0.5, align_to="start_time", window=(0.0, 5.0))
+    (message,) = _messages(record, "outside the recording")
+    assert "4 spike time(s) in 2 unit(s)" in message and "[0, 10] s" in message
+    assert "id 0: 1, id 2: 3" in message and "\n" not in message
+    assert int(ds["spikes"].sum()) == 5  # kept, and binned where a window covers them
+    # a series that runs to 14 s moves the recording's end: only the negative time is left
+    path = _units_file(tmp_path / "series.nwb", trains, series_end=14.0)
+    with pytest.warns(UserWarning, match="outside the recording") as record:
+        read_session(path, bin_size=0.5, align_to="start_time", window=(0.0, 5.0))
+    (message,) = _messages(record, "outside the recording")
+    assert "1 spike time(s) in 1 unit(s)" in message and "id 0: 1" in message
+    # obs_intervals decide when present
+    path = _units_file(tmp_path / "obs.nwb", trains, obs=[1.0, 12.0], series_end=14.0)
+    with pytest.warns(UserWarning, match="outside the recording") as record:
+        read_session(path, bin_size=0.5, align_to="start_time", window=(1.0, 5.0))
+    (message,) = _messages(record, "outside the recording")
+    assert "[1, 12] s" in message and "id 0: 1, id 2: 1" in message
+
+
+def test_units_without_a_spike_in_any_window_are_named(tmp_path):
+    import warnings
+
+    from nwb_lfads.io.read import read_session
+
+    trains = [[1.0, 6.0], [8.0, 9.0], [0.5, 5.5], []]  # unit 1 only after the windows, 3 never
+    path = _units_file(tmp_path / "silent.nwb", trains)
+    with pytest.warns(UserWarning, match="no spike in any window") as record:
+        ds = read_session(path, bin_size=0.5, align_to="start_time", window=(0.0, 2.0))
+    (message,) = _messages(record, "no spike in any window")
+    assert "2 of 4 unit(s)" in message and "(ids 1, 3)" in message and "\n" not in message
+    assert ds.sizes["unit"] == 4  # kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean file warns about nothing
+        read_session(path, bin_size=0.5, align_to="start_time", window=(0.0, 2.0), units=[0, 2])
+
+
+def one_line(result) -> str:
+    lines = result.output.strip().splitlines()
+    assert "Traceback" not in result.output and len(lines) == 1, result.output
+    return lines[0]
+
+
+def no_space_at(suffix):
+    """An ``os.replace`` that raises ENOSPC for a destination ending in ``suffix``."""
+    real = os.replace
+
+    def replace(src, dst, **kwargs):
+        if str(dst).endswith(suffix):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst, **kwargs)
+
+    return replace
+
+
+def hdf5_full_disk(self, **kwargs):
+    """What h5py raises when the disk fills in the middle of an export (after writing some)."""
+    with open(self.source, "ab") as fh:
+        fh.write(b"\0" * 4096)
+    raise RuntimeError(
+        "Unable to synchronously copy object (file write failed: time = Sat Dec  5 2026, "
+        f"filename = '{self.source}', errno = 28, error message = 'No space left on device')"
+    )
+
+
+@pytest.mark.parametrize("how", ["free space checked", "rename", "hdf5 write"])
+def test_a_full_disk_at_the_final_write_leaves_no_output_and_resumes(
+    finished, session, tmp_path, monkeypatch, how
+):
+    import shutil as sh
+
+    import pynwb
+
+    run = RunDir(tmp_path / "full")
+    shutil.copytree(finished, run.path)
+    run.output(session).unlink()  # as if the final write had not happened yet
+    before, state = sha256(session), sha256(run.checkpoint.state)
+    if how == "free space checked":
+        usage = sh.disk_usage(tmp_path)
+        monkeypatch.setattr(sh, "disk_usage", lambda p: usage._replace(free=100_000))
+    elif how == "rename":
+        monkeypatch.setattr(os, "replace", no_space_at(".lfads.nwb"))
+    else:
+        monkeypatch.setattr(pynwb.NWBHDF5IO, "export", hdf5_full_disk)
+    result = invoke("fit", session, "--out", run.path, "--resume", "--max-epochs", 2, *TINY)
+    assert result.exit_code == 1
+    line = one_line(result)
+    assert str(run.output(session)) in line and "No space left on device" in line
+    assert "free space" in line and "--resume" in line
+    assert not run.outputs() and not run.temporaries()  # no partial output, no temporary file
+    assert sha256(session) == before and sha256(run.checkpoint.state) == state
+    monkeypatch.undo()
+    result = invoke("fit", session, "--out", run.path, "--resume", "--max-epochs", 2, *TINY)
+    assert result.exit_code == 0, result.output  # the same command, with space again
+    assert run.outputs() == [run.output(session)] and sha256(session) == before
+
+
+def test_a_full_disk_at_the_checkpoint_rename_keeps_the_previous_one(
+    finished, session, tmp_path, monkeypatch
+):
+    run = RunDir(tmp_path / "full")
+    shutil.copytree(finished, run.path)
+    state = sha256(run.checkpoint.state)
+    monkeypatch.setattr(os, "replace", no_space_at("state.npz"))
+    result = invoke("fit", session, "--out", run.path, "--resume", "--max-epochs", 3, *TINY)
+    assert result.exit_code == 1 and "No space left on device" in one_line(result)
+    assert sha256(run.checkpoint.state) == state and not run.temporaries()
+    monkeypatch.undo()
+    result = invoke("fit", session, "--out", run.path, "--resume", "--max-epochs", 3, *TINY)
+    assert result.exit_code == 0, result.output
+    assert [r["epoch"] for r in run.read_metrics()] == [1.0, 2.0, 3.0]
+
+
+def test_temporaries_of_a_killed_write_are_removed_by_the_next_owner(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.checkpoint.path.mkdir(parents=True)
+    left = [
+        run.path / ".s.lfads.nwb.tmp-999.nwb",
+        run.path / ".metrics.csv.tmp-999",
+        run.checkpoint.path / "state.npz.tmp",
+    ]
+    for path in left:
+        path.write_bytes(b"half")
+    kept = run.checkpoint.state
+    kept.write_bytes(b"whole")
+    assert run.temporaries() == sorted(left)
+    with run.lock():
+        assert not run.temporaries() and kept.exists()
+
+
+def locked(path) -> bool:
+    try:
+        with RunDir(path).lock():
+            return False
+    except RunDirError:
+        return True
+
+
+def test_a_concurrent_second_fit_on_the_same_out_is_one_line(session, tmp_path):
+    run = RunDir(tmp_path / "busy")
+    args = [str(session), "--out", str(run.path), "--max-epochs", "500", *TINY]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "nwb_lfads.cli.main", "fit", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(1200):  # until the first fit holds the lock and wrote its config
+            if child.poll() is not None or (run.config.exists() and locked(run.path)):
+                break
+            time.sleep(0.1)
+        assert child.poll() is None
+        for resume in ([], ["--resume"]):
+            result = invoke("fit", *args, *resume)
+            assert result.exit_code == 2
+            line = one_line(result)
+            assert str(run.path) in line and ("--resume" in line or "another nwb-lfads" in line)
+        result = invoke("fit", *args, "--resume")
+        assert f"pid {child.pid}" in result.output
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+
+
+def test_a_truncated_input_is_one_line_exit_2(session, tmp_path):
+    cut = tmp_path / "cut.nwb"
+    data = open(session, "rb").read()
+    cut.write_bytes(data[: len(data) // 2])
+    before = sha256(cut)
+    for args in (["inspect", cut], ["fit", cut, "--out", tmp_path / "run", *TINY]):
+        result = invoke(*args)
+        assert result.exit_code == 2, result.output
+        assert str(cut) in one_line(result)
+    assert sha256(cut) == before and not RunDir(tmp_path / "run").holds_run()

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nwb_lfads"
-HIGH = ("nwb_lfads.train", "nwb_lfads.fit", "nwb_lfads.demo", "nwb_lfads.sweep", "nwb_lfads.cli")
+HIGH = (
+    "nwb_lfads.train",
+    "nwb_lfads.fit",
+    "nwb_lfads.transfer",
+    "nwb_lfads.demo",
+    "nwb_lfads.sweep",
+    "nwb_lfads.cli",
+)
 
 
 def _module_name(path: Path) -> str:

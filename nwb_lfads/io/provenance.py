@@ -59,6 +59,9 @@ def provenance_rows(results, provenance: dict | None, source_name: str = "") -> 
     for key in ("n_samples", "push_mean"):  # how the posterior was summarised (infer's attrs)
         if key in results.attrs:
             _flatten(f"inference.{key}", results.attrs[key], rows)
+    for key in ("external_inputs", "external_input_columns", "external_input_sources"):
+        if key in results.attrs:  # the known inputs the model was given (infer's attrs)
+            rows[key] = _plain(results.attrs[key])
     _flatten("", provenance or {}, rows)
     return rows
 

@@ -7,6 +7,9 @@
   (bin centres, seconds, relative to the event or to the window start), ``unit`` (units-table
   ids), ``align_time`` (per trial: session seconds of the event, or of the window start), one
   per-trial coordinate per scalar numeric trials column, optional unit coordinate ``heldout``;
+- ``external_inputs``: float32 ``("trial", "time", "input")`` when ``external_inputs`` names
+  any (:mod:`nwb_lfads.io.external`), coordinate ``input`` (one label per column), variable
+  attrs ``names``, ``units``, ``sources``;
 - behaviour: ``<name>`` float64 ``("trial", "time", "<name>_channel")``, the mean of the
   samples in each bin (NaN where none fall);
 - attrs ``session_id``, ``identifier``, ``source``, ``bin_size``, ``align_to``, ``window``,
@@ -29,12 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AlignmentError, NwbContentError, SelectionError, SessionMismatchError
-from . import tables
+from . import checks, tables
 from .behavior import bin_timeseries, find_timeseries
 from .binning import continuous_starts, count_spikes, window_stops
 from .open import open_nwb, source_name
 
-RESERVED = {"trial", "time", "unit", "align_time", "spikes", "heldout"}
+RESERVED = {"trial", "time", "unit", "align_time", "spikes", "heldout", "input", "external_inputs"}
 
 
 @dataclass
@@ -73,14 +76,21 @@ def _trial_plan(
     trials = nwbfile.trials
     if trials is None or len(trials) == 0:
         raise NwbContentError(
-            f"{name}: align_to='{align_to}' needs a trials table, and the file has none. "
+            f"{name}: align_to='{align_to}' needs a trials table, and the file has none (or an "
+            f"empty one). "
             f"Pass align_to=None to cut the recording into continuous windows."
         )
     events = tables.event_times(trials, align_to, name)
-    ids = np.asarray(tables.read_array(trials.id.data), dtype=np.int64)
+    ids = checks.unique_ids(trials, name)
     rows = tables.select_trials(trials, ids, selection, name)
-    start_time = np.asarray(tables.read_array(trials["start_time"].data), dtype=np.float64)
-    stop_time = np.asarray(tables.read_array(trials["stop_time"].data), dtype=np.float64)
+    start_time = checks.numbers(trials["start_time"].data, f"{name}: trials column 'start_time'")
+    stop_time = checks.numbers(trials["stop_time"].data, f"{name}: trials column 'stop_time'")
+    backwards = np.flatnonzero(stop_time < start_time)
+    if backwards.size:
+        raise NwbContentError(
+            f"{name}: {backwards.size} trial(s) stop before they start (ids "
+            f"{ids[backwards[:10]].tolist()}: stop_time < start_time). Fix the trials table."
+        )
     if window is None:  # default: from the event to the end of the shortest trial
         after = (stop_time - events)[rows]
         after = after[np.isfinite(after)]
@@ -104,6 +114,11 @@ def _trial_plan(
         )
     n_bins = _whole_bins(window[1] - window[0], bin_size, "window length", name)
 
+    checks.check_tensor_size(
+        float(rows.size) * n_bins * spikes.ids.size,
+        name,
+        f"{rows.size} trials of {n_bins} bins x {spikes.ids.size} units",
+    )
     starts = events[rows] + window[0]
     stops = window_stops(starts, n_bins, bin_size)
     tol = _tolerance(bin_size)
@@ -179,6 +194,14 @@ def _continuous_plan(
         )
     _whole_bins(float(overlap), bin_size, "overlap", name)
     span = tables.observed_span(nwbfile) or spikes.span()
+    step = float(window_length) - float(overlap)
+    n_windows = max(0.0, (span[1] - span[0] - float(window_length)) / step) + 2
+    checks.check_tensor_size(
+        n_windows * n_bins * spikes.ids.size,
+        name,
+        f"{n_windows:.3g} windows of {window_length:g} s over the recording from {span[0]:g} to "
+        f"{span[1]:g} s",
+    )
     starts = continuous_starts(span, window_length, overlap, bin_size)
     if starts.size == 0:
         raise AlignmentError(
@@ -215,6 +238,7 @@ def read_session(
     behavior: list[str] | None = None,
     clip_to_trial: bool = False,
     include_columns: list[str] | None = None,
+    external_inputs: list[str] | tuple[str, ...] | None = None,
 ):
     """Bin one NWB session's spikes into an ``xarray.Dataset`` of counts (trial, time, unit).
 
@@ -239,12 +263,16 @@ def read_session(
         clip_to_trial: drop (and report) trials whose window reaches past their own
             ``start_time``/``stop_time`` instead of counting neighbouring trials' spikes.
         include_columns: string or ragged trials columns to keep as coordinates too.
+        external_inputs: names of known inputs (TimeSeries, trials event or numeric columns)
+            put on the bins as variable ``external_inputs`` (:mod:`nwb_lfads.io.external`).
 
     Returns:
         ``xarray.Dataset`` with ``spikes`` int32 [trial, time, unit]; see the module docstring.
         Trials with a NaN event time or a window outside the recorded span (``obs_intervals``
         hull, else the hull of the spikes and the trials) are dropped, listed in
-        ``attrs["dropped_trials"]`` and reported in a warning.
+        ``attrs["dropped_trials"]`` and reported in a warning. Spike times outside the recording
+        (:func:`nwb_lfads.io.checks.recording_bounds`) and units without a spike in any window
+        are kept and reported in one warning line each.
     """
     import xarray as xr
 
@@ -261,6 +289,7 @@ def read_session(
                 f"{name}: the units table holds no spike times at all. "
                 f"Add the sorted spike times of each unit."
             )
+        checks.warn_outside_recording(spikes, checks.recording_bounds(nwbfile), name)
         positions = tables.select_units(nwbfile, spikes.ids, units, name)
         if align_to is None:
             plan = _continuous_plan(
@@ -287,6 +316,7 @@ def read_session(
             positions,
             grid_origin=plan.grid_origin,
         )
+        checks.warn_silent_units(counts, spikes.ids[positions], name)
         time = plan.window[0] + (np.arange(plan.n_bins) + 0.5) * bin_size
         data_vars = {"spikes": (("trial", "time", "unit"), counts)}
         for series in behavior or []:
@@ -295,12 +325,36 @@ def read_session(
                 ("trial", "time", f"{series}_channel"),
                 bin_timeseries(ts, plan.starts, plan.n_bins, bin_size, name),
             )
+        if external_inputs:
+            from .external import bin_external_inputs
+
+            ext = bin_external_inputs(
+                nwbfile,
+                list(external_inputs),
+                plan.starts,
+                plan.n_bins,
+                bin_size,
+                plan.trial_ids,
+                aligned=align_to is not None,
+                source=name,
+            )
+            data_vars["external_inputs"] = (
+                ("trial", "time", "input"),
+                ext.values,
+                {
+                    "names": list(external_inputs),
+                    "units": list(ext.units),
+                    "sources": list(ext.sources),
+                },
+            )
         coords = {
             "trial": plan.trial_ids,
             "time": time,
             "unit": spikes.ids[positions],
             "align_time": ("trial", plan.align_time),
         }
+        if external_inputs:
+            coords["input"] = list(ext.labels)
         coords.update({k: ("trial", v) for k, v in plan.coords.items() if k not in data_vars})
         if heldout is not None:
             coords["heldout"] = ("unit", tables.heldout_flags(nwbfile, heldout, positions, name))
@@ -437,6 +491,8 @@ def reader_options(data_cfg) -> dict:
         "window": data_cfg.window,
         "heldout": data_cfg.heldout_units,
     }
+    if data_cfg.external_inputs:
+        opts["external_inputs"] = list(data_cfg.external_inputs)
     if data_cfg.align_to is None:
         opts.update(window_length=data_cfg.window_length, overlap=data_cfg.overlap)
     elif data_cfg.eval_selector is not None:  # text columns (NLB's split) are read when asked

@@ -6,7 +6,10 @@
 (optionally ``heldout``) whose spike times fall uniformly at random inside their bins, and the
 ground truth in ``processing/ground_truth``: ``rates`` (TimeSeries, Hz, float32, shape
 [n_samples, n_units], columns in units-table row order, timestamps = bin centres in session
-time; the layout of ``processing/lfads/rates``) and ``latents`` (same timestamps).
+time; the layout of ``processing/lfads/rates``) and ``latents`` (same timestamps). A session
+with input pulses (``chaotic-inputs``) also has a trials column ``pulse_time`` (the centre of
+each trial's pulse bin) and the TimeSeries ``stimulus/pulse`` (1.0 in the pulse bin, 0 in the
+other bins; one sample per bin centre of every trial).
 :func:`write_nwbfile` writes atomically (temporary file in the destination folder, then
 ``os.replace``).
 """
@@ -139,6 +142,16 @@ def session_to_nwbfile(
             data=np.asarray(session.condition_id, dtype=np.int64),
         ),
     ]
+    if session.pulse_bin is not None:
+        pulse_time = start + (np.asarray(session.pulse_bin) + 0.5) * dt
+        trial_columns.append(
+            VectorData(
+                name="pulse_time",
+                description="Time (s) of the input pulse the network received in this trial "
+                "(centre of the pulse bin).",
+                data=pulse_time,
+            )
+        )
     if session.split is not None:
         trial_columns.append(
             VectorData(
@@ -188,6 +201,21 @@ def session_to_nwbfile(
     )
 
     timestamps = bin_centres(start, n_bins, dt)
+    if session.pulse_bin is not None:
+        pulse = np.zeros((n_trials, n_bins), np.float32)
+        pulse[np.arange(n_trials), np.asarray(session.pulse_bin)] = 1.0
+        nwbfile.add_stimulus(
+            TimeSeries(
+                name="pulse",
+                unit="a.u.",
+                timestamps=timestamps,
+                data=pulse.ravel(),
+                description=(
+                    "Input pulse given to the simulated network: 1.0 in the bin of each trial's "
+                    "pulse, 0 in its other bins; one sample per bin centre of every trial."
+                ),
+            )
+        )
     module = nwbfile.create_processing_module(
         "ground_truth", "True rates and latent states of the simulation that generated the spikes."
     )

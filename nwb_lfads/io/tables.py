@@ -75,9 +75,13 @@ def read_spike_trains(nwbfile, name: str) -> SpikeTrains:
         raise NwbContentError(
             f"{name}: the units table has no rows. Add at least one unit with spike times."
         )
-    times = np.asarray(read_array(index.target.data), dtype=np.float64)
-    bounds = np.asarray(read_array(index.data), dtype=np.int64)
-    ids = np.asarray(read_array(units.id.data), dtype=np.int64)
+    from . import checks  # checks builds on this module
+
+    times = checks.numbers(index.target.data, f"{name}: units column 'spike_times'")
+    bounds = checks.check_ragged(
+        index.data, times.size, len(units), f"{name}: units column 'spike_times'"
+    )
+    ids = checks.unique_ids(units, name)
     times, bounds = _drop_non_finite(times, bounds, ids, name)
     starts = np.concatenate([[0], bounds[:-1]])
     descending = np.flatnonzero(times[1:] < times[:-1]) + 1  # positions where the order breaks
@@ -261,7 +265,9 @@ def event_times(trials, align_to: str, name: str) -> np.ndarray:
             f"{name}: align_to='{align_to}' {what}. Numeric trials columns: {usable}. "
             f"Pass one of them, or align_to=None for continuous windows."
         )
-    return np.asarray(read_array(trials[align_to].data), dtype=np.float64)
+    from . import checks
+
+    return checks.numbers(trials[align_to].data, f"{name}: trials column '{align_to}'")
 
 
 def select_trials(trials, ids: np.ndarray, selection, name: str) -> np.ndarray:

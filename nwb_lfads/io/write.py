@@ -4,7 +4,10 @@ The input is opened read-only, ``processing/lfads`` is added in memory, and the 
 written with ``NWBHDF5IO.export`` to a hidden temporary file beside the target
 (``.<name>.tmp-<pid>.nwb``), given a fresh ``identifier`` (uuid4) and fresh object ids, re-opened
 with pynwb as a check, and only then renamed onto the target with ``os.replace`` (atomic on one
-file system). On any failure the temporary file is removed and the target is untouched.
+file system). On any failure the temporary file is removed and the target is untouched; a full
+disk (which HDF5 reports as a ``RuntimeError``) is raised as ``OSError`` naming the target, and
+is checked before writing (:func:`check_free_space`): HDF5 can abort the whole process when
+the disk fills in the middle of a copy.
 
 What goes into ``processing/lfads`` (docs/DESIGN.md, "NWB layout"):
 
@@ -19,6 +22,10 @@ What goes into ``processing/lfads`` (docs/DESIGN.md, "NWB layout"):
 - ``initial_conditions``: a ``DynamicTable``, one row per trial (per window in continuous
   mode), when the results hold ``ic_mean``, ``ic_sd`` and ``g0``
   (:mod:`nwb_lfads.io.initial_conditions`).
+- ``fitted_windows``: a ``TimeIntervals``, the intervals where the series have samples (one
+  per trial; per run of contiguous bins in continuous mode), for tools such as pynapple that
+  take a series' time support from its first to its last sample
+  (:mod:`nwb_lfads.io.windows`).
 - ``provenance``: a ``DynamicTable`` with two text columns ``key`` and ``value``, one row per
   flattened setting (``config.model.gen_dim`` -> ``64``), the package version and final metrics.
   Text rows rather than one JSON blob: nwbinspector flags dictionaries stored in table cells, and
@@ -57,6 +64,7 @@ from .filters import compressed
 from .initial_conditions import has_initial_conditions, initial_conditions_table
 from .open import check_nwb_path
 from .provenance import module_description, provenance_rows, provenance_table
+from .windows import fitted_windows_table, run_intervals, trial_intervals
 
 MODULE_NAME = "lfads"
 SERIES = (
@@ -103,6 +111,7 @@ def write_results(
     target = _target_path(src, out_path, in_place)
     _check_results(results, src)
     target.parent.mkdir(parents=True, exist_ok=True)
+    check_free_space(src, results, target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}.nwb"
     try:
         with pynwb.NWBHDF5IO(str(src), mode="r", load_namespaces=True) as io:
@@ -124,10 +133,62 @@ def write_results(
         if in_place:
             os.chmod(tmp, os.stat(src).st_mode & 0o7777)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        os_error = as_os_error(exc, target)
+        if os_error is not None:
+            raise os_error from exc
         raise
     return target
+
+
+def check_free_space(src: Path, results, target: Path) -> None:
+    """Refuse to start a write that cannot fit: HDF5 may abort the process (a native double
+    free) when the disk fills in the middle of copying a file, so a full disk is told before.
+
+    Needs about the input's size plus the results' arrays uncompressed, plus 10 % and 1 MiB
+    for HDF5's own structures (bytes).
+
+    Raises:
+        OSError: ENOSPC naming ``target``, with the bytes needed and free.
+    """
+    import errno
+    import shutil
+
+    data = src.stat().st_size + sum(int(v.nbytes) for v in results.data_vars.values())
+    need = int(1.1 * data) + 2**20
+    free = shutil.disk_usage(target.parent).free
+    if free < need:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device (writing it needs about {need / 1e6:.1f} MB, "
+            f"{free / 1e6:.1f} MB are free)",
+            str(target),
+        )
+
+
+def as_os_error(exc: BaseException, path) -> OSError | None:
+    """The operating-system error behind a failed HDF5 write, as an ``OSError`` naming ``path``.
+
+    HDF5 reports a full disk or a lost file as a ``RuntimeError`` (or an ``OSError`` without
+    ``errno``) whose text carries ``errno = N``; this finds it in ``exc`` or the exceptions it
+    was raised from, so the CLI prints one line (exit 1) instead of a traceback. None when
+    there is no such errno (a real bug keeps its traceback).
+    """
+    import re
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno:
+            return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+        if isinstance(exc, (RuntimeError, OSError)):
+            found = re.search(r"errno = (\d+)", str(exc))
+            if found and int(found.group(1)) > 0:
+                code = int(found.group(1))
+                return OSError(code, os.strerror(code), str(path))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _target_path(src: Path, out_path, in_place: bool) -> Path:
@@ -237,6 +298,7 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
         stamps = np.asarray(merged["rates"]["time"].values, dtype=np.float64)
         data = {name: np.asarray(m.values, dtype=np.float32) for name, m in merged.items()}
         timing = _timing(stamps, bin_size)
+        windows = fitted_windows_table(*run_intervals(stamps, bin_size))
         grid = (
             "one regular grid"
             if "rate" in timing
@@ -250,6 +312,9 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
     else:
         order, keep, n_dropped = trial_timeline(align, time, bin_size)
         stamps = (align[order][:, None] + time[None, :])[keep]
+        start, stop, rows = trial_intervals(align, time, bin_size, order, keep)
+        trial_ids = np.asarray(results["trial"].values)[order][rows]
+        windows = fitted_windows_table(start, stop, trial_ids)
         data = {
             name: np.asarray(results[name].values, dtype=np.float32)[order][keep]
             for name, _ in SERIES
@@ -311,7 +376,7 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
         if has_initial_conditions(results)
         else None
     )
-    contents = list(data) + ([table.name] if table is not None else [])
+    contents = list(data) + [windows.name] + ([table.name] if table is not None else [])
     module = ProcessingModule(name=MODULE_NAME, description=module_description(prov, contents))
     for name, unit in SERIES:
         if name not in data:
@@ -328,6 +393,7 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
                 **kwargs,
             )
         )
+    module.add(windows)
     if table is not None:
         module.add(table)
     module.add(provenance_table(prov))

@@ -3,7 +3,8 @@ posterior of the inferred inputs u_t.
 
 Shape glossary: B trials, K ``con_dim``, U ``co_dim``, F ``fac_dim``, I2 = 2 ``ci_enc_dim``.
 
-Its input at bin t is ``[ci_enc_t, f_{t-1}]``; the inferred-input posterior is
+Its input at bin t is ``[ci_enc_t, f_{t-1}]`` (``[ci_enc_t, x_t, f_{t-1}]`` with X external
+inputs ``x_t``; the caller passes ``ci_width`` = I2 + X); the inferred-input posterior is
 ``N(mean_t, var_t)`` with ``[mean_t, log(var_t - var_min)] = h_t W_co + b_co``. The recurrence
 itself runs in :func:`nwb_lfads.model.decoder.decode`, together with the generator.
 """
@@ -23,7 +24,7 @@ class ControllerParams(NamedTuple):
     """The controller's weights, float32 (split GRU layout, :mod:`.gru`, with the input
     weights split by source) and its posterior head."""
 
-    w_ci: jnp.ndarray  # [I2, 3K] input weights of the CI encodings
+    w_ci: jnp.ndarray  # [I2 + X, 3K] input weights of the CI encodings (and external inputs)
     w_f: jnp.ndarray  # [F, 3K] input weights of the previous factors
     w_h: jnp.ndarray  # [K, 3K] recurrent weights
     b: jnp.ndarray  # [3K]

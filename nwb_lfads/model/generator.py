@@ -1,6 +1,7 @@
 """The generator: a GRU with clipped state whose factors are a row-normalised linear map.
 
-Shape glossary: B trials, G ``gen_dim``, U ``co_dim`` (its input; 0 = autonomous),
+Shape glossary: B trials, G ``gen_dim``, U ``co_dim`` (0 = autonomous), X external inputs
+(U + X is the generator's input width),
 D ``ic_dim``, F ``fac_dim``.
 
 The initial state g0 is a linear map of the initial-condition sample (D -> G). Factors are
@@ -24,7 +25,7 @@ from .noise import fan_in_init
 class GeneratorParams(NamedTuple):
     """The generator's weights, float32 (split GRU layout, :mod:`.gru`)."""
 
-    w_i: jnp.ndarray  # [U, 3G] input weights (inferred inputs)
+    w_i: jnp.ndarray  # [U + X, 3G] input weights (inferred inputs, then external inputs)
     w_h: jnp.ndarray  # [G, 3G] recurrent weights
     b: jnp.ndarray  # [3G]
     w_fac: jnp.ndarray  # [G, F] factor map, unit-norm columns
@@ -36,8 +37,8 @@ def normalise_columns(w, eps: float = 1e-8):
 
 
 class Generator(hk.Module):
-    """Owns the generator's parameters, the g0 map and the factor map. Call with the
-    inferred-input width U (0 = autonomous); returns :class:`GeneratorParams`."""
+    """Owns the generator's parameters, the g0 map and the factor map. Call with the input
+    width U + X (inferred plus external inputs; 0 = autonomous); returns :class:`GeneratorParams`."""
 
     def __init__(self, gen_dim: int, fac_dim: int, name: str | None = "generator"):
         super().__init__(name=name)

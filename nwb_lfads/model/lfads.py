@@ -2,12 +2,14 @@
 
 Shape glossary: B trials, T bins, S sessions, N units (padded to the largest session),
 R read-in size, E/C encoder sizes per direction, D ``ic_dim``, G ``gen_dim``,
-K ``con_dim``, U ``co_dim`` (0 = autonomous), F ``fac_dim``.
+K ``con_dim``, U ``co_dim`` (0 = autonomous), F ``fac_dim``, X external inputs (taken from the
+batch: ``Batch.ext_inputs`` is None for X = 0, and then no parameter or step changes).
 
 Data flow of one trial: spikes (units the encoders may see; sample-validation and
 coordinated-dropout masks applied; dropout) -> per-session read-in -> bidirectional IC and CI
 encoders -> g0 posterior (KL to a learnable-mean Gaussian prior) -> controller + generator
-recurrence with inferred inputs (KL to an AR(1) prior, by sampling) -> row-normalised factors
+recurrence with inferred inputs (KL to an AR(1) prior, by sampling) and the external inputs
+(appended to the controller's and to the generator's input at every bin) -> row-normalised factors
 -> per-session read-out -> log-rates -> masked likelihood.
 
 ``make_lfads(cfg, unit_mask)`` returns an ``hk.Transformed`` whose
@@ -45,6 +47,7 @@ class Batch(NamedTuple):
     input_mask: float32 [B, N], 1 where the encoders may see the unit.
     loss_mask: float32 [B, N], 1 where the unit is observed on this trial (scored).
     sv_mask: float32 [B, T, N] or None, 1 for bins held back for sample validation.
+    ext_inputs: float32 [B, T, X] known inputs (:mod:`nwb_lfads.io.external`), or None.
     """
 
     spikes: jnp.ndarray
@@ -52,6 +55,7 @@ class Batch(NamedTuple):
     input_mask: jnp.ndarray
     loss_mask: jnp.ndarray
     sv_mask: jnp.ndarray | None = None
+    ext_inputs: jnp.ndarray | None = None
 
 
 class LFADSOutput(NamedTuple):
@@ -149,8 +153,12 @@ class LFADS(hk.Module):
             else ic_mean
         )
 
+        ext = (
+            None if batch.ext_inputs is None else jnp.swapaxes(batch.ext_inputs, 0, 1)
+        )  # [T, B, X]
+        X = 0 if ext is None else ext.shape[-1]
         generator = Generator(cfg.gen_dim, cfg.fac_dim)
-        gp = generator(U)
+        gp = generator(U + X)
         g0 = generator.initial_state(ic_sample, cfg.cell_clip)
         gen_keep = None
         if is_training and cfg.dropout_rate > 0:
@@ -158,6 +166,8 @@ class LFADS(hk.Module):
                 seeds[5], cfg.dropout_rate, (T, B, cfg.gen_dim), batch_axis=1
             )
         if U > 0:
+            if ext is not None:
+                ci_enc = jnp.concatenate([ci_enc, ext], axis=-1)  # [T, B, I2 + X]
             cp = Controller(cfg.con_dim, U)(ci_enc.shape[-1], cfg.fac_dim)
             eps = noise.normal(seeds[6], (B, T, U)) if sample else jnp.zeros((B, T, U), jnp.float32)
             dec = decode(
@@ -171,13 +181,14 @@ class LFADS(hk.Module):
                 co_var_min=cfg.ic_post_var_min,
                 gen_keep=gen_keep,
                 keep_states=states,
+                ext=ext,
             )
             log_tau, log_pvar = AR1Prior(U, cfg.co_prior_tau, cfg.co_prior_var)()
             log_q = jnp.sum(-0.5 * (LOG_2PI + jnp.log(dec.co_var) + eps**2), axis=(1, 2))
             kl_co = log_q - ar1_log_density(dec.u, log_tau, log_pvar)
             co_mean, co_var, u = dec.co_mean, dec.co_var, dec.u
         else:
-            dec = decode(gp, g0, T, cfg.cell_clip, gen_keep=gen_keep)
+            dec = decode(gp, g0, T, cfg.cell_clip, gen_keep=gen_keep, ext=ext)
             co_mean = co_var = u = jnp.zeros((B, T, 0), jnp.float32)
             kl_co = jnp.zeros((B,), jnp.float32)
 

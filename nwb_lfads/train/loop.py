@@ -77,6 +77,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     readin_init=None,
+    frozen: dict | None = None,
     callback: Callable[[Trainer, dict], None] | None = None,
     echo: Callable[[str], None] = print,
 ) -> TrainResult:
@@ -90,6 +91,8 @@ def train(
             so).
         progress: show a tqdm bar over epochs (train/valid loss, KL, learning rate).
         readin_init: optional :class:`~nwb_lfads.model.readin.ReadInit`.
+        frozen: optional ``{module: {name: array}}`` of trained parameters copied in and
+            never updated (:class:`~nwb_lfads.train.trainer.Trainer`).
         callback: called as ``callback(trainer, row)`` after every epoch.
         echo: where notices go (one line each).
 
@@ -99,13 +102,14 @@ def train(
         KeyboardInterrupt: after SIGINT/SIGTERM, once the checkpoint is saved.
     """
     t = cfg.train
-    trainer = Trainer(data, cfg, readin_init=readin_init)
+    trainer = Trainer(data, cfg, readin_init=readin_init, frozen=frozen)
     rd = ckpt_dir = None
     if run_dir is not None:
         rd = RunDir(run_dir)
         run_dir, ckpt_dir = rd.path, rd.checkpoint
         if resume and ckpt_dir.has_state():
             trainer.restore(ckpt_dir)
+            rd.truncate_metrics(trainer.epoch)  # epochs after the checkpoint run again
         elif resume:
             echo(
                 f"{run_dir}: no checkpoint yet (the run stopped before its first one); training "

@@ -55,7 +55,8 @@ class TrainingState(NamedTuple):
 class DeviceData(NamedTuple):
     """The data set on the device. spikes float32 [M, T, N]; session int32 [M]; input_mask
     float32 [S, N]; loss_mask float32 [M, N]; sv_mask float32 [M, T, N] or None;
-    train_idx int32 [Mtr]; train_p float32 [Mtr] sampling probabilities, or None = uniform."""
+    train_idx int32 [Mtr]; train_p float32 [Mtr] sampling probabilities, or None = uniform;
+    ext_inputs float32 [M, T, X] external inputs, or None."""
 
     spikes: jax.Array
     session: jax.Array
@@ -64,6 +65,7 @@ class DeviceData(NamedTuple):
     sv_mask: jax.Array | None
     train_idx: jax.Array
     train_p: jax.Array | None
+    ext_inputs: jax.Array | None = None
 
 
 METRIC_NAMES = ("loss", "recon", "kl_ic", "kl_co", "l2", "kl_weight", "l2_weight")
@@ -78,6 +80,7 @@ def gather_batch(data: DeviceData, idx) -> Batch:
         input_mask=data.input_mask[session],
         loss_mask=data.loss_mask[idx],
         sv_mask=None if data.sv_mask is None else data.sv_mask[idx],
+        ext_inputs=None if data.ext_inputs is None else data.ext_inputs[idx],
     )
 
 
@@ -86,16 +89,27 @@ def init_opt_state(optimizer: optax.GradientTransformation, params):
     return optimizer.init(ravel_pytree(params)[0])
 
 
-def trainable_mask(train: TrainConfig, params) -> jax.Array | None:
-    """float32 [P] flat mask, 0 for frozen parameters (the read-in when ``train_readin`` is
-    false), or None when everything trains."""
-    if train.train_readin:
+def trainable_mask(train: TrainConfig, params, frozen=()) -> jax.Array | None:
+    """float32 [P] flat mask, 0 for frozen parameters, or None when everything trains.
+
+    Frozen are the read-in when ``train_readin`` is false and every module named in
+    ``frozen`` (Haiku module names, e.g. ``"lfads/generator/gru"``; ``nwb-lfads transfer``
+    freezes all but the read-in and read-out)."""
+    frozen = set(frozen)
+    if train.train_readin and not frozen:
         return None
-    mask = jax.tree_util.tree_map(
-        lambda m, p: jnp.full(p.shape, 0.0 if m else 1.0, jnp.float32),
-        readin_param_mask(params),
-        params,
-    )
+    readin = readin_param_mask(params)
+    mask = {
+        m: {
+            k: jnp.full(
+                p.shape,
+                0.0 if m in frozen or (readin[m][k] and not train.train_readin) else 1.0,
+                jnp.float32,
+            )
+            for k, p in leaves.items()
+        }
+        for m, leaves in params.items()
+    }
     return ravel_pytree(mask)[0]
 
 

@@ -78,14 +78,30 @@ def device_data(data: TrainingData, cfg: RunConfig, sv_mask: np.ndarray | None) 
         sv_mask=sv_mask,
         train_idx=train_idx,
         train_p=train_p,
+        ext_inputs=None if data.ext_inputs is None else np.asarray(data.ext_inputs, np.float32),
     )
+
+
+def n_external_inputs(data: TrainingData) -> int:
+    """X, the number of external-input columns (0 without external inputs)."""
+    return 0 if data.ext_inputs is None else int(data.ext_inputs.shape[2])
 
 
 class Trainer:
     """See the module docstring. ``readin_init`` overrides the default read-in/out init
-    (:func:`nwb_lfads.stitching.initial_readin`)."""
+    (:func:`nwb_lfads.stitching.initial_readin`). ``frozen``: ``{module: {name: array}}``
+    parameters of a trained model (same names and shapes as this model's) copied in and never
+    updated; the moving average and the best parameters keep them bit for bit
+    (``nwb-lfads transfer``)."""
 
-    def __init__(self, data: TrainingData, cfg: RunConfig, *, readin_init: ReadInit | None = None):
+    def __init__(
+        self,
+        data: TrainingData,
+        cfg: RunConfig,
+        *,
+        readin_init: ReadInit | None = None,
+        frozen: dict | None = None,
+    ):
         self.data, self.cfg = data, cfg
         t = cfg.train
         check_against_data(cfg.model, n_bins=data.spikes.shape[1], n_sessions=data.n_sessions)
@@ -121,11 +137,21 @@ class Trainer:
             jnp.asarray(data.input_mask[:1], jnp.float32),
             jnp.asarray(data.loss_mask[:1], jnp.float32),
             None if sv is None else jnp.asarray(sv[:1]),
+            None if data.ext_inputs is None else jnp.asarray(data.ext_inputs[:1], jnp.float32),
         )
-        init_key = ("init", cfg.model, data.unit_mask.tobytes(), data.unit_mask.shape, sv is None)
+        init_key = (
+            "init",
+            cfg.model,
+            data.unit_mask.tobytes(),
+            data.unit_mask.shape,
+            sv is None,
+            n_external_inputs(data),
+        )
         init_fn = cached(init_key, lambda: jax.jit(self.model.init, static_argnums=2))
-        params = self._put(apply_read_init(init_fn(k_init, probe, True), init))
-        self.optimizer = make_optimizer(t, trainable_mask(t, params))
+        params = _with_frozen(apply_read_init(init_fn(k_init, probe, True), init), frozen)
+        self._frozen = self._put(frozen) if frozen else None
+        params = self._put(params)
+        self.optimizer = make_optimizer(t, trainable_mask(t, params, frozen=frozen or ()))
         self.state = self._put(
             TrainingState(params, init_opt_state(self.optimizer, params), k_train, jnp.int32(0))
         )
@@ -169,10 +195,12 @@ class Trainer:
             self.cfg.model,
             tuple(sorted(compiled_in.items())),
             self.data.unit_mask.shape,
+            n_external_inputs(self.data),
             self.batch_size,
             self.steps_per_call,
             self.steps_per_epoch,
             self.parallel.key,
+            tuple(sorted(self._frozen or ())),
         )
         par, model, cfg = self.parallel, self.model, self.cfg
         sizes = dict(batch_size=self.batch_size, steps_per_epoch=self.steps_per_epoch, parallel=par)
@@ -240,6 +268,8 @@ class Trainer:
             if decay > 0
             else self.state.params
         )
+        if self._frozen:  # the average of equal values can differ from them in the last bit
+            self.average = {**self.average, **self._frozen}
         train = {
             f"train_{k}": (v / n_ok_steps if n_ok_steps else math.nan) for k, v in sums.items()
         }
@@ -416,3 +446,26 @@ class Trainer:
         """The parameters' moving average after the last epoch (``train.ema_decay``; the
         optimizer's parameters when it is 0): what :meth:`evaluate` scores by default."""
         return self.average
+
+
+def _with_frozen(params: dict, frozen: dict | None) -> dict:
+    """``params`` with the modules of ``frozen`` replaced by its values (numpy or jax arrays of
+    the same names and shapes; RunDirError naming the first difference)."""
+    if not frozen:
+        return params
+    out = dict(params)
+    for module, leaves in frozen.items():
+        mine = params.get(module)
+        if mine is None or set(mine) != set(leaves):
+            raise RunDirError(
+                f"the trained model's module {module!r} has no counterpart in this model "
+                f"(modules: {sorted(params)}); the run was made by another version or config."
+            )
+        for name, value in leaves.items():
+            if tuple(np.shape(value)) != tuple(mine[name].shape):
+                raise RunDirError(
+                    f"the trained model's {module}/{name} has shape {tuple(np.shape(value))}, "
+                    f"this model {tuple(mine[name].shape)}; the run's config does not match."
+                )
+        out[module] = {k: jnp.asarray(v, mine[k].dtype) for k, v in leaves.items()}
+    return out
