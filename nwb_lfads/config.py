@@ -39,11 +39,15 @@ class Likelihood(enum.StrEnum):
     GAUSSIAN = "gaussian"
 
 
+LR_ONE_SESSION = 2e-2  # train.lr_init of a single-session fit (docs/DESIGN.md, "Defaults")
+LR_STITCHED = 1e-2  # train.lr_init of a stitched fit (docs/DESIGN.md, "Stitching")
+
+
 class ReadinMethod(enum.StrEnum):
     """Start of the read-in/read-out (``model.readin_init``): random, principal-component
     regression on the sessions' smoothed rates (:func:`nwb_lfads.stitching.readin_init_from_data`),
     or ``auto``: ``pcr`` for several sessions with the Poisson likelihood, ``random`` otherwise
-    (:func:`nwb_lfads.stitching.resolve_readin_method`)."""
+    (:func:`resolve_for_data`)."""
 
     AUTO = "auto"
     RANDOM = "random"
@@ -232,7 +236,8 @@ class TrainConfig:
 
     Optimizer (:func:`nwb_lfads.train.optimizer.make_optimizer`): global-norm clipping at
     ``max_grad_norm``, Adam (``adam_epsilon``; AdamW with ``weight_decay > 0``) at a learning
-    rate starting at ``lr_init``, multiplied by ``lr_decay`` after ``lr_patience`` epochs
+    rate starting at ``lr_init`` (``None``, the default: :data:`LR_ONE_SESSION` for one session,
+    :data:`LR_STITCHED` for several, see :func:`resolve_for_data`), multiplied by ``lr_decay`` after ``lr_patience`` epochs
     without a better smoothed validation loss, never below ``lr_min``. Training stops after
     ``max_epochs``, ``max_minutes`` or ``early_stop_patience`` epochs without improvement
     (counted once the KL and L2 ramps are complete).
@@ -261,7 +266,7 @@ class TrainConfig:
     """
 
     batch_size: int = 128
-    lr_init: float = 2e-2
+    lr_init: float | None = None
     lr_decay: float = 0.95
     lr_patience: int = 6
     lr_min: float = 1e-5
@@ -309,8 +314,10 @@ class TrainConfig:
                 f"train.devices={self.devices!r}: expected a whole number of devices, 1 or more "
                 f"(0 = automatic)."
             )
-        for name in ("lr_init", "lr_min", "adam_epsilon", "max_grad_norm"):
+        for name in ("lr_min", "adam_epsilon", "max_grad_norm"):
             _positive(f"train.{name}", getattr(self, name))
+        if self.lr_init is not None:
+            _positive("train.lr_init", self.lr_init)
         if not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"train.lr_decay={self.lr_decay}: expected a factor in (0, 1].")
         for name in ("weight_decay", "kl_ic_scale", "kl_co_scale", "l2_gen_scale", "l2_con_scale"):
@@ -538,6 +545,25 @@ def _at_least(where: str, value, low) -> None:
 def _in_unit_interval(where: str, value) -> None:
     if not 0.0 <= _real(where, value) < 1.0:
         raise ConfigError(f"{where}={value!r}: expected a value in [0, 1).")
+
+
+def resolve_for_data(cfg: RunConfig, n_sessions: int) -> RunConfig:
+    """``cfg`` with its automatic settings made concrete for a fit of ``n_sessions`` sessions.
+
+    ``train.lr_init`` ``None`` -> :data:`LR_ONE_SESSION` for one session, :data:`LR_STITCHED`
+    for several; ``model.readin_init`` ``auto`` -> ``pcr`` for several sessions under the
+    Poisson likelihood, ``random`` otherwise (one session: the single-trial PCR start fitted
+    worse than random; the Gaussian likelihood: not measured). The measurements behind both:
+    docs/DESIGN.md, "Stitching". Settings given explicitly are kept.
+    """
+    stitched = n_sessions > 1
+    model, train = {}, {}
+    if cfg.train.lr_init is None:
+        train["lr_init"] = LR_STITCHED if stitched else LR_ONE_SESSION
+    if cfg.model.readin_init == ReadinMethod.AUTO:
+        pcr = stitched and cfg.model.likelihood == Likelihood.POISSON
+        model["readin_init"] = ReadinMethod.PCR if pcr else ReadinMethod.RANDOM
+    return cfg.replace(model=model, train=train) if model or train else cfg
 
 
 def check_against_data(model: ModelConfig, *, n_bins: int, n_sessions: int) -> None:

@@ -548,11 +548,15 @@ def initial_readin(data, model_cfg):
     ``MEAN_COUNT_FLOOR`` spikes per bin, for the Poisson likelihood), float32 [S, N], 0 for
     padding.
     With ``model_cfg.readin_init`` ``random`` the read-in and read-out weights keep the model's
-    random initialisation; with ``pcr`` they start from principal-component regression
-    (:func:`readin_init_from_data`; the read-out only when its width equals ``fac_dim``).
+    random initialisation; with ``pcr`` (and ``auto`` for several Poisson sessions) the read-in
+    starts from principal-component regression (:func:`readin_init_from_data`) and the read-out
+    weights stay random: the PCR read-out maps unit-variance read-in outputs to log-rates, but
+    the untrained model's factors are not those outputs, and with 50 factors it started the
+    ``make demo`` fit at log-rates in the tens (loss 1e24, diverged; docs/DESIGN.md,
+    "Stitching").
     Returns a :class:`nwb_lfads.model.readin.ReadInit`.
     """
-    from .config import Likelihood, ReadinMethod
+    from .config import Likelihood, ReadinMethod, RunConfig, resolve_for_data
     from .model.lfads import readin_size
     from .model.readin import ReadInit
 
@@ -560,24 +564,12 @@ def initial_readin(data, model_cfg):
     poisson = model_cfg.likelihood == Likelihood.POISSON
     bias = np.log(np.maximum(means, MEAN_COUNT_FLOOR)) if poisson else means
     readout_b = np.where(data.unit_mask, bias, 0.0).astype(np.float32)
-    if resolve_readin_method(model_cfg, data.n_sessions) == ReadinMethod.RANDOM:
+    method = model_cfg.readin_init
+    if method == ReadinMethod.AUTO:
+        method = resolve_for_data(RunConfig(model=model_cfg), data.n_sessions).model.readin_init
+    if method == ReadinMethod.RANDOM:
         return ReadInit(readout_b=readout_b)
     width = readin_size(model_cfg, data.n_sessions)
-    fitted = readin_init_from_data(
-        data, width, fac_dim=model_cfg.fac_dim, readout_space="log" if poisson else "rate"
-    )
+    fitted = readin_init_from_data(data, width)
+    fitted.pop("readout_w", None)  # the read-in only: see the docstring
     return ReadInit(**fitted, readout_b=readout_b)
-
-
-def resolve_readin_method(model_cfg, n_sessions: int):
-    """The :class:`nwb_lfads.config.ReadinMethod` (``random`` or ``pcr``) that a model with
-    ``model_cfg`` over ``n_sessions`` sessions starts from: ``auto`` means ``pcr`` for several
-    sessions under the Poisson likelihood and ``random`` otherwise (one session: the
-    single-trial PCR start fitted worse than random; Gaussian data: not measured)."""
-    from .config import Likelihood, ReadinMethod
-
-    method = model_cfg.readin_init
-    if method != ReadinMethod.AUTO:
-        return method
-    stitched = n_sessions > 1 and model_cfg.likelihood == Likelihood.POISSON
-    return ReadinMethod.PCR if stitched else ReadinMethod.RANDOM

@@ -138,3 +138,30 @@ def test_trial_selector_is_one_rule_for_text_numbers_and_bytes():
         with pytest.raises(ConfigError, match="--trials=.*expected COLUMN=VALUE"):
             TrialSelector.parse(bad, option="--trials")
     assert DataConfig(eval_trials="split=val").eval_selector == split
+
+
+def test_automatic_settings_resolve_by_the_number_of_sessions():
+    """``train.lr_init`` None and ``model.readin_init`` auto become concrete for the data:
+    one session 0.02 and random read-ins; several Poisson sessions 0.01 and PCR; several
+    Gaussian sessions 0.01 and random; explicit values are kept; the result round-trips YAML."""
+    from nwb_lfads.config import (
+        LR_ONE_SESSION,
+        LR_STITCHED,
+        ReadinMethod,
+        RunConfig,
+        resolve_for_data,
+    )
+
+    cfg = RunConfig()
+    assert cfg.train.lr_init is None and cfg.model.readin_init is ReadinMethod.AUTO
+    one, several = resolve_for_data(cfg, 1), resolve_for_data(cfg, 3)
+    assert (one.train.lr_init, one.model.readin_init) == (LR_ONE_SESSION, ReadinMethod.RANDOM)
+    assert (several.train.lr_init, several.model.readin_init) == (LR_STITCHED, ReadinMethod.PCR)
+    assert LR_STITCHED < LR_ONE_SESSION
+    gaussian = resolve_for_data(cfg.with_overrides(["model.likelihood=gaussian"]), 3)
+    assert gaussian.model.readin_init is ReadinMethod.RANDOM
+    fixed = cfg.with_overrides(["train.lr_init=0.003", "model.readin_init=random"])
+    kept = resolve_for_data(fixed, 3)
+    assert (kept.train.lr_init, kept.model.readin_init) == (0.003, ReadinMethod.RANDOM)
+    assert RunConfig.from_yaml(several.to_yaml()) == several
+    assert RunConfig.from_yaml(cfg.to_yaml()) == cfg

@@ -164,7 +164,7 @@ def train_member(config: dict, bundle: MemberBundle | None = None) -> None:
         donor = str(info.get("trial_id", me))
         if donor != me:
             exploited_from = donor
-    trainer.lr = float(cfg.train.lr_init)
+    trainer.lr = float(trainer.cfg.train.lr_init)
     interval = space.pbt.perturbation_interval
     max_epochs = int(cfg.train.max_epochs)
     if trainer.epoch >= max_epochs:
@@ -187,7 +187,7 @@ def train_member(config: dict, bundle: MemberBundle | None = None) -> None:
         return
     while trainer.epoch < max_epochs:
         row = trainer.train_epoch()
-        trainer.lr = float(cfg.train.lr_init)
+        trainer.lr = float(trainer.cfg.train.lr_init)
         recon = row.get("valid_recon", math.nan)
         if not math.isfinite(recon):  # no validation trials: fall back to the training loss
             recon = row.get("train_recon", math.nan)

@@ -101,8 +101,9 @@ def train(
         TrainingDivergedError: non-finite losses that restores could not cure.
         KeyboardInterrupt: after SIGINT/SIGTERM, once the checkpoint is saved.
     """
-    t = cfg.train
     trainer = Trainer(data, cfg, readin_init=readin_init, frozen=frozen)
+    cfg = trainer.cfg  # automatic settings as resolved for this data
+    t = cfg.train
     rd = ckpt_dir = None
     if run_dir is not None:
         rd = RunDir(run_dir)

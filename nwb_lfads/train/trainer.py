@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..config import RunConfig, SessionSampling, check_against_data
+from ..config import RunConfig, SessionSampling, check_against_data, resolve_for_data
 from ..data import TrainingData, sample_validation_mask
 from ..errors import RunDirError, SelectionError, TrainingDivergedError
 from ..model.lfads import Batch, l2_penalty, make_lfads
@@ -102,6 +102,7 @@ class Trainer:
         readin_init: ReadInit | None = None,
         frozen: dict | None = None,
     ):
+        cfg = resolve_for_data(cfg, data.n_sessions)  # automatic settings made concrete
         self.data, self.cfg = data, cfg
         t = cfg.train
         check_against_data(cfg.model, n_bins=data.spikes.shape[1], n_sessions=data.n_sessions)
