@@ -187,14 +187,15 @@ def fit(
 
 
 def alone_config(cfg):
-    """``cfg`` for a single session: without ``model.readin_dim`` one session has no read-in,
-    so the read-in settings (``model.readin_init``, ``train.train_readin``) return to their
-    defaults there."""
-    from nwb_lfads.config import ReadinMethod
+    """``cfg`` for a single session, its automatic settings resolved for one session
+    (:func:`nwb_lfads.config.resolve_for_data`): without ``model.readin_dim`` one session has no
+    read-in, so the read-in settings (``model.readin_init``, ``train.train_readin``) return to
+    their defaults there."""
+    from nwb_lfads.config import ReadinMethod, resolve_for_data
 
     if cfg.model.readin_dim == 0:  # no read-in: its settings do not apply
-        return cfg.replace(model={"readin_init": ReadinMethod.RANDOM}, train={"train_readin": True})
-    return cfg
+        cfg = cfg.replace(model={"readin_init": ReadinMethod.RANDOM}, train={"train_readin": True})
+    return resolve_for_data(cfg, 1)
 
 
 def scenario(
