@@ -258,7 +258,7 @@ def load_alone(path: str, settings: dict, alone_cfg: dict) -> dict:
             and s.get("seconds") == settings["seconds"]
             and s.get("clock", "wall") == settings["clock"]
             and s.get("max_sessions") == settings["max_sessions"]
-            and r.get("alone_config") == alone_cfg
+            and _same_config(r.get("alone_config") or {}, alone_cfg)
         ):
             found = {
                 (sc["seed"], row["session"]): row for sc in r["scenarios"] for row in sc["sessions"]
@@ -268,6 +268,19 @@ def load_alone(path: str, settings: dict, alone_cfg: dict) -> dict:
             f"--reuse-alone {path}: no line with the same budget and single-session config"
         )
     return found
+
+
+def _same_config(old: dict, new: dict) -> bool:
+    """Whether a config dict of an earlier line equals ``new``; fields that line predates must
+    hold their defaults in ``new`` (added later, they did not exist, i.e. were off)."""
+    from nwb_lfads.config import RunConfig
+
+    default = RunConfig().to_dict()
+    return all(
+        (old[sec][k] == v) if k in old.get(sec, {}) else (v == default[sec][k])
+        for sec, values in new.items()
+        for k, v in values.items()
+    ) and all(k in new.get(sec, {}) for sec, values in old.items() for k in values)
 
 
 def summarize(scenarios: list[dict]) -> dict:
