@@ -91,6 +91,16 @@ ABOUT = {
         "sessions, `positive` how many gained; `large worst`: the lowest gain of any large "
         "session; `accept`: small mean >= 0.10, min > 0, large worst >= -0.02.",
     ),
+    "external_inputs": (
+        "External inputs (chaotic RNN with input pulses)",
+        "python bench/external_inputs.py --minutes M",
+        "`nwb-lfads simulate --kind chaotic-inputs` (100 conditions x 10 trials, 50 neurons, one "
+        "input pulse per trial at a random time) fitted twice for the same training budget, "
+        "without and with the external input `pulse_time`: R^2 of the posterior-mean rates "
+        "against the true rates, and the mean absolute inferred input overall, in the 5 bins "
+        "from each pulse and elsewhere. A `with - without` row compares the two fits of a run; "
+        "`load` is the 1-minute load average at the start and end of the fit (2 cores).",
+    ),
     "sweep": (
         "AutoLFADS sweep",
         "python bench/sweep.py --minutes 10 --population 4 --workers 2",
@@ -385,6 +395,43 @@ COLUMNS: dict[str, list] = {
         ("large worst", lambda r: _num(_suite(r, "large").get("worst"), "{:+.3f}")),
         ("accept", lambda r: _cell(_suite(r, "summary").get("accept", ""))),
     ],
+    "external_inputs": [
+        (
+            "external input",
+            lambda r: (
+                "with - without"
+                if r.get("comparison")
+                else _cell(", ".join(r.get("external_inputs") or []) or "none")
+            ),
+        ),
+        ("train min", lambda r: _num(r.get("minutes"), "{:g}")),
+        ("epochs", _epochs),
+        (
+            "R^2",
+            lambda r: (
+                _num(r.get("r2_gain"), "{:+.4f}") if r.get("comparison") else _num(r.get("r2"))
+            ),
+        ),
+        (
+            "mean \\|u\\|",
+            lambda r: (
+                f"{_num(r.get('u_abs_mean_without'), '{:.3f}')} -> "
+                f"{_num(r.get('u_abs_mean_with'), '{:.3f}')}"
+                if r.get("comparison")
+                else _num(r.get("u_abs_mean"), "{:.3f}")
+            ),
+        ),
+        ("at pulse", lambda r: _num(r.get("u_abs_pulse"), "{:.3f}")),
+        ("elsewhere", lambda r: _num(r.get("u_abs_rest"), "{:.3f}")),
+        (
+            "load",
+            lambda r: (
+                f"{r['load_avg_start'][0]:.1f} / {r['load_avg_end'][0]:.1f}"
+                if r.get("load_avg_start") and r.get("load_avg_end")
+                else ""
+            ),
+        ),
+    ],
     "reference_scan": [
         ("device", _device),
         ("batch", lambda r: _num(_config(r).get("batch_size"), "{}")),
@@ -408,6 +455,7 @@ KEY_FIGURE = {
     "train_throughput": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "reference_scan": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "stitching": ("small gain mean", lambda r: [_suite(r, "small").get("mean")]),
+    "external_inputs": ("R^2 gain", lambda r: [r.get("r2_gain")]),
 }
 
 
