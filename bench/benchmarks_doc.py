@@ -91,6 +91,18 @@ ABOUT = {
         "sessions, `positive` how many gained; `large worst`: the lowest gain of any large "
         "session; `accept`: small mean >= 0.10, min > 0, large worst >= -0.02.",
     ),
+    "transfer": (
+        "A new recording day (transfer)",
+        "nice -n 5 python bench/transfer.py --pretrain-minutes 5 --minutes 2 [--joint-minutes 10]",
+        "One chaotic RNN recorded on two days with different neurons: day 1 320 trials x 50 "
+        "units, fitted for `pretrain` minutes; day 2 40 trials x 40 units (20 conditions). Day "
+        "2's R^2 against its true rates after `min` minutes of `transfer` onto day 1's frozen "
+        "model (per read-in start: `aligned` onto day 1's condition averages, own-session "
+        "`pcr`, `random`) and of a fresh `fit` of day 2 alone; `joint`: a stitched fit of both "
+        "days for `joint` minutes (day 2 / day 1). `gain`: best transfer minus fresh (bar "
+        "+0.10). Wall-clock budgets on the shared 2-core machine: `load` is the 1-minute load "
+        "average before / after.",
+    ),
     "external_inputs": (
         "External inputs (chaotic RNN with input pulses)",
         "python bench/external_inputs.py --minutes M",
@@ -253,6 +265,12 @@ def _first_window(row: dict) -> str:
     return _num(windows.get("0-100ms"), "{:.3f}")
 
 
+def _load(uptime) -> str:
+    """The 1-minute load average of an ``uptime`` line, or ''."""
+    m = re.search(r"load average:\s*([0-9.]+)", str(uptime or ""))
+    return m.group(1) if m else ""
+
+
 def _config(row: dict) -> dict:
     return row.get("config") if isinstance(row.get("config"), dict) else {}
 
@@ -395,6 +413,36 @@ COLUMNS: dict[str, list] = {
         ("large worst", lambda r: _num(_suite(r, "large").get("worst"), "{:+.3f}")),
         ("accept", lambda r: _cell(_suite(r, "summary").get("accept", ""))),
     ],
+    "transfer": [
+        (
+            "pretrain / min / joint",
+            lambda r: " / ".join(
+                _num(r.get("settings", {}).get(k), "{:g}")
+                for k in ("pretrain_minutes", "minutes", "joint_minutes")
+            ),
+        ),
+        ("load", lambda r: f"{_load(r.get('load_before'))} / {_load(r.get('load_after'))}"),
+        ("day 1 R^2", lambda r: _num((r.get("pretrain") or {}).get("r2"), "{:.3f}")),
+        (
+            "transfer R^2 (start)",
+            lambda r: "; ".join(
+                f"{v.get('readin_start') or v.get('readin_init')} {_num(v.get('r2'), '{:.3f}')}"
+                for v in (r.get("transfer") or {}).values()
+            ),
+        ),
+        ("fresh R^2", lambda r: _num((r.get("fresh") or {}).get("r2"), "{:.3f}")),
+        (
+            "joint day 2 / day 1",
+            lambda r: (
+                f"{_num(r['joint']['day2'].get('r2'), '{:.3f}')} / "
+                f"{_num(r['joint']['day1'].get('r2'), '{:.3f}')}"
+                if r.get("joint")
+                else ""
+            ),
+        ),
+        ("gain", lambda r: _num(r.get("gain"), "{:+.3f}")),
+        ("accept", lambda r: _cell(r.get("accept", ""))),
+    ],
     "external_inputs": [
         (
             "external input",
@@ -455,6 +503,7 @@ KEY_FIGURE = {
     "train_throughput": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "reference_scan": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "stitching": ("small gain mean", lambda r: [_suite(r, "small").get("mean")]),
+    "transfer": ("gain", lambda r: [r.get("gain")]),
     "external_inputs": ("R^2 gain", lambda r: [r.get("r2_gain")]),
 }
 

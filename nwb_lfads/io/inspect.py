@@ -42,7 +42,7 @@ def _take(data, index: np.ndarray) -> np.ndarray:
     return np.asarray(data[index.tolist()], dtype=np.float64)
 
 
-def _units_summary(units) -> dict[str, Any] | None:
+def _units_summary(units, name: str) -> dict[str, Any] | None:
     if units is None:
         return None
     n_units = len(units.id)
@@ -62,7 +62,14 @@ def _units_summary(units) -> dict[str, Any] | None:
             out["heldout_candidates"].append(name)
     if "spike_times" not in units.colnames or n_units == 0:
         return out
-    ends = np.asarray(units.spike_times_index.data[:], dtype=np.int64)
+    from .checks import check_ragged
+
+    ends = check_ragged(
+        units.spike_times_index.data,
+        len(units.spike_times.data),
+        n_units,
+        f"{name}: units column 'spike_times'",
+    )
     counts = np.diff(np.concatenate([[0], ends]))
     active = np.flatnonzero(counts > 0)
     out["total_spikes"] = int(ends[-1])
@@ -70,6 +77,13 @@ def _units_summary(units) -> dict[str, Any] | None:
     if active.size == 0:
         return out
     flat = units.spike_times.data
+    if _dtype(flat).kind not in "biuf" or getattr(flat, "ndim", 1) != 1:
+        from ..errors import NwbContentError
+
+        raise NwbContentError(
+            f"{name}: units column 'spike_times' is not a 1-D column of numbers (dtype "
+            f"{_dtype(flat)}). Fix the writer of the file."
+        )
     firsts = _take(flat, ends[active] - counts[active])
     lasts = _take(flat, ends[active] - 1)
     out["first_spike"], out["last_spike"] = float(firsts.min()), float(lasts.max())
@@ -148,10 +162,9 @@ def _trials_summary(trials) -> dict[str, Any] | None:
     n = len(trials.id)
     span = None
     if n:
-        span = (
-            float(np.min(trials["start_time"].data[:])),
-            float(np.max(trials["stop_time"].data[:])),
-        )
+        start, stop = (np.asarray(trials[c].data[:]) for c in ("start_time", "stop_time"))
+        if start.dtype.kind in "iuf" and stop.dtype.kind in "iuf":
+            span = (float(np.nanmin(start)), float(np.nanmax(stop)))
     columns = _table_columns(trials, span)
     return {
         "count": n,
@@ -215,7 +228,7 @@ def summarize(source) -> dict[str, Any]:
         InputFileError: missing, non-HDF5 or non-NWB source.
     """
     with open_nwb(source) as nwbfile:
-        units = _units_summary(nwbfile.units)
+        units = _units_summary(nwbfile.units, source_name(source))
         extent = _obs_extent(nwbfile.units)
         if extent is not None:
             duration = {"start": extent[0], "stop": extent[1], "from": "obs_intervals"}

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AlignmentError, NwbContentError, SelectionError, SessionMismatchError
-from . import tables
+from . import checks, tables
 from .behavior import bin_timeseries, find_timeseries
 from .binning import continuous_starts, count_spikes, window_stops
 from .open import open_nwb, source_name
@@ -76,14 +76,21 @@ def _trial_plan(
     trials = nwbfile.trials
     if trials is None or len(trials) == 0:
         raise NwbContentError(
-            f"{name}: align_to='{align_to}' needs a trials table, and the file has none. "
+            f"{name}: align_to='{align_to}' needs a trials table, and the file has none (or an "
+            f"empty one). "
             f"Pass align_to=None to cut the recording into continuous windows."
         )
     events = tables.event_times(trials, align_to, name)
-    ids = np.asarray(tables.read_array(trials.id.data), dtype=np.int64)
+    ids = checks.unique_ids(trials, name)
     rows = tables.select_trials(trials, ids, selection, name)
-    start_time = np.asarray(tables.read_array(trials["start_time"].data), dtype=np.float64)
-    stop_time = np.asarray(tables.read_array(trials["stop_time"].data), dtype=np.float64)
+    start_time = checks.numbers(trials["start_time"].data, f"{name}: trials column 'start_time'")
+    stop_time = checks.numbers(trials["stop_time"].data, f"{name}: trials column 'stop_time'")
+    backwards = np.flatnonzero(stop_time < start_time)
+    if backwards.size:
+        raise NwbContentError(
+            f"{name}: {backwards.size} trial(s) stop before they start (ids "
+            f"{ids[backwards[:10]].tolist()}: stop_time < start_time). Fix the trials table."
+        )
     if window is None:  # default: from the event to the end of the shortest trial
         after = (stop_time - events)[rows]
         after = after[np.isfinite(after)]
@@ -107,6 +114,11 @@ def _trial_plan(
         )
     n_bins = _whole_bins(window[1] - window[0], bin_size, "window length", name)
 
+    checks.check_tensor_size(
+        float(rows.size) * n_bins * spikes.ids.size,
+        name,
+        f"{rows.size} trials of {n_bins} bins x {spikes.ids.size} units",
+    )
     starts = events[rows] + window[0]
     stops = window_stops(starts, n_bins, bin_size)
     tol = _tolerance(bin_size)
@@ -182,6 +194,14 @@ def _continuous_plan(
         )
     _whole_bins(float(overlap), bin_size, "overlap", name)
     span = tables.observed_span(nwbfile) or spikes.span()
+    step = float(window_length) - float(overlap)
+    n_windows = max(0.0, (span[1] - span[0] - float(window_length)) / step) + 2
+    checks.check_tensor_size(
+        n_windows * n_bins * spikes.ids.size,
+        name,
+        f"{n_windows:.3g} windows of {window_length:g} s over the recording from {span[0]:g} to "
+        f"{span[1]:g} s",
+    )
     starts = continuous_starts(span, window_length, overlap, bin_size)
     if starts.size == 0:
         raise AlignmentError(
@@ -251,7 +271,7 @@ def read_session(
         Trials with a NaN event time or a window outside the recorded span (``obs_intervals``
         hull, else the hull of the spikes and the trials) are dropped, listed in
         ``attrs["dropped_trials"]`` and reported in a warning. Spike times outside the recording
-        (:func:`nwb_lfads.io.tables.recording_bounds`) and units without a spike in any window
+        (:func:`nwb_lfads.io.checks.recording_bounds`) and units without a spike in any window
         are kept and reported in one warning line each.
     """
     import xarray as xr
@@ -269,7 +289,7 @@ def read_session(
                 f"{name}: the units table holds no spike times at all. "
                 f"Add the sorted spike times of each unit."
             )
-        tables.warn_outside_recording(spikes, tables.recording_bounds(nwbfile), name)
+        checks.warn_outside_recording(spikes, checks.recording_bounds(nwbfile), name)
         positions = tables.select_units(nwbfile, spikes.ids, units, name)
         if align_to is None:
             plan = _continuous_plan(
@@ -296,7 +316,7 @@ def read_session(
             positions,
             grid_origin=plan.grid_origin,
         )
-        tables.warn_silent_units(counts, spikes.ids[positions], name)
+        checks.warn_silent_units(counts, spikes.ids[positions], name)
         time = plan.window[0] + (np.arange(plan.n_bins) + 0.5) * bin_size
         data_vars = {"spikes": (("trial", "time", "unit"), counts)}
         for series in behavior or []:

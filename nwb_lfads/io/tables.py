@@ -75,9 +75,13 @@ def read_spike_trains(nwbfile, name: str) -> SpikeTrains:
         raise NwbContentError(
             f"{name}: the units table has no rows. Add at least one unit with spike times."
         )
-    times = np.asarray(read_array(index.target.data), dtype=np.float64)
-    bounds = np.asarray(read_array(index.data), dtype=np.int64)
-    ids = np.asarray(read_array(units.id.data), dtype=np.int64)
+    from . import checks  # checks builds on this module
+
+    times = checks.numbers(index.target.data, f"{name}: units column 'spike_times'")
+    bounds = checks.check_ragged(
+        index.data, times.size, len(units), f"{name}: units column 'spike_times'"
+    )
+    ids = checks.unique_ids(units, name)
     times, bounds = _drop_non_finite(times, bounds, ids, name)
     starts = np.concatenate([[0], bounds[:-1]])
     descending = np.flatnonzero(times[1:] < times[:-1]) + 1  # positions where the order breaks
@@ -115,99 +119,6 @@ def _drop_non_finite(times, bounds, ids, name: str):
         stacklevel=4,
     )
     return times[~bad], bounds - np.cumsum(per_unit)
-
-
-def recording_bounds(nwbfile) -> tuple[float, float | None]:
-    """(start, stop) of the recording in session seconds, against which spike times are checked.
-
-    With the units' ``obs_intervals``: their hull. Otherwise the start is 0 (NWB times count
-    from ``timestamps_reference_time``, so an earlier time precedes the session) and the stop
-    is the latest end of the session's other data: the trials' and epochs' ``stop_time`` and
-    every ``TimeSeries`` (last timestamp, or ``starting_time + n / rate``); None when the file
-    holds nothing but units.
-    """
-    span = observed_span(nwbfile)
-    if span is not None:
-        return span
-    from pynwb import TimeSeries
-
-    ends = []
-    for table in (nwbfile.trials, nwbfile.epochs):
-        if table is not None and len(table) and "stop_time" in table.colnames:
-            ends.append(_last_finite(table["stop_time"].data))
-    for obj in nwbfile.objects.values():
-        if isinstance(obj, TimeSeries):
-            ends.append(_series_end(obj))
-    ends = [e for e in ends if e is not None and np.isfinite(e)]
-    return 0.0, (max(ends) if ends else None)
-
-
-def _last_finite(data) -> float | None:
-    values = np.asarray(read_array(data), dtype=np.float64).ravel()
-    values = values[np.isfinite(values)]
-    return float(values.max()) if values.size else None
-
-
-def _series_end(series) -> float | None:
-    """Session seconds of a TimeSeries' last sample (its end, for a regular rate); None when
-    it cannot be told (no samples, no timing, values that are not numbers)."""
-    try:
-        if series.timestamps is not None:
-            ts = series.timestamps
-            if getattr(ts, "shape", (len(ts),))[0] == 0:
-                return None
-            return float(np.asarray(ts[-1:], dtype=np.float64)[0])
-        if series.rate and series.data is not None:
-            n = getattr(series.data, "shape", (len(series.data),))[0]
-            return float(series.starting_time or 0.0) + n / float(series.rate)
-    except (TypeError, ValueError, IndexError, AttributeError):
-        return None
-    return None
-
-
-def warn_outside_recording(spikes: SpikeTrains, bounds, name: str) -> None:
-    """Warn once (one line) about spike times before ``bounds[0]`` or after ``bounds[1]`` (a
-    stop of None is not checked), with the count per unit. They are kept: binned where a
-    window covers them.
-
-    Args:
-        spikes: all units' trains. bounds: (start, stop) from :func:`recording_bounds`.
-    """
-    start, stop = bounds
-    bad = spikes.times < start - 1e-9
-    if stop is not None:
-        bad |= spikes.times > stop + 1e-9
-    if not bad.any():
-        return
-    owner = np.searchsorted(spikes.bounds, np.flatnonzero(bad), side="right")
-    per_unit = np.bincount(owner, minlength=spikes.bounds.size)
-    units = np.flatnonzero(per_unit)
-    listed = ", ".join(f"id {spikes.ids[u]}: {per_unit[u]}" for u in units[:10])
-    where = f"[{start:g}, {stop:g}] s" if stop is not None else f"from {start:g} s on"
-    warnings.warn(
-        f"{name}: {int(bad.sum())} spike time(s) in {units.size} unit(s) lie outside the "
-        f"recording {where} ({listed}{', ...' if units.size > 10 else ''}); they are kept. "
-        f"Check the units table's time base (obs_intervals, timestamps_reference_time).",
-        stacklevel=3,
-    )
-
-
-def warn_silent_units(counts: np.ndarray, ids: np.ndarray, name: str) -> None:
-    """Warn once (one line) naming the units without a spike in any window.
-
-    Args:
-        counts: int spike counts [W windows, T bins, N units]. ids: unit ids int64 [N].
-    """
-    silent = np.flatnonzero(counts.sum(axis=(0, 1)) == 0) if counts.size else np.arange(ids.size)
-    if not silent.size:
-        return
-    listed = ", ".join(str(i) for i in ids[silent[:10]])
-    warnings.warn(
-        f"{name}: {silent.size} of {ids.size} unit(s) have no spike in any window (ids "
-        f"{listed}{', ...' if silent.size > 10 else ''}); they are kept and will get rates near "
-        f"zero. Pass units= (or a units column) to leave them out.",
-        stacklevel=3,
-    )
 
 
 def observed_span(nwbfile) -> tuple[float, float] | None:
@@ -354,7 +265,9 @@ def event_times(trials, align_to: str, name: str) -> np.ndarray:
             f"{name}: align_to='{align_to}' {what}. Numeric trials columns: {usable}. "
             f"Pass one of them, or align_to=None for continuous windows."
         )
-    return np.asarray(read_array(trials[align_to].data), dtype=np.float64)
+    from . import checks
+
+    return checks.numbers(trials[align_to].data, f"{name}: trials column '{align_to}'")
 
 
 def select_trials(trials, ids: np.ndarray, selection, name: str) -> np.ndarray:

@@ -22,6 +22,10 @@ What goes into ``processing/lfads`` (docs/DESIGN.md, "NWB layout"):
 - ``initial_conditions``: a ``DynamicTable``, one row per trial (per window in continuous
   mode), when the results hold ``ic_mean``, ``ic_sd`` and ``g0``
   (:mod:`nwb_lfads.io.initial_conditions`).
+- ``fitted_windows``: a ``TimeIntervals``, the intervals where the series have samples (one
+  per trial; per run of contiguous bins in continuous mode), for tools such as pynapple that
+  take a series' time support from its first to its last sample
+  (:mod:`nwb_lfads.io.windows`).
 - ``provenance``: a ``DynamicTable`` with two text columns ``key`` and ``value``, one row per
   flattened setting (``config.model.gen_dim`` -> ``64``), the package version and final metrics.
   Text rows rather than one JSON blob: nwbinspector flags dictionaries stored in table cells, and
@@ -60,6 +64,7 @@ from .filters import compressed
 from .initial_conditions import has_initial_conditions, initial_conditions_table
 from .open import check_nwb_path
 from .provenance import module_description, provenance_rows, provenance_table
+from .windows import fitted_windows_table, run_intervals, trial_intervals
 
 MODULE_NAME = "lfads"
 SERIES = (
@@ -293,6 +298,7 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
         stamps = np.asarray(merged["rates"]["time"].values, dtype=np.float64)
         data = {name: np.asarray(m.values, dtype=np.float32) for name, m in merged.items()}
         timing = _timing(stamps, bin_size)
+        windows = fitted_windows_table(*run_intervals(stamps, bin_size))
         grid = (
             "one regular grid"
             if "rate" in timing
@@ -306,6 +312,9 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
     else:
         order, keep, n_dropped = trial_timeline(align, time, bin_size)
         stamps = (align[order][:, None] + time[None, :])[keep]
+        start, stop, rows = trial_intervals(align, time, bin_size, order, keep)
+        trial_ids = np.asarray(results["trial"].values)[order][rows]
+        windows = fitted_windows_table(start, stop, trial_ids)
         data = {
             name: np.asarray(results[name].values, dtype=np.float32)[order][keep]
             for name, _ in SERIES
@@ -367,7 +376,7 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
         if has_initial_conditions(results)
         else None
     )
-    contents = list(data) + ([table.name] if table is not None else [])
+    contents = list(data) + [windows.name] + ([table.name] if table is not None else [])
     module = ProcessingModule(name=MODULE_NAME, description=module_description(prov, contents))
     for name, unit in SERIES:
         if name not in data:
@@ -384,6 +393,7 @@ def build_lfads_module(nwbfile, results, *, provenance: dict | None = None, sour
                 **kwargs,
             )
         )
+    module.add(windows)
     if table is not None:
         module.add(table)
     module.add(provenance_table(prov))
