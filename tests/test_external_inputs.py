@@ -173,7 +173,7 @@ def test_series_not_covering_a_trial_exits_2(session_file, tmp_path):
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
-    assert "acquisition/short" in lines[0] and "does not cover trial 11" in lines[0]
+    assert "acquisition/short (samples [0, 5] s) does not cover trial 11" in lines[0]
     assert "--window" in lines[0]
 
 
