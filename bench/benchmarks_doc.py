@@ -103,6 +103,16 @@ ABOUT = {
         "+0.10). Wall-clock budgets on the shared 2-core machine: `load` is the 1-minute load "
         "average before / after.",
     ),
+    "external_inputs": (
+        "External inputs (chaotic RNN with input pulses)",
+        "python bench/external_inputs.py --minutes M",
+        "`nwb-lfads simulate --kind chaotic-inputs` (100 conditions x 10 trials, 50 neurons, one "
+        "input pulse per trial at a random time) fitted twice for the same training budget, "
+        "without and with the external input `pulse_time`: R^2 of the posterior-mean rates "
+        "against the true rates, and the mean absolute inferred input overall, in the 5 bins "
+        "from each pulse and elsewhere. A `with - without` row compares the two fits of a run; "
+        "`load` is the 1-minute load average at the start and end of the fit (2 cores).",
+    ),
     "sweep": (
         "AutoLFADS sweep",
         "python bench/sweep.py --minutes 10 --population 4 --workers 2",
@@ -433,6 +443,43 @@ COLUMNS: dict[str, list] = {
         ("gain", lambda r: _num(r.get("gain"), "{:+.3f}")),
         ("accept", lambda r: _cell(r.get("accept", ""))),
     ],
+    "external_inputs": [
+        (
+            "external input",
+            lambda r: (
+                "with - without"
+                if r.get("comparison")
+                else _cell(", ".join(r.get("external_inputs") or []) or "none")
+            ),
+        ),
+        ("train min", lambda r: _num(r.get("minutes"), "{:g}")),
+        ("epochs", _epochs),
+        (
+            "R^2",
+            lambda r: (
+                _num(r.get("r2_gain"), "{:+.4f}") if r.get("comparison") else _num(r.get("r2"))
+            ),
+        ),
+        (
+            "mean \\|u\\|",
+            lambda r: (
+                f"{_num(r.get('u_abs_mean_without'), '{:.3f}')} -> "
+                f"{_num(r.get('u_abs_mean_with'), '{:.3f}')}"
+                if r.get("comparison")
+                else _num(r.get("u_abs_mean"), "{:.3f}")
+            ),
+        ),
+        ("at pulse", lambda r: _num(r.get("u_abs_pulse"), "{:.3f}")),
+        ("elsewhere", lambda r: _num(r.get("u_abs_rest"), "{:.3f}")),
+        (
+            "load",
+            lambda r: (
+                f"{r['load_avg_start'][0]:.1f} / {r['load_avg_end'][0]:.1f}"
+                if r.get("load_avg_start") and r.get("load_avg_end")
+                else ""
+            ),
+        ),
+    ],
     "reference_scan": [
         ("device", _device),
         ("batch", lambda r: _num(_config(r).get("batch_size"), "{}")),
@@ -457,6 +504,7 @@ KEY_FIGURE = {
     "reference_scan": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "stitching": ("small gain mean", lambda r: [_suite(r, "small").get("mean")]),
     "transfer": ("gain", lambda r: [r.get("gain")]),
+    "external_inputs": ("R^2 gain", lambda r: [r.get("r2_gain")]),
 }
 
 
