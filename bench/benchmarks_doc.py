@@ -91,6 +91,28 @@ ABOUT = {
         "sessions, `positive` how many gained; `large worst`: the lowest gain of any large "
         "session; `accept`: small mean >= 0.10, min > 0, large worst >= -0.02.",
     ),
+    "transfer": (
+        "A new recording day (transfer)",
+        "nice -n 5 python bench/transfer.py --pretrain-minutes 5 --minutes 2 [--joint-minutes 10]",
+        "One chaotic RNN recorded on two days with different neurons: day 1 320 trials x 50 "
+        "units, fitted for `pretrain` minutes; day 2 40 trials x 40 units (20 conditions). Day "
+        "2's R^2 against its true rates after `min` minutes of `transfer` onto day 1's frozen "
+        "model (per read-in start: `aligned` onto day 1's condition averages, own-session "
+        "`pcr`, `random`) and of a fresh `fit` of day 2 alone; `joint`: a stitched fit of both "
+        "days for `joint` minutes (day 2 / day 1). `gain`: best transfer minus fresh (bar "
+        "+0.10). Wall-clock budgets on the shared 2-core machine: `load` is the 1-minute load "
+        "average before / after.",
+    ),
+    "external_inputs": (
+        "External inputs (chaotic RNN with input pulses)",
+        "python bench/external_inputs.py --minutes M",
+        "`nwb-lfads simulate --kind chaotic-inputs` (100 conditions x 10 trials, 50 neurons, one "
+        "input pulse per trial at a random time) fitted twice for the same training budget, "
+        "without and with the external input `pulse_time`: R^2 of the posterior-mean rates "
+        "against the true rates, and the mean absolute inferred input overall, in the 5 bins "
+        "from each pulse and elsewhere. A `with - without` row compares the two fits of a run; "
+        "`load` is the 1-minute load average at the start and end of the fit (2 cores).",
+    ),
     "sweep": (
         "AutoLFADS sweep",
         "python bench/sweep.py --minutes 10 --population 4 --workers 2",
@@ -243,6 +265,12 @@ def _first_window(row: dict) -> str:
     return _num(windows.get("0-100ms"), "{:.3f}")
 
 
+def _load(uptime) -> str:
+    """The 1-minute load average of an ``uptime`` line, or ''."""
+    m = re.search(r"load average:\s*([0-9.]+)", str(uptime or ""))
+    return m.group(1) if m else ""
+
+
 def _config(row: dict) -> dict:
     return row.get("config") if isinstance(row.get("config"), dict) else {}
 
@@ -385,6 +413,73 @@ COLUMNS: dict[str, list] = {
         ("large worst", lambda r: _num(_suite(r, "large").get("worst"), "{:+.3f}")),
         ("accept", lambda r: _cell(_suite(r, "summary").get("accept", ""))),
     ],
+    "transfer": [
+        (
+            "pretrain / min / joint",
+            lambda r: " / ".join(
+                _num(r.get("settings", {}).get(k), "{:g}")
+                for k in ("pretrain_minutes", "minutes", "joint_minutes")
+            ),
+        ),
+        ("load", lambda r: f"{_load(r.get('load_before'))} / {_load(r.get('load_after'))}"),
+        ("day 1 R^2", lambda r: _num((r.get("pretrain") or {}).get("r2"), "{:.3f}")),
+        (
+            "transfer R^2 (start)",
+            lambda r: "; ".join(
+                f"{v.get('readin_start') or v.get('readin_init')} {_num(v.get('r2'), '{:.3f}')}"
+                for v in (r.get("transfer") or {}).values()
+            ),
+        ),
+        ("fresh R^2", lambda r: _num((r.get("fresh") or {}).get("r2"), "{:.3f}")),
+        (
+            "joint day 2 / day 1",
+            lambda r: (
+                f"{_num(r['joint']['day2'].get('r2'), '{:.3f}')} / "
+                f"{_num(r['joint']['day1'].get('r2'), '{:.3f}')}"
+                if r.get("joint")
+                else ""
+            ),
+        ),
+        ("gain", lambda r: _num(r.get("gain"), "{:+.3f}")),
+        ("accept", lambda r: _cell(r.get("accept", ""))),
+    ],
+    "external_inputs": [
+        (
+            "external input",
+            lambda r: (
+                "with - without"
+                if r.get("comparison")
+                else _cell(", ".join(r.get("external_inputs") or []) or "none")
+            ),
+        ),
+        ("train min", lambda r: _num(r.get("minutes"), "{:g}")),
+        ("epochs", _epochs),
+        (
+            "R^2",
+            lambda r: (
+                _num(r.get("r2_gain"), "{:+.4f}") if r.get("comparison") else _num(r.get("r2"))
+            ),
+        ),
+        (
+            "mean \\|u\\|",
+            lambda r: (
+                f"{_num(r.get('u_abs_mean_without'), '{:.3f}')} -> "
+                f"{_num(r.get('u_abs_mean_with'), '{:.3f}')}"
+                if r.get("comparison")
+                else _num(r.get("u_abs_mean"), "{:.3f}")
+            ),
+        ),
+        ("at pulse", lambda r: _num(r.get("u_abs_pulse"), "{:.3f}")),
+        ("elsewhere", lambda r: _num(r.get("u_abs_rest"), "{:.3f}")),
+        (
+            "load",
+            lambda r: (
+                f"{r['load_avg_start'][0]:.1f} / {r['load_avg_end'][0]:.1f}"
+                if r.get("load_avg_start") and r.get("load_avg_end")
+                else ""
+            ),
+        ),
+    ],
     "reference_scan": [
         ("device", _device),
         ("batch", lambda r: _num(_config(r).get("batch_size"), "{}")),
@@ -408,6 +503,8 @@ KEY_FIGURE = {
     "train_throughput": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "reference_scan": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "stitching": ("small gain mean", lambda r: [_suite(r, "small").get("mean")]),
+    "transfer": ("gain", lambda r: [r.get("gain")]),
+    "external_inputs": ("R^2 gain", lambda r: [r.get("r2_gain")]),
 }
 
 
