@@ -129,6 +129,16 @@ ABOUT = {
         "the series' data, h5py read of `rates`, and whether the viewer's plot is the "
         "unfiltered file's, pixel for pixel.",
     ),
+    "faults": (
+        "kill -9 and the continue command",
+        "python bench/faults.py --draws 20 --epochs 15",
+        "A tiny fit of a simulated session killed with SIGKILL at a random moment: half the "
+        "draws uniformly between the start and the final write (reading, compiling, training, "
+        "checkpoints), half a random delay into the final write; then the same command with "
+        "`--resume`. `continued`: it exited 0 with a complete enriched file; `partial`: a "
+        "`*.lfads.nwb` that did not open after the kill; `input changed`: the input's SHA-256 "
+        "differed. Load: the 1-minute load average before and after.",
+    ),
     "read": (
         "Reading NWB sessions",
         "python bench/read.py",
@@ -480,6 +490,22 @@ COLUMNS: dict[str, list] = {
             ),
         ),
     ],
+    "faults": [
+        ("draws", lambda r: _num(r.get("draws"), "{}")),
+        (
+            "killed (training / write)",
+            lambda r: f"{r.get('killed_training')} / {r.get('killed_write')}",
+        ),
+        ("continued", lambda r: _num(r.get("continued"), "{}")),
+        ("unusable", lambda r: _num(r.get("unusable_run_dirs"), "{}")),
+        ("partial", lambda r: _num(r.get("partial_outputs"), "{}")),
+        ("input changed", lambda r: _num(r.get("input_changed"), "{}")),
+        ("continue s", lambda r: _num(r.get("continue_s_mean"), "{:.1f}")),
+        (
+            "load",
+            lambda r: f"{(r.get('load_before') or [''])[0]} -> {(r.get('load_after') or [''])[0]}",
+        ),
+    ],
     "reference_scan": [
         ("device", _device),
         ("batch", lambda r: _num(_config(r).get("batch_size"), "{}")),
@@ -492,6 +518,7 @@ COLUMNS: dict[str, list] = {
 
 # the figure the summary quotes for each benchmark: (label, row -> its values)
 KEY_FIGURE = {
+    "faults": ("continued", lambda r: [r.get("continued")]),
     "chaotic_rnn": ("R^2", lambda r: [r.get("r2")]),
     "chaotic_oracle": ("R^2 random starts", lambda r: [r.get("r2_random_starts")]),
     "demo": (
