@@ -78,6 +78,7 @@ def transferred(trained, sim_files, tmp_path_factory):
         ["transfer", trained, sim_files[1], "--out", out, "--max-epochs", 3, "--seed", 1, *QUIET]
     )
     assert result.exit_code == 0, result.output
+    assert "read-in start aligned" in result.output
     return out
 
 
