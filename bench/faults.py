@@ -69,6 +69,13 @@ def writing(run: Path) -> bool:
     return run.is_dir() and any(p.name.endswith(".nwb") for p in run.glob(".*.lfads.nwb.tmp-*"))
 
 
+def checkpointed(run: Path) -> bool:
+    """Training has saved its first checkpoint."""
+    from nwb_lfads.rundir import RunDir
+
+    return RunDir(run).checkpoint.has_state()
+
+
 def complete(path: Path) -> bool:
     """An enriched file that opens and holds processing/lfads/rates."""
     import pynwb
@@ -89,6 +96,8 @@ def timed_run(cmd: list[str], run: Path) -> dict:
         now = time.perf_counter() - t0
         if "train_start_s" not in marks and (run / "config.yaml").exists():
             marks["train_start_s"] = now
+        if "checkpoint_s" not in marks and checkpointed(run):
+            marks["checkpoint_s"] = now
         if "write_start_s" not in marks and writing(run):
             marks["write_start_s"] = now
         time.sleep(0.002)
@@ -102,8 +111,9 @@ def timed_run(cmd: list[str], run: Path) -> dict:
 def draw(cmd, run: Path, phase: str, delay: float, source: Path, before: str) -> dict:
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.perf_counter()
-    if phase == "write":
-        while child.poll() is None and not writing(run):
+    if phase in ("write", "checkpointed"):
+        ready = writing if phase == "write" else checkpointed
+        while child.poll() is None and not ready(run):
             time.sleep(0.001)
         t0 = time.perf_counter()
     while child.poll() is None and time.perf_counter() - t0 < delay:
@@ -144,6 +154,12 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument(
+        "--phases",
+        default="training,write",
+        help="comma-separated, cycled over the draws: training (start to final write), write "
+        "(into the final write), checkpointed (after the first checkpoint, before the write)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="append the JSON line here")
     args = parser.parse_args()
 
@@ -162,9 +178,15 @@ def main() -> None:
         baseline = timed_run(command(source, tmp / "baseline", args.epochs), tmp / "baseline")
         write_s = max(baseline["end_s"] - baseline["write_start_s"], 0.05)
         draws = []
+        phases = args.phases.split(",")
+        span = {
+            "training": baseline["write_start_s"],
+            "write": write_s,
+            "checkpointed": baseline["write_start_s"] - baseline.get("checkpoint_s", 0.0),
+        }
         for i in range(args.draws):
-            phase = "training" if i % 2 == 0 else "write"
-            delay = rng.uniform(0.0, baseline["write_start_s"] if phase == "training" else write_s)
+            phase = phases[i % len(phases)]
+            delay = rng.uniform(0.0, max(span[phase], 0.05))
             run = tmp / f"draw{i}"
             record = draw(command(source, run, args.epochs), run, phase, delay, source, before)
             draws.append(record)
@@ -184,6 +206,8 @@ def main() -> None:
         "killed": len(killed),
         "killed_training": sum(d["phase"] == "training" for d in killed),
         "killed_write": sum(d["phase"] == "write" for d in killed),
+        "killed_checkpointed": sum(d["phase"] == "checkpointed" for d in killed),
+        "phases": phases,
         "continued": sum(d["continued"] for d in draws),
         "unusable_run_dirs": sum(not d["continued"] for d in draws),
         "partial_outputs": sum(bool(d["partial_outputs"]) for d in draws),

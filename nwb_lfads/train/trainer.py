@@ -240,6 +240,7 @@ class Trainer:
             if measured is not None:
                 step, source = measured, "XLA"
         data_bytes = mem.tree_bytes(host_data)
+        now = mem.rss()  # the compiler's memory included, before the data goes onto the devices
         self.streaming = t.data_placement == DataPlacement.STREAM or (
             t.data_placement == DataPlacement.AUTO and data_bytes + state + step > share
         )
@@ -261,7 +262,6 @@ class Trainer:
         else:
             self.device = self._put(host_data)
         self._step = step_fn
-        now = mem.rss()
         per_device = data_bytes + state + step
         self.memory = mem.MemoryEstimate(
             platform=self.parallel.mesh.devices.flat[0].platform,
