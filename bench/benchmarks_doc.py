@@ -131,11 +131,11 @@ ABOUT = {
     ),
     "faults": (
         "kill -9 and the continue command",
-        "python bench/faults.py --draws 20 --epochs 15",
-        "A tiny fit of a simulated session killed with SIGKILL at a random moment: half the "
-        "draws uniformly between the start and the final write (reading, compiling, training, "
-        "checkpoints), half a random delay into the final write; then the same command with "
-        "`--resume`. `continued`: it exited 0 with a complete enriched file; `partial`: a "
+        "python bench/faults.py --draws 20 --epochs 15 [--phases training,write,checkpointed]",
+        "A tiny fit of a simulated session killed with SIGKILL at a random moment, the phases "
+        "cycled over the draws: uniformly between the start and the final write (reading, "
+        "compiling, training, checkpoints), a random delay after the first checkpoint, or a "
+        "random delay into the final write; then the same command with `--resume`. `continued`: it exited 0 with a complete enriched file; `partial`: a "
         "`*.lfads.nwb` that did not open after the kill; `input changed`: the input's SHA-256 "
         "differed. Load: the 1-minute load average before and after.",
     ),
@@ -504,8 +504,11 @@ COLUMNS: dict[str, list] = {
     "faults": [
         ("draws", lambda r: _num(r.get("draws"), "{}")),
         (
-            "killed (training / write)",
-            lambda r: f"{r.get('killed_training')} / {r.get('killed_write')}",
+            "killed (training / after checkpoint / write)",
+            lambda r: (
+                f"{r.get('killed_training')} / {r.get('killed_checkpointed', 0)} / "
+                f"{r.get('killed_write')}"
+            ),
         ),
         ("continued", lambda r: _num(r.get("continued"), "{}")),
         ("unusable", lambda r: _num(r.get("unusable_run_dirs"), "{}")),

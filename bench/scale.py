@@ -2,7 +2,8 @@
 estimate beside the measurement. Prints one JSON line per scenario.
 
     python bench/scale.py [--scenario long|stitched|both] [--minutes 60 --units 384]
-                          [--sessions 20 --trials 200] [--out bench/results/X.jsonl]
+                          [--sessions 20 --trials 200] [--set train.data_placement=stream]
+                          [--out bench/results/X.jsonl]
 
 ``long``: one continuous session of ``--minutes`` minutes and ``--units`` Poisson units (rates
 2-20 Hz, drawn per unit), read at 10 ms bins into 1 s windows overlapping by 0.2 s.
@@ -136,7 +137,7 @@ def run_scenario(args) -> dict:
 
     from nwb_lfads.train.trainer import Trainer
 
-    cfg = RunConfig().with_overrides(overrides + [f"train.seed={args.seed}"])
+    cfg = RunConfig().with_overrides(overrides + [f"train.seed={args.seed}", *args.sets])
     data = prepare_data(datasets, cfg.data)
     with PeakRss() as peak:
         t1 = time.perf_counter()
@@ -152,6 +153,7 @@ def run_scenario(args) -> dict:
     per_epoch = trainer.steps_per_epoch * trainer.batch_size
     out.update(
         model="defaults",
+        sets=list(args.sets),
         devices=m.n_devices,
         batch_size=trainer.batch_size,
         steps_per_epoch=trainer.steps_per_epoch,
@@ -184,6 +186,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tmp", type=Path, default=None)
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", type=Path, default=None, help="append the JSON lines here")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -201,6 +204,8 @@ def main() -> None:
             value = getattr(args, name)
             if value is not None:
                 cmd += [f"--{name}", str(value)]
+        for item in args.sets:
+            cmd += ["--set", item]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{scenario} failed:\n{done.stderr[-3000:]}")
