@@ -129,6 +129,27 @@ ABOUT = {
         "the series' data, h5py read of `rates`, and whether the viewer's plot is the "
         "unfiltered file's, pixel for pixel.",
     ),
+    "faults": (
+        "kill -9 and the continue command",
+        "python bench/faults.py --draws 20 --epochs 15",
+        "A tiny fit of a simulated session killed with SIGKILL at a random moment: half the "
+        "draws uniformly between the start and the final write (reading, compiling, training, "
+        "checkpoints), half a random delay into the final write; then the same command with "
+        "`--resume`. `continued`: it exited 0 with a complete enriched file; `partial`: a "
+        "`*.lfads.nwb` that did not open after the kill; `input changed`: the input's SHA-256 "
+        "differed. Load: the 1-minute load average before and after.",
+    ),
+    "scale": (
+        "Large inputs and the memory estimate",
+        "python bench/scale.py --epochs 2",
+        "`long`: one continuous hour of 384 Poisson units (2-20 Hz) at 10 ms bins in 1 s windows "
+        "overlapping by 0.2 s; `stitched`: 20 simulated sessions of 200 trials (40-120 units). "
+        "Default model, CPU devices as the command line splits them. `read s` and `read peak / "
+        "counts`: the reader's time and its peak resident growth against the counts' bytes; "
+        "trials/s over the epochs after the first; the memory estimate `fit` prints (the "
+        "process's peak) against the peak resident size sampled every 20 ms while the trainer "
+        "was built and trained.",
+    ),
     "read": (
         "Reading NWB sessions",
         "python bench/read.py",
@@ -480,6 +501,47 @@ COLUMNS: dict[str, list] = {
             ),
         ),
     ],
+    "faults": [
+        ("draws", lambda r: _num(r.get("draws"), "{}")),
+        (
+            "killed (training / write)",
+            lambda r: f"{r.get('killed_training')} / {r.get('killed_write')}",
+        ),
+        ("continued", lambda r: _num(r.get("continued"), "{}")),
+        ("unusable", lambda r: _num(r.get("unusable_run_dirs"), "{}")),
+        ("partial", lambda r: _num(r.get("partial_outputs"), "{}")),
+        ("input changed", lambda r: _num(r.get("input_changed"), "{}")),
+        ("continue s", lambda r: _num(r.get("continue_s_mean"), "{:.1f}")),
+        (
+            "load",
+            lambda r: f"{(r.get('load_before') or [''])[0]} -> {(r.get('load_after') or [''])[0]}",
+        ),
+    ],
+    "scale": [
+        ("scenario", lambda r: _cell(r.get("scenario", ""))),
+        ("trials x bins", lambda r: f"{r.get('trials')} x {r.get('bins')}"),
+        ("counts MB", lambda r: _num(r.get("counts_mb"), "{:,.1f}")),
+        ("read s", lambda r: _num(r.get("read_s"), "{:.2f}")),
+        (
+            "read peak / counts",
+            lambda r: _num(
+                (r["peak_rss_read_mb"] - r["rss_before_read_mb"]) / r["counts_mb"]
+                if r.get("counts_mb")
+                else None,
+                "{:.2f}",
+            ),
+        ),
+        ("devices", lambda r: _num(r.get("devices"), "{}")),
+        ("streamed", lambda r: _cell(r.get("streamed", ""))),
+        ("trials/s", lambda r: _rate(r.get("trials_per_s"))),
+        ("estimate MB", lambda r: _num(r.get("estimate_peak_mb"), "{:,.0f}")),
+        ("measured MB", lambda r: _num(r.get("measured_peak_mb"), "{:,.0f}")),
+        ("ratio", lambda r: _num(r.get("estimate_over_measured_peak"), "{:.3f}")),
+        (
+            "load",
+            lambda r: f"{(r.get('load_before') or [''])[0]} -> {(r.get('load_after') or [''])[0]}",
+        ),
+    ],
     "reference_scan": [
         ("device", _device),
         ("batch", lambda r: _num(_config(r).get("batch_size"), "{}")),
@@ -492,6 +554,8 @@ COLUMNS: dict[str, list] = {
 
 # the figure the summary quotes for each benchmark: (label, row -> its values)
 KEY_FIGURE = {
+    "faults": ("continued", lambda r: [r.get("continued")]),
+    "scale": ("estimate / measured peak", lambda r: [r.get("estimate_over_measured_peak")]),
     "chaotic_rnn": ("R^2", lambda r: [r.get("r2")]),
     "chaotic_oracle": ("R^2 random starts", lambda r: [r.get("r2_random_starts")]),
     "demo": (

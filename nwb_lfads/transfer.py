@@ -110,6 +110,7 @@ def transfer(
         readin_init = initial_transfer_readin(data, datasets, cfg)
     frozen = {m: v for m, v in params.items() if not m.endswith(TRAINED_PARTS)}
     record = {**source_record(src, known), "readin_start": start}
+    echo(f"transfer from {src.path}: read-in start {start}; encoders, controller, generator frozen")
     outputs = [rd.output(p) for p in paths]
     if len(set(outputs)) != len(outputs):
         raise RunDirError(

@@ -78,6 +78,7 @@ def transferred(trained, sim_files, tmp_path_factory):
         ["transfer", trained, sim_files[1], "--out", out, "--max-epochs", 3, "--seed", 1, *QUIET]
     )
     assert result.exit_code == 0, result.output
+    assert "read-in start aligned" in result.output
     return out
 
 
@@ -131,10 +132,14 @@ def test_the_new_run_records_its_source_and_writes_the_session(trained, transfer
     assert json.loads(RunDir(transferred).summary.read_text())[0]["session"] == "sim-1"
 
 
-def test_infer_works_on_the_transferred_run(transferred, sim_files, tmp_path):
+def test_infer_and_evaluate_work_on_the_transferred_run(transferred, sim_files, tmp_path):
+    from nwb_lfads.evaluate import evaluate
+
     result = invoke(["infer", transferred, sim_files[1], "--out", tmp_path, "--samples", 2])
     assert result.exit_code == 0, result.output
     assert [p.name for p in tmp_path.glob("*.nwb")] == ["sim_session-1.lfads.nwb"]
+    (session,) = evaluate(transferred, write=False)["sessions"]
+    assert session["session"] == "sim-1" and np.isfinite(session["metrics"]["r2_truth"])
 
 
 # ------------------------------------------------------------------ bad input: exit 2, one line
@@ -143,6 +148,11 @@ def test_infer_works_on_the_transferred_run(transferred, sim_files, tmp_path):
 def test_a_folder_that_is_not_a_trained_run_exits_2(sim_files, tmp_path):
     line = one_error_line(invoke(["transfer", tmp_path, sim_files[1], "--out", tmp_path / "o"]))
     assert "not a trained run directory" in line and str(tmp_path) in line
+    (tmp_path / "config.yaml").write_text("train:\n  max_epochs: 3\n")  # started, never trained
+    line = one_error_line(invoke(["transfer", tmp_path, sim_files[1], "--out", tmp_path / "o"]))
+    assert "not a trained run directory" in line
+    line = one_error_line(invoke(["transfer", tmp_path / "nope", sim_files[1], "--out", tmp_path]))
+    assert "nope" in line and "not a trained run directory" in line
 
 
 def test_a_session_already_in_the_model_exits_2(trained, sim_files, tmp_path):
