@@ -94,6 +94,28 @@ ABOUT = {
         "training trials/s over eight stitched sessions' of the same total size (bar <= 1.10). "
         "`defaults` are those of the line's commit.",
     ),
+    "transfer": (
+        "A new recording day (transfer)",
+        "nice -n 5 python bench/transfer.py --pretrain-minutes 5 --minutes 2 [--joint-minutes 10]",
+        "One chaotic RNN recorded on two days with different neurons: day 1 320 trials x 50 "
+        "units, fitted for `pretrain` minutes; day 2 40 trials x 40 units (20 conditions). Day "
+        "2's R^2 against its true rates after `min` minutes of `transfer` onto day 1's frozen "
+        "model (per read-in start: `aligned` onto day 1's condition averages, own-session "
+        "`pcr`, `random`) and of a fresh `fit` of day 2 alone; `joint`: a stitched fit of both "
+        "days for `joint` minutes (day 2 / day 1). `gain`: best transfer minus fresh (bar "
+        "+0.10). Wall-clock budgets on the shared 2-core machine: `load` is the 1-minute load "
+        "average before / after.",
+    ),
+    "external_inputs": (
+        "External inputs (chaotic RNN with input pulses)",
+        "python bench/external_inputs.py --minutes M",
+        "`nwb-lfads simulate --kind chaotic-inputs` (100 conditions x 10 trials, 50 neurons, one "
+        "input pulse per trial at a random time) fitted twice for the same training budget, "
+        "without and with the external input `pulse_time`: R^2 of the posterior-mean rates "
+        "against the true rates, and the mean absolute inferred input overall, in the 5 bins "
+        "from each pulse and elsewhere. A `with - without` row compares the two fits of a run; "
+        "`load` is the 1-minute load average at the start and end of the fit (2 cores).",
+    ),
     "sweep": (
         "AutoLFADS sweep",
         "python bench/sweep.py --minutes 10 --population 4 --workers 2",
@@ -109,6 +131,27 @@ ABOUT = {
         "enriched file with its series rewritten under each candidate filter set: bytes of "
         "the series' data, h5py read of `rates`, and whether the viewer's plot is the "
         "unfiltered file's, pixel for pixel.",
+    ),
+    "faults": (
+        "kill -9 and the continue command",
+        "python bench/faults.py --draws 20 --epochs 15 [--phases training,write,checkpointed]",
+        "A tiny fit of a simulated session killed with SIGKILL at a random moment, the phases "
+        "cycled over the draws: uniformly between the start and the final write (reading, "
+        "compiling, training, checkpoints), a random delay after the first checkpoint, or a "
+        "random delay into the final write; then the same command with `--resume`. `continued`: it exited 0 with a complete enriched file; `partial`: a "
+        "`*.lfads.nwb` that did not open after the kill; `input changed`: the input's SHA-256 "
+        "differed. Load: the 1-minute load average before and after.",
+    ),
+    "scale": (
+        "Large inputs and the memory estimate",
+        "python bench/scale.py --epochs 2",
+        "`long`: one continuous hour of 384 Poisson units (2-20 Hz) at 10 ms bins in 1 s windows "
+        "overlapping by 0.2 s; `stitched`: 20 simulated sessions of 200 trials (40-120 units). "
+        "Default model, CPU devices as the command line splits them. `read s` and `read peak / "
+        "counts`: the reader's time and its peak resident growth against the counts' bytes; "
+        "trials/s over the epochs after the first; the memory estimate `fit` prints (the "
+        "process's peak) against the peak resident size sampled every 20 ms while the trainer "
+        "was built and trained.",
     ),
     "read": (
         "Reading NWB sessions",
@@ -244,6 +287,12 @@ def _epochs(row: dict) -> str:
 def _first_window(row: dict) -> str:
     windows = row.get("r2_by_window") or row.get("win") or {}
     return _num(windows.get("0-100ms"), "{:.3f}")
+
+
+def _load(uptime) -> str:
+    """The 1-minute load average of an ``uptime`` line, or ''."""
+    m = re.search(r"load average:\s*([0-9.]+)", str(uptime or ""))
+    return m.group(1) if m else ""
 
 
 def _config(row: dict) -> dict:
@@ -392,6 +441,117 @@ COLUMNS: dict[str, list] = {
             lambda r: _num((r.get("throughput") or {}).get("ratio_single_over_multi"), "{:.3f}"),
         ),
     ],
+    "transfer": [
+        (
+            "pretrain / min / joint",
+            lambda r: " / ".join(
+                _num(r.get("settings", {}).get(k), "{:g}")
+                for k in ("pretrain_minutes", "minutes", "joint_minutes")
+            ),
+        ),
+        ("load", lambda r: f"{_load(r.get('load_before'))} / {_load(r.get('load_after'))}"),
+        ("day 1 R^2", lambda r: _num((r.get("pretrain") or {}).get("r2"), "{:.3f}")),
+        (
+            "transfer R^2 (start)",
+            lambda r: "; ".join(
+                f"{v.get('readin_start') or v.get('readin_init')} {_num(v.get('r2'), '{:.3f}')}"
+                for v in (r.get("transfer") or {}).values()
+            ),
+        ),
+        ("fresh R^2", lambda r: _num((r.get("fresh") or {}).get("r2"), "{:.3f}")),
+        (
+            "joint day 2 / day 1",
+            lambda r: (
+                f"{_num(r['joint']['day2'].get('r2'), '{:.3f}')} / "
+                f"{_num(r['joint']['day1'].get('r2'), '{:.3f}')}"
+                if r.get("joint")
+                else ""
+            ),
+        ),
+        ("gain", lambda r: _num(r.get("gain"), "{:+.3f}")),
+        ("accept", lambda r: _cell(r.get("accept", ""))),
+    ],
+    "external_inputs": [
+        (
+            "external input",
+            lambda r: (
+                "with - without"
+                if r.get("comparison")
+                else _cell(", ".join(r.get("external_inputs") or []) or "none")
+            ),
+        ),
+        ("train min", lambda r: _num(r.get("minutes"), "{:g}")),
+        ("epochs", _epochs),
+        (
+            "R^2",
+            lambda r: (
+                _num(r.get("r2_gain"), "{:+.4f}") if r.get("comparison") else _num(r.get("r2"))
+            ),
+        ),
+        (
+            "mean \\|u\\|",
+            lambda r: (
+                f"{_num(r.get('u_abs_mean_without'), '{:.3f}')} -> "
+                f"{_num(r.get('u_abs_mean_with'), '{:.3f}')}"
+                if r.get("comparison")
+                else _num(r.get("u_abs_mean"), "{:.3f}")
+            ),
+        ),
+        ("at pulse", lambda r: _num(r.get("u_abs_pulse"), "{:.3f}")),
+        ("elsewhere", lambda r: _num(r.get("u_abs_rest"), "{:.3f}")),
+        (
+            "load",
+            lambda r: (
+                f"{r['load_avg_start'][0]:.1f} / {r['load_avg_end'][0]:.1f}"
+                if r.get("load_avg_start") and r.get("load_avg_end")
+                else ""
+            ),
+        ),
+    ],
+    "faults": [
+        ("draws", lambda r: _num(r.get("draws"), "{}")),
+        (
+            "killed (training / after checkpoint / write)",
+            lambda r: (
+                f"{r.get('killed_training')} / {r.get('killed_checkpointed', 0)} / "
+                f"{r.get('killed_write')}"
+            ),
+        ),
+        ("continued", lambda r: _num(r.get("continued"), "{}")),
+        ("unusable", lambda r: _num(r.get("unusable_run_dirs"), "{}")),
+        ("partial", lambda r: _num(r.get("partial_outputs"), "{}")),
+        ("input changed", lambda r: _num(r.get("input_changed"), "{}")),
+        ("continue s", lambda r: _num(r.get("continue_s_mean"), "{:.1f}")),
+        (
+            "load",
+            lambda r: f"{(r.get('load_before') or [''])[0]} -> {(r.get('load_after') or [''])[0]}",
+        ),
+    ],
+    "scale": [
+        ("scenario", lambda r: _cell(r.get("scenario", ""))),
+        ("trials x bins", lambda r: f"{r.get('trials')} x {r.get('bins')}"),
+        ("counts MB", lambda r: _num(r.get("counts_mb"), "{:,.1f}")),
+        ("read s", lambda r: _num(r.get("read_s"), "{:.2f}")),
+        (
+            "read peak / counts",
+            lambda r: _num(
+                (r["peak_rss_read_mb"] - r["rss_before_read_mb"]) / r["counts_mb"]
+                if r.get("counts_mb")
+                else None,
+                "{:.2f}",
+            ),
+        ),
+        ("devices", lambda r: _num(r.get("devices"), "{}")),
+        ("streamed", lambda r: _cell(r.get("streamed", ""))),
+        ("trials/s", lambda r: _rate(r.get("trials_per_s"))),
+        ("estimate MB", lambda r: _num(r.get("estimate_peak_mb"), "{:,.0f}")),
+        ("measured MB", lambda r: _num(r.get("measured_peak_mb"), "{:,.0f}")),
+        ("ratio", lambda r: _num(r.get("estimate_over_measured_peak"), "{:.3f}")),
+        (
+            "load",
+            lambda r: f"{(r.get('load_before') or [''])[0]} -> {(r.get('load_after') or [''])[0]}",
+        ),
+    ],
     "reference_scan": [
         ("device", _device),
         ("batch", lambda r: _num(_config(r).get("batch_size"), "{}")),
@@ -404,6 +564,8 @@ COLUMNS: dict[str, list] = {
 
 # the figure the summary quotes for each benchmark: (label, row -> its values)
 KEY_FIGURE = {
+    "faults": ("continued", lambda r: [r.get("continued")]),
+    "scale": ("estimate / measured peak", lambda r: [r.get("estimate_over_measured_peak")]),
     "chaotic_rnn": ("R^2", lambda r: [r.get("r2")]),
     "chaotic_oracle": ("R^2 random starts", lambda r: [r.get("r2_random_starts")]),
     "demo": (
@@ -415,6 +577,8 @@ KEY_FIGURE = {
     "train_throughput": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "reference_scan": ("trials/s", lambda r: [r.get("trials_per_s")]),
     "stitching": ("small gain mean", lambda r: [_suite(r, "small").get("mean")]),
+    "transfer": ("gain", lambda r: [r.get("gain")]),
+    "external_inputs": ("R^2 gain", lambda r: [r.get("r2_gain")]),
 }
 
 

@@ -21,7 +21,7 @@ from .options import inference_options, reading_options
     "sets",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a training setting (train.*, or model.readin_init=auto|pcr|random). Repeatable.",
+    help="Override a training setting (train.*, or model.readin_init=pcr|random). Repeatable.",
 )
 @click.option("--max-epochs", type=int, default=None, help="Stop after this many epochs.")
 @click.option(
@@ -60,10 +60,11 @@ def command(
     """Fit new sessions (SOURCES: a new recording day, other neurons) to the trained model in RUN_DIR.
 
     The trained encoders, controller and generator are frozen; each new session gets its own
-    read-in and read-out (principal-component regression on its condition averages when it has
-    condition_id, random otherwise), which alone are trained, then the sessions are written
-    enriched into --out, a run directory that infer and evaluate accept and that records the
-    source run. Sessions are read with the run's alignment, window and bin size: --align-to,
+    read-in and read-out, which alone are trained, then the sessions are written enriched into
+    --out, a run directory that infer and evaluate accept and that records the source run. The
+    read-in starts aligned onto the trained sessions' condition averages when the new session
+    shares condition_id values with them (random otherwise; --set model.readin_init=pcr|random
+    to choose). Sessions are read with the run's alignment, window and bin size: --align-to,
     --window and --bin-size, when given, must match them.
 
     \b

@@ -62,6 +62,16 @@ class SessionSampling(enum.StrEnum):
     BALANCED = "balanced"
 
 
+class DataPlacement(enum.StrEnum):
+    """Where the training set lives (``train.data_placement``): on every device when it fits
+    with the step's memory, else streamed from the host (``auto``); always on the device
+    (``device``); always streamed, one compiled call's trials at a time (``stream``)."""
+
+    AUTO = "auto"
+    DEVICE = "device"
+    STREAM = "stream"
+
+
 class SimulationKind(enum.StrEnum):
     """Latent system of ``nwb-lfads simulate``: the LFADS chaotic RNN, the chaotic RNN driven by
     a known input pulse per trial (TF LFADS's "chaotic RNN with inputs"), or a Lorenz attractor."""
@@ -260,7 +270,8 @@ class TrainConfig:
     ``nan_patience``: compiled calls in a row with a skipped non-finite step before the last
     good state is restored at half the learning rate. ``n_samples``: posterior samples averaged
     at inference. ``session_sampling``: :class:`SessionSampling`. ``train_readin``: false
-    freezes the read-in.
+    freezes the read-in. ``data_placement``: :class:`DataPlacement`
+    (:mod:`nwb_lfads.train.memory`).
 
     The defaults and the measurements behind them: docs/DESIGN.md, "Defaults".
     """
@@ -292,9 +303,11 @@ class TrainConfig:
     ema_decay: float = 0.95
     session_sampling: SessionSampling = SessionSampling.PROPORTIONAL
     train_readin: bool = True
+    data_placement: DataPlacement = DataPlacement.AUTO
 
     def __post_init__(self):
         _set_choice(self, "train", "session_sampling", SessionSampling)
+        _set_choice(self, "train", "data_placement", DataPlacement)
         for name in ("batch_size", "n_samples", "nan_patience"):
             _at_least(f"train.{name}", getattr(self, name), 1)
         for name in (

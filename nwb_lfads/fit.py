@@ -74,7 +74,9 @@ def fit(
         out: the run directory (created).
         config: a ``RunConfig``; default the package defaults (on resume: the saved one).
         overrides: ``"SECTION.FIELD=VALUE"`` strings applied on top (``--set``).
-        resume: continue the run in ``out`` (only training limits such as ``max_epochs`` may change).
+        resume: continue the run in ``out`` (only training limits such as ``max_epochs`` may
+            change); a folder without a run yet (killed before its config was written) starts
+            one with the settings given.
         in_place: write ``processing/lfads`` into the inputs themselves (atomic replace).
         progress: show progress bars. plots: write the PNG figures.
         echo: where progress lines go.
@@ -95,6 +97,12 @@ def fit(
     from .train.loop import train
 
     rd = RunDir(out)
+    if resume and not rd.holds_run() and not (rd.path.exists() and not rd.path.is_dir()):
+        echo(
+            f"{rd.path}: no run here yet (a fit stopped before writing its config); starting "
+            f"it with the settings given."
+        )
+        resume = False  # the same command with --resume continues a run killed at any moment
     rd.check_for_fit(resume)
     cfg = rd.resolve_config(resume, config, overrides)
     run_dir = rd.path

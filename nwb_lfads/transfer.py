@@ -16,11 +16,13 @@ settings and written enriched as ``fit`` writes them (:func:`nwb_lfads.fit.write
 it); ``DIR/transferred_from.json`` and every written file's provenance name the source run
 (its path and the SHA-256 of its config and of its parameters file).
 
-Read-in start (``model.readin_init``, default ``auto``): principal-component regression on the
-new sessions' condition-averaged rates (:func:`nwb_lfads.stitching.readin_init_from_data`)
-when every new session has a ``condition_id`` trial coordinate, random otherwise; ``pcr`` or
-``random`` force one. The read-out's weights start random and its bias at each unit's log mean
-count (the PCR read-out maps principal components, not the trained model's factors).
+Read-in start (``--set model.readin_init=...``; ``transferred_from.json`` records which as
+``readin_start``): by default ``aligned`` (:func:`aligned_readin`) when every new session
+shares conditions (``condition_id``) with the trained sessions and those can be read again:
+the new session's condition averages regressed onto what the trained encoders received for the
+same conditions; else random. ``pcr``: principal-component regression on the new session's own
+condition averages (:func:`nwb_lfads.stitching.readin_init_from_data`); ``random``: random.
+The read-out's weights start random and its bias at each unit's log mean count.
 """
 
 from __future__ import annotations
@@ -97,11 +99,18 @@ def transfer(
     datasets = read_sessions(paths, **reader_options(cfg.data))
     _check_not_known(paths, known, src, datasets)
     data = prepare_data(datasets, cfg.data)
-    method = resolve_transfer_readin(datasets, method)
-    cfg = cfg.replace(model={"readin_init": method})  # recorded: what the start was
-    readin_init = initial_transfer_readin(data, datasets, cfg)
+    readin_init = (
+        aligned_readin(data, datasets, params, known, src_cfg) if method == "auto" else None
+    )
+    start = "aligned" if readin_init is not None else ("pcr" if method == "pcr" else "random")
+    cfg = cfg.replace(
+        model={"readin_init": ReadinMethod.PCR if start == "pcr" else ReadinMethod.RANDOM}
+    )
+    if start == "pcr":
+        readin_init = initial_transfer_readin(data, datasets, cfg)
     frozen = {m: v for m, v in params.items() if not m.endswith(TRAINED_PARTS)}
-    record = source_record(src, known)
+    record = {**source_record(src, known), "readin_start": start}
+    echo(f"transfer from {src.path}: read-in start {start}; encoders, controller, generator frozen")
     outputs = [rd.output(p) for p in paths]
     if len(set(outputs)) != len(outputs):
         raise RunDirError(
@@ -200,15 +209,6 @@ def _transfer_config(src: RunDir, src_cfg: RunConfig, params: dict, overrides) -
     return cfg, str(method)
 
 
-def resolve_transfer_readin(datasets, method: str) -> ReadinMethod:
-    """``pcr`` or ``random`` for ``method`` (``auto``, ``pcr``, ``random``): ``auto`` is ``pcr``
-    when every new session has a ``condition_id`` trial coordinate."""
-    if method == "auto":
-        have = all("condition_id" in ds.coords for ds in datasets)
-        return ReadinMethod.PCR if have else ReadinMethod.RANDOM
-    return ReadinMethod(method)
-
-
 def initial_transfer_readin(data, datasets, cfg: RunConfig):
     """The new sessions' starting read-in for ``cfg.model.readin_init`` (see the module
     docstring): a :class:`~nwb_lfads.model.readin.ReadInit` (read-in weights and bias
@@ -270,3 +270,95 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- aligned start
+ALIGN_RIDGE = 0.1  # ridge penalty relative to the mean per-unit sum of squares
+ALIGN_SIGMA_S = 0.05  # s, Gaussian smoothing of the condition averages
+MIN_SHARED_CONDITIONS = 2
+
+
+def aligned_readin(data, datasets, params: dict, known, src_cfg: RunConfig):
+    """A read-in start that maps each new session onto what the trained encoders saw.
+
+    For every condition shared by a new session and the model's sessions (``condition_id``),
+    the smoothed condition-averaged counts of the trained session, passed through its trained
+    read-in (or as they are when the model has none: the encoders took its units), are the
+    targets; the new session's smoothed condition averages are regressed onto them (ridge,
+    ``ALIGN_RIDGE``; centred, so the bias carries the means). The trained sessions are read
+    again from their ``source`` paths with the run's data settings.
+
+    Args:
+        data: the new sessions' ``TrainingData`` (spikes [M, T, N], ``input_mask`` [S, N]).
+        datasets: the new sessions (xarray, with ``condition_id``).
+        params: the trained parameters; known: the run's ``SessionInfo`` list; src_cfg: its
+            config.
+
+    Returns:
+        a :class:`~nwb_lfads.model.readin.ReadInit` with ``readin_w`` [S, N, R] and
+        ``readin_b`` [S, R] (float32), or None when it cannot be built: a new session without
+        ``MIN_SHARED_CONDITIONS`` conditions shared with a trained session, trained sessions
+        that cannot be read again, or another number of bins.
+    """
+    from .baselines import smooth_spikes
+    from .errors import NwbLfadsError
+    from .io.read import read_session
+    from .model.readin import ReadInit
+
+    if not all("condition_id" in ds.coords for ds in datasets):
+        return None
+    bin_size = float(data.bin_size)
+    readin = next((m for m in params if m.endswith("readin")), None)
+    targets = {}  # condition -> list of [T, R] targets over the trained sessions
+    for s, info in enumerate(known):
+        if not Path(info.source).is_file():
+            continue
+        try:
+            ds = read_session(info.source, **reader_options(src_cfg.data))
+        except (NwbLfadsError, OSError):
+            continue
+        if "condition_id" not in ds.coords or ds.sizes["time"] != data.n_bins:
+            continue
+        counts = np.asarray(ds["spikes"].values, np.float64)
+        counts = counts * ~np.asarray(info.heldout, bool)  # the encoders never see held-out units
+        if readin is None:
+            n_in = int(np.shape(params[next(m for m in params if m.endswith("readout"))]["w"])[2])
+            w, b = np.eye(counts.shape[2], n_in), np.zeros(n_in)
+        else:
+            w = np.asarray(params[readin]["w"][s], np.float64)[: counts.shape[2]]
+            b = np.asarray(params[readin]["b"][s], np.float64)
+        conds = np.asarray(ds.coords["condition_id"].values)
+        for c in np.unique(conds):
+            avg = counts[conds == c].mean(axis=0, keepdims=True)
+            targets.setdefault(c, []).append(smooth_spikes(avg, bin_size, ALIGN_SIGMA_S)[0] @ w + b)
+    if not targets:
+        return None
+    n_sessions, n_max = data.unit_mask.shape
+    width = len(next(iter(targets.values()))[0][0])
+    readin_w = np.zeros((n_sessions, n_max, width), np.float32)
+    readin_b = np.zeros((n_sessions, width), np.float32)
+    for j, ds in enumerate(datasets):
+        rows = data.session == j
+        cols = np.flatnonzero(data.input_mask[j])
+        conds = np.asarray(ds.coords["condition_id"].values)
+        shared = [c for c in np.unique(conds) if c in targets]
+        if len(shared) < MIN_SHARED_CONDITIONS:
+            return None
+        spikes = data.spikes[rows][:, :, cols].astype(np.float64)
+        x = np.concatenate(
+            [
+                smooth_spikes(
+                    spikes[conds == c].mean(axis=0, keepdims=True), bin_size, ALIGN_SIGMA_S
+                )[0]
+                for c in shared
+            ]
+        )  # [C * T, n_j]
+        y = np.concatenate([np.mean(targets[c], axis=0) for c in shared])  # [C * T, R]
+        mx, my = x.mean(axis=0), y.mean(axis=0)
+        xc = x - mx
+        gram = xc.T @ xc
+        lam = ALIGN_RIDGE * float(np.trace(gram)) / max(xc.shape[1], 1)
+        w = np.linalg.solve(gram + max(lam, 1e-12) * np.eye(xc.shape[1]), xc.T @ (y - my))
+        readin_w[j, cols] = w
+        readin_b[j] = my - mx @ w
+    return ReadInit(readin_w=readin_w, readin_b=readin_b)

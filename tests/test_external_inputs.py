@@ -173,7 +173,7 @@ def test_series_not_covering_a_trial_exits_2(session_file, tmp_path):
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
-    assert "acquisition/short" in lines[0] and "does not cover trial 11" in lines[0]
+    assert "acquisition/short (samples [0, 5] s) does not cover trial 11" in lines[0]
     assert "--window" in lines[0]
 
 
@@ -336,3 +336,26 @@ def test_fit_and_infer_round_trip_with_an_input(tmp_path):
     assert prov["external_inputs"] == '["pulse_time"]'
     result = invoke(["infer", run, src, "--out", tmp_path / "bad", "--external-input", "pulse"])
     assert result.exit_code == 2 and "trained with external inputs ['pulse_time']" in result.output
+
+
+def test_sessions_must_share_their_inputs():
+    from helpers import make_session
+
+    from nwb_lfads.config import DataConfig
+    from nwb_lfads.data import prepare_data
+    from nwb_lfads.errors import SessionMismatchError
+
+    def with_inputs(ds, labels):
+        values = np.ones((ds.sizes["trial"], ds.sizes["time"], len(labels)), np.float32)
+        return ds.assign(external_inputs=(("trial", "time", "input"), values)).assign_coords(
+            input=labels
+        )
+
+    a = with_inputs(make_session("a", n_trials=12), ["pulse_time"])
+    b = with_inputs(make_session("b", n_trials=10, seed=1), ["pulse_time"])
+    data = prepare_data([a, b], DataConfig())
+    assert data.ext_inputs.shape == (22, 20, 1)
+    with pytest.raises(SessionMismatchError, match=r"b.nwb: external inputs \['cue'\] differ"):
+        prepare_data([a, with_inputs(make_session("b", seed=1), ["cue"])], DataConfig())
+    with pytest.raises(SessionMismatchError, match=r"external inputs \[\] differ"):
+        prepare_data([a, make_session("b", seed=1)], DataConfig())

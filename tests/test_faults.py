@@ -392,3 +392,12 @@ def test_a_truncated_input_is_one_line_exit_2(session, tmp_path):
         assert result.exit_code == 2, result.output
         assert str(cut) in one_line(result)
     assert sha256(cut) == before and not RunDir(tmp_path / "run").holds_run()
+
+
+def test_resume_of_a_folder_killed_before_its_config_starts_the_run(finished, session, tmp_path):
+    run = RunDir(tmp_path / "bare")
+    with run.lock():  # what a kill while reading the data leaves: the lock file alone
+        pass
+    result = invoke("fit", session, "--out", run.path, "--resume", "--max-epochs", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "no run here yet" in result.output and run.output(session).exists()

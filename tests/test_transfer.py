@@ -78,6 +78,7 @@ def transferred(trained, sim_files, tmp_path_factory):
         ["transfer", trained, sim_files[1], "--out", out, "--max-epochs", 3, "--seed", 1, *QUIET]
     )
     assert result.exit_code == 0, result.output
+    assert "read-in start aligned" in result.output
     return out
 
 
@@ -86,7 +87,8 @@ def test_frozen_parameters_are_bit_identical_and_the_new_readin_readout_trained(
 ):
     from nwb_lfads.data import prepare_data
     from nwb_lfads.io.read import read_sessions, reader_options
-    from nwb_lfads.transfer import initial_transfer_readin
+    from nwb_lfads.train.checkpoint import load_run
+    from nwb_lfads.transfer import aligned_readin
 
     source = load_params(RunDir(trained).checkpoint.params_file())
     new = load_params(RunDir(transferred).checkpoint.best)
@@ -101,10 +103,13 @@ def test_frozen_parameters_are_bit_identical_and_the_new_readin_readout_trained(
     assert "lfads/readin" not in source and new["lfads/readin"]["w"].shape == (1, 6, 5)
     assert new["lfads/readout"]["w"].shape == (1, 3, 6)
     cfg = RunDir(transferred).read_config()
-    assert cfg.model.readin_dim == 5 and cfg.model.readin_init == "pcr"  # it has condition_id
+    assert cfg.model.readin_dim == 5
+    # both days have condition_id: the read-in started aligned onto day 1's condition averages
+    assert json.loads(RunDir(transferred).transferred_from.read_text())["readin_start"] == "aligned"
     datasets = read_sessions([sim_files[1]], **reader_options(cfg.data))
-    start = initial_transfer_readin(prepare_data(datasets, cfg.data), datasets, cfg)
-    assert start.readin_w.shape == (1, 6, 5)
+    src_cfg, params, known = load_run(trained)
+    start = aligned_readin(prepare_data(datasets, cfg.data), datasets, params, known, src_cfg)
+    assert start.readin_w.shape == (1, 6, 5) and np.abs(start.readin_w).sum() > 0
     assert not np.allclose(new["lfads/readin"]["w"], start.readin_w)  # trained away from the start
 
 
@@ -127,10 +132,14 @@ def test_the_new_run_records_its_source_and_writes_the_session(trained, transfer
     assert json.loads(RunDir(transferred).summary.read_text())[0]["session"] == "sim-1"
 
 
-def test_infer_works_on_the_transferred_run(transferred, sim_files, tmp_path):
+def test_infer_and_evaluate_work_on_the_transferred_run(transferred, sim_files, tmp_path):
+    from nwb_lfads.evaluate import evaluate
+
     result = invoke(["infer", transferred, sim_files[1], "--out", tmp_path, "--samples", 2])
     assert result.exit_code == 0, result.output
     assert [p.name for p in tmp_path.glob("*.nwb")] == ["sim_session-1.lfads.nwb"]
+    (session,) = evaluate(transferred, write=False)["sessions"]
+    assert session["session"] == "sim-1" and np.isfinite(session["metrics"]["r2_truth"])
 
 
 # ------------------------------------------------------------------ bad input: exit 2, one line
@@ -139,6 +148,11 @@ def test_infer_works_on_the_transferred_run(transferred, sim_files, tmp_path):
 def test_a_folder_that_is_not_a_trained_run_exits_2(sim_files, tmp_path):
     line = one_error_line(invoke(["transfer", tmp_path, sim_files[1], "--out", tmp_path / "o"]))
     assert "not a trained run directory" in line and str(tmp_path) in line
+    (tmp_path / "config.yaml").write_text("train:\n  max_epochs: 3\n")  # started, never trained
+    line = one_error_line(invoke(["transfer", tmp_path, sim_files[1], "--out", tmp_path / "o"]))
+    assert "not a trained run directory" in line
+    line = one_error_line(invoke(["transfer", tmp_path / "nope", sim_files[1], "--out", tmp_path]))
+    assert "nope" in line and "not a trained run directory" in line
 
 
 def test_a_session_already_in_the_model_exits_2(trained, sim_files, tmp_path):
@@ -170,10 +184,12 @@ def test_reading_options_or_model_settings_that_differ_exit_2(
     assert not (tmp_path / "o").exists()
 
 
-def test_matching_reading_options_are_accepted(trained, sim_files, tmp_path):
+def test_matching_reading_options_are_accepted_and_pcr_can_be_asked(trained, sim_files, tmp_path):
     out = tmp_path / "o"
+    pcr = ["--set", "model.readin_init=pcr"]
     result = invoke(
-        ["transfer", trained, sim_files[1], "--out", out, *WINDOW, "--max-epochs", 1, *QUIET]
+        ["transfer", trained, sim_files[1], "--out", out, *WINDOW, "--max-epochs", 1, *pcr, *QUIET]
     )
     assert result.exit_code == 0, result.output
     assert RunDir(out).read_config().model.readin_init == "pcr"
+    assert RunDir(out).read_transferred_from()["readin_start"] == "pcr"

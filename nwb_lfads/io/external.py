@@ -141,18 +141,25 @@ def bin_series(ts, path, starts, n_bins, bin_size, trial_ids, source) -> np.ndar
     Raises:
         ExternalInputError: data not (S,) or (S, C), or a window the samples do not cover.
     """
-    values = np.asarray(ts.data[:], dtype=np.float64)
-    if values.ndim == 1:
-        values = values[:, None]
     times = sample_times(ts)
-    if values.ndim != 2 or times.size != values.shape[0]:
+    shape = tuple(ts.data.shape) if hasattr(ts.data, "shape") else np.shape(ts.data)
+    if len(shape) not in (1, 2) or times.size != shape[0]:
         raise ExternalInputError(
-            f"{source}: external input {path} has data of shape {values.shape} and "
+            f"{source}: external input {path} has data of shape {shape} and "
             f"{times.size} timestamps; expected (time,) or (time, k) with one timestamp per "
             f"sample. Fix the series or leave it out."
         )
-    order = np.argsort(times, kind="stable")
-    times, values = times[order], values[order]
+    full = f"[{times.min():g}, {times.max():g}] s" if times.size else "no samples"
+    lo, hi = 0, times.size
+    if times.size > 1 and np.all(np.diff(times) >= 0):  # read only the samples the windows need
+        stops = window_stops(starts, n_bins, bin_size)
+        lo = max(int(np.searchsorted(times, starts.min(), side="left")) - 1, 0)
+        hi = min(int(np.searchsorted(times, stops.max(), side="right")) + 1, times.size)
+    values = np.asarray(ts.data[lo:hi], dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    order = np.argsort(times[lo:hi], kind="stable")
+    times, values = times[lo:hi][order], values[order]
     out = average_samples(times, values, starts, n_bins, bin_size)
     centres = starts[:, None] + (np.arange(n_bins) + 0.5) * bin_size  # [W, T]
     for c in range(values.shape[1]):
@@ -163,7 +170,7 @@ def bin_series(ts, path, starts, n_bins, bin_size, trial_ids, source) -> np.ndar
         bad = empty & ~inside
         if bad.any():
             w = int(np.flatnonzero(bad.any(axis=1))[0])
-            span = f"[{t[0]:g}, {t[-1]:g}] s" if t.size else "no finite samples"
+            span = full if t.size else "no finite samples"
             stop = window_stops(starts[w : w + 1], n_bins, bin_size)[0]
             raise ExternalInputError(
                 f"{source}: external input {path} (samples {span}) does not cover trial "

@@ -89,7 +89,8 @@ def train(
         resume: continue from the run's checkpoint (same split, same RNG stream); a run that
             stopped before its first checkpoint starts again from the beginning (``echo`` says
             so).
-        progress: show a tqdm bar over epochs (train/valid loss, KL, learning rate).
+        progress: print the plan (:func:`plan`: trials, batches, the memory estimate) and
+            show a tqdm bar over epochs (train/valid loss, KL, learning rate).
         readin_init: optional :class:`~nwb_lfads.model.readin.ReadInit`.
         frozen: optional ``{module: {name: array}}`` of trained parameters copied in and
             never updated (:class:`~nwb_lfads.train.trainer.Trainer`).
@@ -104,6 +105,8 @@ def train(
     trainer = Trainer(data, cfg, readin_init=readin_init, frozen=frozen)
     cfg = trainer.cfg  # automatic settings as resolved for this data
     t = cfg.train
+    if progress:
+        echo(plan(trainer))
     rd = ckpt_dir = None
     if run_dir is not None:
         rd = RunDir(run_dir)
@@ -184,6 +187,18 @@ def train(
         stop_reason=stop,
         run_dir=run_dir,
         trainer=trainer,
+    )
+
+
+def plan(trainer: Trainer) -> str:
+    """Two lines: what will be trained, on what, and the memory it will take
+    (:class:`~nwb_lfads.train.memory.MemoryEstimate`)."""
+    d = trainer.data
+    return (
+        f"plan: {int(d.train.sum())} training / {int(d.valid.sum())} validation trials of "
+        f"{d.n_bins} bins x {d.n_units_max} units ({d.n_sessions} session(s)); batch "
+        f"{trainer.batch_size}, {trainer.steps_per_epoch} steps per epoch, "
+        f"{trainer.steps_per_call} per compiled call\n{trainer.memory.line()}"
     )
 
 

@@ -30,7 +30,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..config import RunConfig, SessionSampling, check_against_data, resolve_for_data
+from ..config import (
+    DataPlacement,
+    RunConfig,
+    SessionSampling,
+    check_against_data,
+    resolve_for_data,
+)
 from ..data import TrainingData, sample_validation_mask
 from ..errors import RunDirError, SelectionError, TrainingDivergedError
 from ..model.lfads import Batch, l2_penalty, make_lfads
@@ -128,8 +134,7 @@ class Trainer:
         self.model = make_lfads(cfg.model, data.unit_mask)
 
         sv = sample_validation_mask(data, cfg.model.sv_rate, t.seed)
-        # the whole data set on every device of the mesh; batches are split inside the step
-        self.device = self._put(device_data(data, cfg, sv))
+        host_data = device_data(data, cfg, sv)
 
         k_init, k_train = jax.random.split(jax.random.key(t.seed))
         probe = Batch(
@@ -157,6 +162,9 @@ class Trainer:
             TrainingState(params, init_opt_state(self.optimizer, params), k_train, jnp.int32(0))
         )
         self._update, self._evaluate, self._gradient = self._compiled(params)
+        # the whole data set on every device of the mesh (batches are split inside the step),
+        # or, when it cannot fit, one call's trials at a time from the host
+        self._place_data(host_data, params)
         valid_idx = np.flatnonzero(data.valid).astype(np.int32)
         self._valid_chunks, self._n_valid = chunk_indices(valid_idx, self.batch_size)
         self._valid_sessions = data.session[valid_idx]
@@ -190,6 +198,7 @@ class Trainer:
             "ema_decay",
             "session_sampling",
             "devices",
+            "data_placement",
         ):
             compiled_in.pop(host_side)
         key = (
@@ -216,6 +225,96 @@ class Trainer:
             ),
         )
 
+    def _place_data(self, host_data, params) -> None:
+        """Estimate memory (:attr:`memory`, :mod:`nwb_lfads.train.memory`), then put the data
+        on the devices or keep it on the host for streaming (:attr:`streaming`)."""
+        from . import memory as mem
+
+        t = self.cfg.train
+        n_dev = self.parallel.n_devices
+        free_dev = mem.device_free(self.parallel.mesh.devices.flat[0])
+        on_host = free_dev is None  # CPU devices share the host's memory
+        free = mem.host_available() if on_host else free_dev
+        share = mem.FIT_FRACTION * free / (n_dev if on_host else 1)  # per device
+        state = mem.STATE_COPIES * mem.tree_bytes(self.state)
+        n_params = mem.tree_bytes(self.state.params) // 4
+        step = mem.analytic_step(
+            self.cfg.model, self.batch_size, self.data.n_bins, self.data.n_units_max, n_params
+        )
+        step_fn, source = None, "estimate"
+        if t.data_placement != DataPlacement.STREAM:
+            step_fn, measured = self._compile(host_data)
+            if measured is not None:
+                step, source = measured, "XLA"
+        data_bytes = mem.tree_bytes(host_data)
+        now = mem.rss()  # the compiler's memory included, before the data goes onto the devices
+        self.streaming = t.data_placement == DataPlacement.STREAM or (
+            t.data_placement == DataPlacement.AUTO and data_bytes + state + step > share
+        )
+        if self.streaming:
+            row = mem.tree_bytes(mem.take(host_data, np.zeros(1, np.int64)))
+            steps = mem.pool_steps(self.steps_per_call, self.batch_size, row, share - state - step)
+            if steps != self.steps_per_call:
+                self.steps_per_call = steps
+                self.calls_per_epoch = max(1, math.ceil(self.steps_per_epoch / steps))
+                self._update, self._evaluate, self._gradient = self._compiled(params)
+            self._host_data = host_data
+            self._pool_rng = np.random.default_rng(t.seed + 104729)
+            pool = mem.take(host_data, np.zeros(steps * self.batch_size, np.int64))
+            step_fn, pool_step = self._compile(pool)
+            data_bytes = mem.tree_bytes(pool)
+            if pool_step is not None:
+                step, source = pool_step, "XLA"
+            self.device = None
+        else:
+            self.device = self._put(host_data)
+        self._step = step_fn
+        per_device = data_bytes + state + step
+        self.memory = mem.MemoryEstimate(
+            platform=self.parallel.mesh.devices.flat[0].platform,
+            n_devices=n_dev,
+            data=data_bytes,
+            state=state,
+            step=step,
+            step_source=source,
+            free=int(free),
+            host_now=now,
+            host=now + (n_dev * per_device if on_host else 0),
+            streamed=self.streaming,
+        )
+
+    def _compile(self, device_data_tree):
+        """The update compiled ahead of time for these data shapes, with its memory (bytes or
+        None), shared by trainers with the same compiled function and shapes."""
+        from . import memory as mem
+
+        shapes = jax.tree_util.tree_map(
+            lambda x: (
+                tuple(np.shape(x)),
+                str(np.asarray(x).dtype) if not hasattr(x, "dtype") else str(x.dtype),
+            ),
+            (self.state, device_data_tree),
+        )
+        key = ("aot", self._update, str(jax.tree_util.tree_structure(shapes)), str(shapes))
+        return cached(
+            key,
+            lambda: mem.compile_step(
+                self._update, self.state, device_data_tree, self.parallel.replicated
+            ),
+        )
+
+    def _call_data(self):
+        """The data of the next compiled call: the placed data set, or a streamed pool."""
+        if not self.streaming:
+            return self.device
+        from . import memory as mem
+
+        d = self._host_data
+        rows = mem.draw_pool(
+            self._pool_rng, d.train_idx, d.train_p, self.steps_per_call * self.batch_size
+        )
+        return self._put(mem.take(d, rows))
+
     def _put(self, tree):
         """``tree`` replicated over the mesh: a copy on every device of :attr:`parallel`."""
         return put(tree, self.parallel.replicated)
@@ -236,7 +335,7 @@ class Trainer:
         """``(metrics, grads)`` of the next optimizer step from the current state (same batch,
         keys and sharding as :meth:`train_epoch` would use; nothing changes): float loss terms
         and a params-shaped dict of numpy float32 gradients."""
-        metrics, grads = jax.device_get(self._gradient(self.state, self.device))
+        metrics, grads = jax.device_get(self._gradient(self.state, self._call_data()))
         return {k: float(v) for k, v in metrics.items()}, grads
 
     # ------------------------------------------------------------------ epochs
@@ -246,7 +345,7 @@ class Trainer:
         sums: dict = {}
         n_ok_steps = skipped = 0
         for _ in range(self.calls_per_epoch):
-            self.state, m = self._update(self.state, self.device)
+            self.state, m = self._step(self.state, self._call_data())
             m = jax.device_get(m)
             bad = int(m.pop("n_nonfinite"))
             if bad:
@@ -311,11 +410,28 @@ class Trainer:
             }
         params = self.average if params is None else params
         key = jax.random.key(t.seed + 7919)
-        out = jax.device_get(
-            self._evaluate(
-                self._put(params), self.device, self._put(self._valid_chunks), self._put(key)
+        if self.streaming:  # one chunk of trials on the device at a time
+            from .memory import take
+
+            keys = jax.random.split(key, len(self._valid_chunks))
+            parts = [
+                jax.device_get(
+                    self._evaluate(
+                        self._put(params),
+                        self._put(take(self._host_data, chunk)),
+                        self._put(np.arange(chunk.size, dtype=np.int32)[None]),
+                        self._put(k),
+                    )
+                )
+                for chunk, k in zip(self._valid_chunks, keys)
+            ]
+            out = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+        else:
+            out = jax.device_get(
+                self._evaluate(
+                    self._put(params), self.device, self._put(self._valid_chunks), self._put(key)
+                )
             )
-        )
         per = {k: np.asarray(v).reshape(-1)[: self._n_valid] for k, v in out.items()}
         recon, kl_ic, kl_co = (float(np.mean(per[k])) for k in ("recon", "kl_ic", "kl_co"))
         step = self.state.step
