@@ -57,11 +57,19 @@ def test_default_space_is_autolfads_and_inside_its_ranges():
     for h in space.hyperparameters:
         lo, hi = h.init_range
         assert h.low <= lo <= hi <= h.high
-    # the package's own defaults lie inside the searched ranges
-    cfg = RunConfig()
-    for name in ("train.kl_ic_scale", "train.kl_co_scale", "train.l2_gen_scale", "train.lr_init"):
-        section, field = name.split(".")
-        assert space[name].low <= getattr(getattr(cfg, section), field) <= space[name].high
+    # the package's own defaults (as resolved for one and for several sessions) lie inside
+    # the searched ranges
+    from nwb_lfads.config import resolve_for_data
+
+    for cfg in (resolve_for_data(RunConfig(), 1), resolve_for_data(RunConfig(), 3)):
+        for name in (
+            "train.kl_ic_scale",
+            "train.kl_co_scale",
+            "train.l2_gen_scale",
+            "train.lr_init",
+        ):
+            section, field = name.split(".")
+            assert space[name].low <= getattr(getattr(cfg, section), field) <= space[name].high
     assert space.pbt.quantile_fraction == 0.25 and space.pbt.resample_probability == 0.25
     assert sp.search_space_from_dict(yaml.safe_load(space.to_yaml())) == space
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from helpers import make_session
 
-from nwb_lfads.config import RunConfig
+from nwb_lfads.config import RunConfig, resolve_for_data
 from nwb_lfads.data import prepare_data
 from nwb_lfads.infer import infer
 from nwb_lfads.train.checkpoint import load_run
@@ -37,7 +37,9 @@ def test_fit_writes_run_and_infer_returns_rates_in_hz(tmp_path):
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert len(lines) == 11 and lines[0].startswith("epoch,step")
     cfg2, params, sessions = load_run(tmp_path / "run")
-    assert cfg2 == cfg and sessions[0].session_id == "s0"
+    # the run records its automatic settings as resolved for one session
+    assert cfg2 == resolve_for_data(cfg, 1) and sessions[0].session_id == "s0"
+    assert cfg.model.readin_init == "auto" and cfg2.model.readin_init == "random"
     (out,) = infer(params, cfg2, [ds], sessions=sessions, n_samples=2)
     assert out["rates"].dims == ("trial", "time", "unit") and out["rates"].dtype == np.float32
     assert out["rates"].shape == ds["spikes"].shape
