@@ -15,7 +15,8 @@ Per device the training step holds (bytes):
   recurrences' activations kept for the backward pass.
 
 The host holds the process as it is when the estimate is made (Python, JAX, the sessions read
-and their arrays: the resident set size then) plus, on CPU, every device's share. Free memory is
+and their arrays, the compiler: the resident set size then) plus, on CPU, every device's
+share, and when streamed the pool being gathered on the host. Free memory is
 the device's ``memory_stats()`` (``bytes_limit - bytes_in_use``) where the backend reports it,
 else the host's available memory (``/proc/meminfo``).
 

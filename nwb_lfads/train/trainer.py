@@ -279,7 +279,10 @@ class Trainer:
             step_source=source,
             free=int(free),
             host_now=now,
-            host=now + (n_dev * per_device if on_host else 0),
+            # on CPU every device's share; streamed, also the pool being built on the host
+            host=now
+            + (n_dev * per_device if on_host else 0)
+            + (data_bytes if self.streaming else 0),
             streamed=self.streaming,
         )
 
