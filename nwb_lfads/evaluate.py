@@ -74,6 +74,10 @@ LABELS = {
     "co_bps": "co-bps (held-out units, eval trials)",
     "co_bps_smoothing": "  smoothing + GLM baseline",
     "psth_r2": "PSTH R^2",
+    "fp_bps": "fp-bps (forward bins, eval trials)",
+    "fp_bps_heldin": "  held-in units",
+    "fp_bps_heldout": "  held-out units",
+    "fp_bps_truth": "fp-bps of the true rates (ceiling)",
     "targets_co_bps": "targets: co-bps",
     "targets_vel_r2": "targets: velocity R^2",
     "targets_psth_r2": "targets: PSTH R^2",
@@ -186,6 +190,49 @@ def _glm_baseline(k, ho, ev, has_split: bool, bin_size: float) -> np.ndarray:
             k[~test][..., ~ho], k[~test][..., ho], k[test][..., ~ho], bin_size, SMOOTHING_SIGMA_S
         )
     return out
+
+
+def forward_metrics(
+    spikes, rates_hz, truth_hz, bin_size: float, *, heldout=None, eval_trials=None
+) -> tuple[dict, dict]:
+    """NLB's forward-prediction bits per spike over the forward bins of the evaluation trials.
+
+    Args:
+        spikes: counts [B, T_f, N] of the forward bins; rates_hz: float Hz [B, T_f, N] (NaN
+            where the file has no sample); truth_hz: true rates Hz [B, T_f, N] or None.
+        bin_size: s. heldout: bool [N] or None. eval_trials: bool [B] or None (= all trials).
+    Returns:
+        (``fp_bps`` (held-in and held-out units together, NLB's ``fp-bps``), ``fp_bps_heldin``
+        and ``fp_bps_heldout`` with held-out units, ``fp_bps_truth`` (the true rates', the
+        ceiling) on simulated sessions; skipped: {key: reason}).
+    """
+    k = np.asarray(spikes, dtype=np.float64)
+    r = np.asarray(rates_hz, dtype=np.float64) * bin_size
+    ev = np.ones(k.shape[0], bool) if eval_trials is None else np.asarray(eval_trials, bool)
+    sel = ev & np.isfinite(r).all(axis=(1, 2))
+    out, skipped = {}, {}
+    if not sel.any():
+        return out, {
+            "fp_bps": "no evaluation trial has rates over the forward bins (a later trial's "
+            "window overlaps them)"
+        }
+    ho = np.zeros(k.shape[2], bool) if heldout is None else np.asarray(heldout, bool)
+
+    def attempt(key, fn):
+        try:
+            out[key] = float(fn())
+        except M.MetricInputError as exc:
+            skipped[key] = str(exc)
+
+    attempt("fp_bps", lambda: M.fp_bps(r[sel], k[sel]))
+    if ho.any() and not ho.all():
+        attempt("fp_bps_heldin", lambda: M.fp_bps(r[sel][..., ~ho], k[sel][..., ~ho]))
+        attempt("fp_bps_heldout", lambda: M.fp_bps(r[sel][..., ho], k[sel][..., ho]))
+    if truth_hz is not None:
+        t = np.asarray(truth_hz, dtype=np.float64) * bin_size
+        if np.isfinite(t[sel]).all():
+            attempt("fp_bps_truth", lambda: M.fp_bps(t[sel], k[sel]))
+    return out, skipped
 
 
 # ----------------------------------------------------------------------------- files
@@ -376,6 +423,17 @@ def evaluate_session(
         )
     ev = _eval_mask(ds, spec, str(enriched))
     heldout = ds.coords["heldout"].values.astype(bool) if "heldout" in ds.coords else None
+    n_fwd = int(ds.attrs.get("forward_bins", 0))
+    t_obs = ds.sizes["time"] - n_fwd
+    forward = None  # (spikes, rates Hz, truth Hz or None) of the forward bins
+    if n_fwd:
+        forward = (
+            ds.spikes.values[:, t_obs:],
+            rates[:, t_obs:],
+            None if truth is None else truth[:, t_obs:],
+        )
+        ds, rates = ds.isel(time=slice(0, t_obs)), rates[:, :t_obs]
+        truth = None if truth is None else truth[:, :t_obs]
     found, skipped, written = {}, {}, {}
     if targets is not None or nlb_submission is not None:
         what = "scoring --targets" if nlb_submission is None else "an NLB submission"
@@ -391,20 +449,32 @@ def evaluate_session(
         )  # NLB: split 'train'
     if nlb_submission is not None:
         group = nlb_group_name(dataset, cfg.bin_size)
+        fwd_rates = None if forward is None else forward[1]
         missing = ~np.isfinite(rates).all(axis=(1, 2)) & (ev | train)
+        if fwd_rates is not None:  # the forward bins are submitted for the evaluation trials
+            missing |= ~np.isfinite(fwd_rates).all(axis=(1, 2)) & ev
         if missing.any():
             raise NwbContentError(
                 f"{enriched}: processing/lfads/rates has no rates for {int(missing.sum())} "
                 f"trials of the split (ids {ds.trial.values[missing][:5].tolist()}); a submission "
                 f"needs every trial. Run 'nwb-lfads infer' on the session first."
             )
-        arrays = submission_arrays(rates, cfg.bin_size, heldout, ev, train)
+        arrays = submission_arrays(rates, cfg.bin_size, heldout, ev, train, fwd_rates)
         written = {
             "submission": str(write_submission(nlb_submission, group, arrays)),
             "submission_dataset": group,
         }
     if targets is not None:
-        found, skipped = score_targets(targets, rates, cfg.bin_size, heldout, ev, train, dataset)
+        found, skipped = score_targets(
+            targets,
+            rates,
+            cfg.bin_size,
+            heldout,
+            ev,
+            train,
+            dataset,
+            None if forward is None else forward[1],
+        )
     finite = np.isfinite(rates)
     units = finite.any(axis=(0, 1))
     trials = finite[..., units].all(axis=(1, 2))
@@ -432,6 +502,9 @@ def evaluate_session(
         lag_s=lag,
     )
     found, skipped = {**more, **found}, {**why, **skipped}
+    if forward is not None:
+        more, why = forward_metrics(*forward, cfg.bin_size, heldout=heldout, eval_trials=ev)
+        found, skipped = {**found, **more}, {**skipped, **why}
     if truth is None:
         skipped["r2_truth"] = "no processing/ground_truth/rates (only simulated sessions have it)"
     out = {
