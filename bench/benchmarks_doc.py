@@ -116,6 +116,20 @@ ABOUT = {
         "from each pulse and elsewhere. A `with - without` row compares the two fits of a run; "
         "`load` is the 1-minute load average at the start and end of the fit (2 cores).",
     ),
+    "forward": (
+        "Forward prediction (fp-bps)",
+        "nice -n 5 python bench/forward.py --part sim|maze --minutes 5 [--seed S]",
+        "NLB's fp-bps over the evaluation trials' forward bins (the 200 ms after each window, "
+        "never encoder input; held-in and held-out units together, and each part). `sim`: one "
+        "simulated chaotic-RNN session (20 conditions x 8 trials, 50 units, 12 held out, 32 "
+        "evaluation trials, 10 ms bins, window -0.25..0.55 s + 0.2 s forward), against the "
+        "true rates' own fp-bps (the ceiling); `maze`: MC_Maze_Small with 27 pseudo-held-out "
+        "units and 20 pseudo-evaluation trials, 5 ms bins, window -0.25..0.25 s + 0.2 s (the "
+        "NLB test file has no spikes past 0.45 s: its forward period is the hidden target). "
+        "Default settings, a "
+        "5-minute budget (`train min`: what early stopping left of it); `load`: the 1-minute "
+        "load average at the start / end of the fit (2 cores).",
+    ),
     "sweep": (
         "AutoLFADS sweep",
         "python bench/sweep.py --minutes 10 --population 4 --workers 2",
@@ -508,6 +522,23 @@ COLUMNS: dict[str, list] = {
             ),
         ),
     ],
+    "forward": [
+        ("part", lambda r: _cell(r.get("part", ""))),
+        ("seed", lambda r: _num(r.get("seed"), "{}")),
+        ("train min", lambda r: _num(r.get("train_minutes"), "{:.1f}")),
+        ("epochs (best)", _epochs),
+        ("fp-bps", lambda r: _num(r.get("fp_bps"))),
+        ("held-in", lambda r: _num(r.get("fp_bps_heldin"))),
+        ("held-out", lambda r: _num(r.get("fp_bps_heldout"))),
+        ("true rates", lambda r: _num(r.get("fp_bps_truth"))),
+        ("co-bps", lambda r: _num(r.get("co_bps"))),
+        (
+            "load",
+            lambda r: (
+                f"{_num(r.get('load_avg_start'), '{}')} / {_num(r.get('load_avg_end'), '{}')}"
+            ),
+        ),
+    ],
     "faults": [
         ("draws", lambda r: _num(r.get("draws"), "{}")),
         (
@@ -579,6 +610,7 @@ KEY_FIGURE = {
     "stitching": ("small gain mean", lambda r: [_suite(r, "small").get("mean")]),
     "transfer": ("gain", lambda r: [r.get("gain")]),
     "external_inputs": ("R^2 gain", lambda r: [r.get("r2_gain")]),
+    "forward": ("fp-bps", lambda r: [r.get("fp_bps")]),
 }
 
 
