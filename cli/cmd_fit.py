@@ -21,6 +21,7 @@ def fit_overrides(
     sets,
     devices=None,
     external_inputs=(),
+    forward=None,
 ) -> list[str]:
     """Turn CLI options into ``SECTION.FIELD=VALUE`` overrides (``--set`` ones last, so they win)."""
     import json
@@ -36,6 +37,7 @@ def fit_overrides(
         ("data.eval_trials", eval_trials),
         ("train.devices", devices),
         ("data.external_inputs", json.dumps(list(external_inputs)) if external_inputs else None),
+        ("data.forward", forward),
     ]
     out = [f"{key}={value}" for key, value in pairs if value is not None]
     return out + list(sets)
@@ -115,6 +117,15 @@ def start_distributed() -> None:
 )
 @reading_options
 @external_input_option
+@click.option(
+    "--forward",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Forward prediction (NLB: 0.2): also bin SECONDS after each window; the encoders never "
+    "see them, the generator runs on through them, the loss scores them (not on --eval-trials) "
+    "and their rates are written. Needs --align-to (data.forward).",
+)
 @training_options
 @click.option(
     "--devices",
@@ -151,6 +162,7 @@ def command(
     window,
     bin_size,
     external_inputs,
+    forward,
     config_file,
     sets,
     max_epochs,
@@ -202,6 +214,7 @@ def command(
         sets,
         devices,
         external_inputs,
+        forward,
     )
     if not resume:  # device count and batch divisibility before any data is read
         train_cfg = (config or RunConfig()).with_overrides(overrides).train

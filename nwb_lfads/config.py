@@ -110,6 +110,11 @@ class DataConfig:
             controller at every bin (``--external-input``; :mod:`nwb_lfads.io.external`): a
             TimeSeries, a trials-table event column (``*_time``, a unit pulse in the bin of the
             event) or a numeric trials-table column (constant over the trial). Empty = none.
+        forward: seconds of forward prediction (``--forward``; NLB uses 0.2): the reader also
+            bins this time after each aligned window; the encoders never see those bins, the
+            generator runs on through them, the loss covers them (not on ``eval_trials``,
+            where they are what is predicted) and their rates are written. A whole number of
+            bins; 0 = none; trial-aligned mode only.
     """
 
     bin_size: float = 0.01
@@ -122,9 +127,21 @@ class DataConfig:
     eval_trials: str | None = None
     split_seed: int = 0
     external_inputs: tuple[str, ...] = ()
+    forward: float = 0.0
 
     def __post_init__(self):
         _positive("data.bin_size", self.bin_size)
+        if not (_real("data.forward", self.forward) >= 0 and math.isfinite(self.forward)):
+            raise ConfigError(
+                f"data.forward={self.forward!r}: expected seconds >= 0 of forward prediction "
+                f"after each window (e.g. 0.2), or 0 for none."
+            )
+        if self.forward > 0 and self.align_to is None:
+            raise ConfigError(
+                f"data.forward={self.forward:g} needs trial-aligned windows: forward prediction "
+                f"continues each trial's window, and continuous windows have no trials. Set "
+                f"data.align_to (--align-to COLUMN) or data.forward=0."
+            )
         names = self.external_inputs
         if isinstance(names, str) or not isinstance(names, (list, tuple)):
             raise ConfigError(

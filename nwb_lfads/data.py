@@ -12,7 +12,9 @@ order), T bins, N units (padded to the largest session).
 - ``ext_inputs`` [M, T, X]: the sessions' external inputs (``external_inputs`` of the
   reader; the same labels in every session), or None when there are none;
 - ``train`` / ``valid`` [M]: a seeded, condition-stratified split per session
-  (``valid_fraction``, ``split_seed``); evaluation trials are never in the validation set.
+  (``valid_fraction``, ``split_seed``); evaluation trials are never in the validation set;
+- ``n_forward``: the last T_f of the T bins are forward-prediction bins (the reader's
+  ``forward_bins``; 0 = none): never encoder input, scored except on evaluation trials.
 
 Nothing computed here reads the spikes that are unobserved (``loss_mask`` false), so the
 held-out spikes of evaluation trials cannot influence a fit.
@@ -70,6 +72,7 @@ class TrainingData:
     observed entries of training trials (0 for padded units). time: float64 [T] bin centres,
     seconds. bin_size: seconds. sessions: one :class:`SessionInfo` per session.
     ext_inputs: float32 [M, T, X] external inputs, or None (no external inputs).
+    n_forward: T_f, the last bins of T that are forward-prediction bins (0 = none).
     """
 
     spikes: np.ndarray
@@ -85,6 +88,7 @@ class TrainingData:
     bin_size: float
     sessions: tuple
     ext_inputs: np.ndarray | None = None
+    n_forward: int = 0
 
     @property
     def n_sessions(self) -> int:
@@ -151,6 +155,22 @@ def stack_external_inputs(datasets) -> np.ndarray | None:
                 f"the same number of columns."
             )
     return np.concatenate([np.asarray(ds["external_inputs"].values, np.float32) for ds in datasets])
+
+
+def forward_bins(datasets) -> int:
+    """T_f, the forward-prediction bins of the sessions (reader attr ``forward_bins``).
+
+    Raises:
+        SessionMismatchError: sessions read with different forward periods.
+    """
+    counts = [int(ds.attrs.get("forward_bins", 0)) for ds in datasets]
+    for ds, c in zip(datasets, counts):
+        if c != counts[0]:
+            raise SessionMismatchError(
+                f"{_name(ds)}: {c} forward bins, but {_name(datasets[0])} has {counts[0]}; read "
+                f"all sessions with the same --forward."
+            )
+    return counts[0] if counts else 0
 
 
 def _heldout(ds, cfg: DataConfig) -> np.ndarray:
@@ -311,10 +331,11 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
         start += m
 
     observed = loss_mask[:, None, :] & train[:, None, None]  # [M, 1, N]
+    t_obs = T - forward_bins(datasets)  # the forward bins of evaluation trials are never read
     sums = np.zeros((S, N))
     counts = np.zeros((S, N))
-    np.add.at(sums, session, np.where(observed, spikes, 0.0).sum(axis=1))
-    np.add.at(counts, session, np.broadcast_to(observed, (M, 1, N)).sum(axis=1) * T)
+    np.add.at(sums, session, np.where(observed, spikes[:, :t_obs], 0.0).sum(axis=1))
+    np.add.at(counts, session, np.broadcast_to(observed, (M, 1, N)).sum(axis=1) * t_obs)
     unit_means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
     time = (
         np.asarray(datasets[0].coords["time"].values, float)
@@ -335,6 +356,7 @@ def prepare_data(datasets, cfg: DataConfig) -> TrainingData:
         sizes.pop(),
         tuple(infos),
         stack_external_inputs(datasets),
+        forward_bins(datasets),
     )
 
 
@@ -436,6 +458,7 @@ def inference_data(datasets, sessions, n_units_max: int) -> tuple[TrainingData, 
         bin_size,
         tuple(sessions),
         stack_external_inputs(datasets),
+        forward_bins(datasets),
     )
     return data, order
 

@@ -24,7 +24,10 @@ file), samples ``processing/lfads/rates`` at the same bin centres (session time
   training trials (``metrics.NLB_RIDGE_ALPHAS``), then the R^2 (uniform over channels) is taken
   on the evaluation trials (every fifth trial without an eval split);
 - with ``targets``: nlb_tools evaluation targets scored like NLB (:mod:`nwb_lfads.nlb_targets`):
-  ``targets_co_bps``, ``targets_vel_r2``, ``targets_psth_r2``.
+  ``targets_co_bps``, ``targets_vel_r2``, ``targets_psth_r2``, ``targets_fp_bps``;
+- with ``nlb_submission``: the rates written as an NLB submission file
+  (:mod:`nwb_lfads.nlb_submission`); a submission file given as the path is scored against
+  ``targets`` the way nlb_tools does.
 
 A metric the data cannot support is left out, with the reason under ``skipped``. Glossary:
 B trials, T bins, N units (N_in held-in, N_out held-out), D behaviour channels, E eval trials.
@@ -49,7 +52,8 @@ from .errors import (
     SelectionError,
     TargetsError,
 )
-from .nlb_targets import score_targets
+from .nlb_submission import is_submission, score_submission, submission_arrays, write_submission
+from .nlb_targets import nlb_group_name, score_targets
 from .rundir import RunDir, evaluation_path, write_text_atomic
 from .selection import TrialSelector
 
@@ -70,9 +74,14 @@ LABELS = {
     "co_bps": "co-bps (held-out units, eval trials)",
     "co_bps_smoothing": "  smoothing + GLM baseline",
     "psth_r2": "PSTH R^2",
+    "fp_bps": "fp-bps (forward bins, eval trials)",
+    "fp_bps_heldin": "  held-in units",
+    "fp_bps_heldout": "  held-out units",
+    "fp_bps_truth": "fp-bps of the true rates (ceiling)",
     "targets_co_bps": "targets: co-bps",
     "targets_vel_r2": "targets: velocity R^2",
     "targets_psth_r2": "targets: PSTH R^2",
+    "targets_fp_bps": "targets: fp-bps",
 }
 
 
@@ -181,6 +190,49 @@ def _glm_baseline(k, ho, ev, has_split: bool, bin_size: float) -> np.ndarray:
             k[~test][..., ~ho], k[~test][..., ho], k[test][..., ~ho], bin_size, SMOOTHING_SIGMA_S
         )
     return out
+
+
+def forward_metrics(
+    spikes, rates_hz, truth_hz, bin_size: float, *, heldout=None, eval_trials=None
+) -> tuple[dict, dict]:
+    """NLB's forward-prediction bits per spike over the forward bins of the evaluation trials.
+
+    Args:
+        spikes: counts [B, T_f, N] of the forward bins; rates_hz: float Hz [B, T_f, N] (NaN
+            where the file has no sample); truth_hz: true rates Hz [B, T_f, N] or None.
+        bin_size: s. heldout: bool [N] or None. eval_trials: bool [B] or None (= all trials).
+    Returns:
+        (``fp_bps`` (held-in and held-out units together, NLB's ``fp-bps``), ``fp_bps_heldin``
+        and ``fp_bps_heldout`` with held-out units, ``fp_bps_truth`` (the true rates', the
+        ceiling) on simulated sessions; skipped: {key: reason}).
+    """
+    k = np.asarray(spikes, dtype=np.float64)
+    r = np.asarray(rates_hz, dtype=np.float64) * bin_size
+    ev = np.ones(k.shape[0], bool) if eval_trials is None else np.asarray(eval_trials, bool)
+    sel = ev & np.isfinite(r).all(axis=(1, 2))
+    out, skipped = {}, {}
+    if not sel.any():
+        return out, {
+            "fp_bps": "no evaluation trial has rates over the forward bins (a later trial's "
+            "window overlaps them)"
+        }
+    ho = np.zeros(k.shape[2], bool) if heldout is None else np.asarray(heldout, bool)
+
+    def attempt(key, fn):
+        try:
+            out[key] = float(fn())
+        except M.MetricInputError as exc:
+            skipped[key] = str(exc)
+
+    attempt("fp_bps", lambda: M.fp_bps(r[sel], k[sel]))
+    if ho.any() and not ho.all():
+        attempt("fp_bps_heldin", lambda: M.fp_bps(r[sel][..., ~ho], k[sel][..., ~ho]))
+        attempt("fp_bps_heldout", lambda: M.fp_bps(r[sel][..., ho], k[sel][..., ho]))
+    if truth_hz is not None:
+        t = np.asarray(truth_hz, dtype=np.float64) * bin_size
+        if np.isfinite(t[sel]).all():
+            attempt("fp_bps_truth", lambda: M.fp_bps(t[sel], k[sel]))
+    return out, skipped
 
 
 # ----------------------------------------------------------------------------- files
@@ -336,6 +388,7 @@ def evaluate_session(
     dataset: str | None = None,
     behavior=None,
     lag: float | None = None,
+    nlb_submission=None,
 ) -> dict:
     """Evaluate one enriched NWB file.
 
@@ -346,10 +399,13 @@ def evaluate_session(
         targets, dataset: optional nlb_tools targets file and its dataset name.
         behavior: names of TimeSeries to decode (None: the ``BEHAVIOR_SERIES`` the file has);
             lag: s, decoding lag (None: ``DECODING_LAG_S``).
+        nlb_submission: write the rates as an NLB submission file there (the group named after
+            ``dataset``, one of ``NLB_DATASETS``), or None.
     Returns:
         dict: ``session``, ``file``, ``n_trials``, ``n_units``, ``n_heldout``, ``n_eval_trials``,
         ``eval_trials``, ``metrics`` {key: float}, ``skipped`` {key: reason}; with behaviour
-        series, ``decoding_lag_s``.
+        series, ``decoding_lag_s``; with ``nlb_submission``, ``submission`` (path) and
+        ``submission_dataset`` (group).
     Raises:
         SelectionError: a ``behavior`` name that is not a TimeSeries of the file (the message
         lists the candidates); ConfigError: a lag not shorter than the trials.
@@ -357,7 +413,7 @@ def evaluate_session(
     enriched = Path(enriched)
     lag = DECODING_LAG_S if lag is None else _check_lag(lag)
     cfg, spec, behaviors, ds, rates, truth = _read(
-        enriched, data_cfg, "split=val" if targets else None, behavior
+        enriched, data_cfg, "split=val" if targets or nlb_submission else None, behavior
     )
     n_bins = ds.sizes["time"]
     if behaviors and abs(round(lag / cfg.bin_size)) >= n_bins:
@@ -367,18 +423,58 @@ def evaluate_session(
         )
     ev = _eval_mask(ds, spec, str(enriched))
     heldout = ds.coords["heldout"].values.astype(bool) if "heldout" in ds.coords else None
-    found, skipped = {}, {}
-    if targets is not None:
-        if heldout is None or ev is None:
+    n_fwd = int(ds.attrs.get("forward_bins", 0))
+    t_obs = ds.sizes["time"] - n_fwd
+    forward = None  # (spikes, rates Hz, truth Hz or None) of the forward bins
+    if n_fwd:
+        forward = (
+            ds.spikes.values[:, t_obs:],
+            rates[:, t_obs:],
+            None if truth is None else truth[:, t_obs:],
+        )
+        ds, rates = ds.isel(time=slice(0, t_obs)), rates[:, :t_obs]
+        truth = None if truth is None else truth[:, :t_obs]
+    found, skipped, written = {}, {}, {}
+    if targets is not None or nlb_submission is not None:
+        what = "scoring --targets" if nlb_submission is None else "an NLB submission"
+        if heldout is None or not heldout.any() or ev is None:
             raise EvaluationError(
-                f"{enriched}: scoring --targets needs held-out units and evaluation trials "
-                f"(data.heldout_units, data.eval_trials or a 'split' trials column)."
+                f"{enriched}: {what} needs held-out units and evaluation trials "
+                f"(fit with --heldout-units COL and --eval-trials split=val, or a 'split' "
+                f"trials column)."
             )
         split = np.asarray(ds.coords[spec.column].values).astype(str)
         train = (
             (split == "train") & ~ev if ((split == "train") & ~ev).any() else ~ev
         )  # NLB: split 'train'
-        found, skipped = score_targets(targets, rates, cfg.bin_size, heldout, ev, train, dataset)
+    if nlb_submission is not None:
+        group = nlb_group_name(dataset, cfg.bin_size)
+        fwd_rates = None if forward is None else forward[1]
+        missing = ~np.isfinite(rates).all(axis=(1, 2)) & (ev | train)
+        if fwd_rates is not None:  # the forward bins are submitted for the evaluation trials
+            missing |= ~np.isfinite(fwd_rates).all(axis=(1, 2)) & ev
+        if missing.any():
+            raise NwbContentError(
+                f"{enriched}: processing/lfads/rates has no rates for {int(missing.sum())} "
+                f"trials of the split (ids {ds.trial.values[missing][:5].tolist()}); a submission "
+                f"needs every trial. Run 'nwb-lfads infer' on the session first."
+            )
+        arrays = submission_arrays(rates, cfg.bin_size, heldout, ev, train, fwd_rates)
+        written = {
+            "submission": str(write_submission(nlb_submission, group, arrays)),
+            "submission_dataset": group,
+        }
+    if targets is not None:
+        found, skipped = score_targets(
+            targets,
+            rates,
+            cfg.bin_size,
+            heldout,
+            ev,
+            train,
+            dataset,
+            None if forward is None else forward[1],
+        )
     finite = np.isfinite(rates)
     units = finite.any(axis=(0, 1))
     trials = finite[..., units].all(axis=(1, 2))
@@ -406,6 +502,9 @@ def evaluate_session(
         lag_s=lag,
     )
     found, skipped = {**more, **found}, {**why, **skipped}
+    if forward is not None:
+        more, why = forward_metrics(*forward, cfg.bin_size, heldout=heldout, eval_trials=ev)
+        found, skipped = {**found, **more}, {**skipped, **why}
     if truth is None:
         skipped["r2_truth"] = "no processing/ground_truth/rates (only simulated sessions have it)"
     out = {
@@ -421,7 +520,7 @@ def evaluate_session(
         out["decoding_lag_s"] = lag
     if "targets_dataset" in found:
         out["targets_dataset"] = found.pop("targets_dataset")
-    return {**out, "metrics": found, "skipped": skipped}
+    return {**out, **written, "metrics": found, "skipped": skipped}
 
 
 def _run_files(rd: RunDir) -> list[Path]:
@@ -444,25 +543,39 @@ def evaluate(
     write: bool = True,
     behavior=None,
     lag: float | None = None,
+    nlb_submission=None,
 ) -> dict:
-    """Evaluate a run directory (every session) or one enriched NWB file.
+    """Evaluate a run directory (every session), one enriched NWB file or an NLB submission.
 
     Args:
-        path: a RUN_DIR written by ``fit`` (``config.yaml``, ``sessions.json``, ``*.lfads.nwb``)
-            or an NWB file with ``processing/lfads``.
+        path: a RUN_DIR written by ``fit`` (``config.yaml``, ``sessions.json``, ``*.lfads.nwb``),
+            an NWB file with ``processing/lfads``, or an NLB submission .h5 (scored against
+            ``targets``, :func:`nwb_lfads.nlb_submission.score_submission`).
         targets: optional nlb_tools targets HDF5; dataset: its group name (default: inferred).
         write: write ``evaluation.json`` (RUN_DIR) or ``<stem>.evaluation.json`` (atomically).
         behavior, lag: behaviour series to decode and the lag in seconds
             (:func:`evaluate_session`).
+        nlb_submission: write the rates as an NLB submission .h5 there, group ``dataset``
+            (required; one of ``nlb_targets.NLB_DATASETS``); the run must have one session.
     Returns:
         dict: ``path``, ``sessions`` (one dict per session, see :func:`evaluate_session`),
         ``overall`` (each metric's mean over the sessions that have it), ``written`` (path or None).
     Raises:
         EvaluationError / RunDirError / InputFileError: not a run directory nor an enriched file;
-        TargetsError: targets that match no session.
+        TargetsError: targets that match no session; an unknown NLB ``dataset``.
     """
 
     p = Path(path).expanduser()
+    if nlb_submission is not None:
+        if dataset is None:
+            raise TargetsError(
+                f"--nlb-submission {nlb_submission}: name the NLB dataset with --dataset "
+                f"(e.g. mc_maze_small)."
+            )
+        nlb_group_name(dataset, 0.005)  # an unknown name fails before any reading
+    if p.is_file() and is_submission(p):
+        sessions = score_submission(p, targets, dataset)
+        return _report(p, sessions, write)
     if p.is_dir():
         rd = RunDir(p)
         files = _run_files(rd)
@@ -480,11 +593,24 @@ def evaluate(
             f"{p}: no such run directory or NWB file. Pass the --out folder of 'nwb-lfads fit' "
             f"or an enriched .lfads.nwb file."
         )
+    if nlb_submission is not None and len(files) > 1:
+        raise EvaluationError(
+            f"{p}: holds {len(files)} sessions; an NLB submission is one session. Pass that "
+            f"session's .lfads.nwb file instead of the run directory."
+        )
     sessions, failed = [], []
     for f, c in zip(files, cfgs):
         try:
             sessions.append(
-                evaluate_session(f, c, targets=targets, dataset=dataset, behavior=behavior, lag=lag)
+                evaluate_session(
+                    f,
+                    c,
+                    targets=targets,
+                    dataset=dataset,
+                    behavior=behavior,
+                    lag=lag,
+                    nlb_submission=nlb_submission,
+                )
             )
         except TargetsError as exc:  # several sessions: the targets fit some of them
             if targets is None or len(files) == 1:
@@ -494,6 +620,11 @@ def evaluate(
             sessions[-1]["skipped"]["targets"] = str(exc)
     if failed and len(failed) == len(files):
         raise failed[0]
+    return _report(p, sessions, write)
+
+
+def _report(p: Path, sessions: list[dict], write: bool) -> dict:
+    """The report of :func:`evaluate` (overall means; the JSON written atomically)."""
     keys = list(
         dict.fromkeys(k for s in sessions for k, v in s["metrics"].items() if isinstance(v, float))
     )

@@ -115,7 +115,7 @@ def _posterior_arrays(
         raise ConfigError(
             f"posterior sampling needs n_samples >= 1 and batch_size >= 1, got {n_samples}, {batch_size}."
         )
-    model = make_lfads(cfg.model, data.unit_mask)
+    model = make_lfads(cfg.model, data.unit_mask, n_forward=data.n_forward)
     n_samples = effective_samples(cfg, n_samples, push_mean)
     run = _sampler(model, get_likelihood(cfg.model.likelihood), n_samples, push_mean, states)
     params = jax.tree_util.tree_map(jnp.asarray, params)

@@ -186,6 +186,7 @@ def _targets(path, ds, truth, groups=("mc_maze_small_10",), heldout_spikes=None)
                 -1, nlb.shape[2]
             )  # chaotic: trials of a condition share rates
             grp["eval_spikes_heldin_forward"] = np.zeros((int(ev.sum()), 20, int((~ho).sum())))
+            grp["eval_spikes_heldout_forward"] = np.zeros((int(ev.sum()), 20, int(ho.sum())))
     return path
 
 

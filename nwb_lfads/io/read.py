@@ -13,7 +13,13 @@
 - behaviour: ``<name>`` float64 ``("trial", "time", "<name>_channel")``, the mean of the
   samples in each bin (NaN where none fall);
 - attrs ``session_id``, ``identifier``, ``source``, ``bin_size``, ``align_to``, ``window``,
-  ``dropped_trials``, and in continuous mode ``window_length``, ``overlap``, ``span``.
+  ``dropped_trials``, and in continuous mode ``window_length``, ``overlap``, ``span``;
+  with ``forward`` > 0 also ``forward`` (s) and ``forward_bins`` (T_f).
+
+Forward prediction (``forward`` seconds, trial-aligned mode): the last ``forward_bins`` bins of
+the time axis continue each window past ``window[1]`` (``time`` keeps counting from the event);
+``window`` stays the observed window, and a trial is dropped when its window together with the
+forward bins reaches outside the recording.
 
 The session time of a bin centre is always ``align_time + time``. Bin ``k`` of a window covers
 ``[start + k*bin_size, start + (k+1)*bin_size)`` with ``start = event + window[0]`` (float64,
@@ -71,7 +77,7 @@ def _tolerance(bin_size: float) -> float:
 
 
 def _trial_plan(
-    nwbfile, name, bin_size, align_to, window, selection, clip, include, spikes
+    nwbfile, name, bin_size, align_to, window, selection, clip, include, spikes, n_forward=0
 ) -> _Plan:
     trials = nwbfile.trials
     if trials is None or len(trials) == 0:
@@ -112,7 +118,7 @@ def _trial_plan(
             f"{name}: window {window} starts at or after its stop. "
             f"Pass window=(start, stop) with start < stop, in seconds around the event."
         )
-    n_bins = _whole_bins(window[1] - window[0], bin_size, "window length", name)
+    n_bins = _whole_bins(window[1] - window[0], bin_size, "window length", name) + n_forward
 
     checks.check_tensor_size(
         float(rows.size) * n_bins * spikes.ids.size,
@@ -130,13 +136,14 @@ def _trial_plan(
     finite = np.isfinite(starts)
     outside = np.zeros_like(finite)
     outside[finite] = (starts[finite] < span[0] - tol) | (stops[finite] > span[1] + tol)
-    reasons[f"window reaching outside the recorded span [{span[0]:g}, {span[1]:g}] s"] = outside
+    what = "window (with its forward bins)" if n_forward else "window"
+    reasons[f"{what} reaching outside the recorded span [{span[0]:g}, {span[1]:g}] s"] = outside
     if clip:
         beyond = np.zeros_like(finite)
         beyond[finite] = (starts[finite] < start_time[rows][finite] - tol) | (
             stops[finite] > stop_time[rows][finite] + tol
         )
-        reasons["window reaching past the trial's start_time/stop_time (clip_to_trial=True)"] = (
+        reasons[f"{what} reaching past the trial's start_time/stop_time (clip_to_trial=True)"] = (
             beyond & ~outside
         )
     drop = np.zeros(rows.size, dtype=bool)
@@ -239,6 +246,7 @@ def read_session(
     clip_to_trial: bool = False,
     include_columns: list[str] | None = None,
     external_inputs: list[str] | tuple[str, ...] | None = None,
+    forward: float = 0.0,
 ):
     """Bin one NWB session's spikes into an ``xarray.Dataset`` of counts (trial, time, unit).
 
@@ -265,6 +273,9 @@ def read_session(
         include_columns: string or ragged trials columns to keep as coordinates too.
         external_inputs: names of known inputs (TimeSeries, trials event or numeric columns)
             put on the bins as variable ``external_inputs`` (:mod:`nwb_lfads.io.external`).
+        forward: seconds (a whole number of bins, >= 0) binned after each window for forward
+            prediction: the time axis gets ``forward / bin_size`` more bins (attrs ``forward``,
+            ``forward_bins``); trial-aligned mode only.
 
     Returns:
         ``xarray.Dataset`` with ``spikes`` int32 [trial, time, unit]; see the module docstring.
@@ -291,6 +302,16 @@ def read_session(
             )
         checks.warn_outside_recording(spikes, checks.recording_bounds(nwbfile), name)
         positions = tables.select_units(nwbfile, spikes.ids, units, name)
+        if not (isinstance(forward, (int, float, np.floating, np.integer)) and forward >= 0):
+            raise AlignmentError(
+                f"{name}: forward={forward!r} must be seconds >= 0 after each window, e.g. 0.2."
+            )
+        n_forward = _whole_bins(float(forward), bin_size, "forward period", name) if forward else 0
+        if n_forward and align_to is None:
+            raise AlignmentError(
+                f"{name}: forward={forward:g} needs align_to (a trials column): forward "
+                f"prediction continues each trial's window. Pass align_to= or forward=0."
+            )
         if align_to is None:
             plan = _continuous_plan(
                 nwbfile, name, bin_size, window, window_length, overlap, trials, spikes
@@ -306,6 +327,7 @@ def read_session(
                 clip_to_trial,
                 include_columns,
                 spikes,
+                n_forward,
             )
         counts = count_spikes(
             spikes.times,
@@ -368,6 +390,8 @@ def read_session(
             "dropped_trials": plan.dropped,
             **plan.attrs,
         }
+        if n_forward:
+            attrs.update(forward=float(forward), forward_bins=n_forward)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -493,6 +517,8 @@ def reader_options(data_cfg) -> dict:
     }
     if data_cfg.external_inputs:
         opts["external_inputs"] = list(data_cfg.external_inputs)
+    if data_cfg.forward:
+        opts["forward"] = data_cfg.forward
     if data_cfg.align_to is None:
         opts.update(window_length=data_cfg.window_length, overlap=data_cfg.overlap)
     elif data_cfg.eval_selector is not None:  # text columns (NLB's split) are read when asked

@@ -12,7 +12,14 @@ recurrence with inferred inputs (KL to an AR(1) prior, by sampling) and the exte
 (appended to the controller's and to the generator's input at every bin) -> row-normalised factors
 -> per-session read-out -> log-rates -> masked likelihood.
 
-``make_lfads(cfg, unit_mask)`` returns an ``hk.Transformed`` whose
+Forward prediction (``n_forward`` = T_f > 0, static): the last T_f of the T bins follow the
+observed window. The encoders read only the first T - T_f bins; the controller's encodings
+are zero over the forward bins (as past the end of the data in TF LFADS), the generator and the
+controller run on through them, and the likelihood scores them on trials whose
+``Batch.forward_mask`` is 1 (never hidden by coordinated dropout, which acts on the observed
+bins). With T_f = 0 the model is the one without forward prediction, op for op.
+
+``make_lfads(cfg, unit_mask, n_forward=0)`` returns an ``hk.Transformed`` whose
 ``apply(params, rng, batch, is_training)`` returns an :class:`LFADSOutput`; ``is_training``
 (a Python bool, static under ``jit``) switches dropout and coordinated dropout on;
 ``sample=False`` pushes the posterior means (of g0 and of the inferred inputs) through the
@@ -48,6 +55,8 @@ class Batch(NamedTuple):
     loss_mask: float32 [B, N], 1 where the unit is observed on this trial (scored).
     sv_mask: float32 [B, T, N] or None, 1 for bins held back for sample validation.
     ext_inputs: float32 [B, T, X] known inputs (:mod:`nwb_lfads.io.external`), or None.
+    forward_mask: float32 [B], 1 where the forward bins are scored (0 on evaluation trials),
+        or None (all scored; the model has no forward bins).
     """
 
     spikes: jnp.ndarray
@@ -56,6 +65,7 @@ class Batch(NamedTuple):
     loss_mask: jnp.ndarray
     sv_mask: jnp.ndarray | None = None
     ext_inputs: jnp.ndarray | None = None
+    forward_mask: jnp.ndarray | None = None
 
 
 class LFADSOutput(NamedTuple):
@@ -102,9 +112,11 @@ class LFADS(hk.Module):
         unit_mask: np.ndarray,
         readin_init: ReadInit | None = None,
         name: str | None = "lfads",
+        n_forward: int = 0,
     ):
         super().__init__(name=name)
         self.cfg = cfg
+        self.n_forward = int(n_forward)
         self.unit_mask = np.asarray(unit_mask, bool)
         self.readin_init = readin_init
         self.lik = get_likelihood(cfg.likelihood)
@@ -127,10 +139,23 @@ class LFADS(hk.Module):
             x = jnp.where(batch.sv_mask > 0, 0.0, x / (1.0 - cfg.sv_rate))
             sv_weight = weight * batch.sv_mask
             weight = weight * (1.0 - batch.sv_mask)
+        T_obs = T - self.n_forward
+        if self.n_forward:  # the encoders read the observed bins only
+            x = x[:, :T_obs]
+            if batch.forward_mask is not None:
+                fwd = batch.forward_mask[:, None, None]
+                weight = jnp.concatenate([weight[:, :T_obs], weight[:, T_obs:] * fwd], axis=1)
+                if sv_weight is not None:
+                    sv_weight = jnp.concatenate(
+                        [sv_weight[:, :T_obs], sv_weight[:, T_obs:] * fwd], axis=1
+                    )
         if is_training and cfg.cd_rate > 0:
             keep = noise.keep_mask(seeds[0], cfg.cd_rate, x.shape)
             x = jnp.where(keep, x / (1.0 - cfg.cd_rate), 0.0)
-            weight = weight * jnp.where(keep, 0.0, 1.0 / cfg.cd_rate)
+            cd = jnp.where(keep, 0.0, 1.0 / cfg.cd_rate)
+            if self.n_forward:
+                cd = jnp.concatenate([cd, jnp.ones((B, self.n_forward, N), cd.dtype)], axis=1)
+            weight = weight * cd
         if is_training and cfg.dropout_rate > 0:
             x = noise.dropout(seeds[1], cfg.dropout_rate, x)
         R = readin_size(cfg, S)
@@ -166,6 +191,8 @@ class LFADS(hk.Module):
                 seeds[5], cfg.dropout_rate, (T, B, cfg.gen_dim), batch_axis=1
             )
         if U > 0:
+            if self.n_forward:  # no encodings past the observed bins
+                ci_enc = jnp.pad(ci_enc, ((0, self.n_forward), (0, 0), (0, 0)))
             if ext is not None:
                 ci_enc = jnp.concatenate([ci_enc, ext], axis=-1)  # [T, B, I2 + X]
             cp = Controller(cfg.con_dim, U)(ci_enc.shape[-1], cfg.fac_dim)
@@ -227,9 +254,13 @@ class LFADS(hk.Module):
 
 
 def make_lfads(
-    cfg: ModelConfig, unit_mask: np.ndarray, readin_init: ReadInit | None = None
+    cfg: ModelConfig,
+    unit_mask: np.ndarray,
+    readin_init: ReadInit | None = None,
+    n_forward: int = 0,
 ) -> hk.Transformed:
     """The transformed model. ``unit_mask``: bool [S, N], True where session s has unit n.
+    ``n_forward``: T_f, the last bins of every batch that are forward-prediction bins (static).
 
     ``init(rng, batch, is_training)`` -> params; ``apply(params, rng, batch, is_training,
     sample=True, states=False)`` -> :class:`LFADSOutput`.
@@ -238,7 +269,9 @@ def make_lfads(
     def forward(
         batch: Batch, is_training: bool, sample: bool = True, states: bool = False
     ) -> LFADSOutput:
-        return LFADS(cfg, unit_mask, readin_init)(batch, is_training, sample, states)
+        return LFADS(cfg, unit_mask, readin_init, n_forward=n_forward)(
+            batch, is_training, sample, states
+        )
 
     return hk.transform(forward)
 

@@ -179,6 +179,7 @@ def take(host_data, rows: np.ndarray):
         loss_mask=host_data.loss_mask[rows],
         sv_mask=None if host_data.sv_mask is None else host_data.sv_mask[rows],
         ext_inputs=None if host_data.ext_inputs is None else host_data.ext_inputs[rows],
+        forward_mask=None if host_data.forward_mask is None else host_data.forward_mask[rows],
         train_idx=np.arange(rows.size, dtype=np.int32),
         train_p=None,
     )

@@ -56,7 +56,8 @@ class DeviceData(NamedTuple):
     """The data set on the device. spikes float32 [M, T, N]; session int32 [M]; input_mask
     float32 [S, N]; loss_mask float32 [M, N]; sv_mask float32 [M, T, N] or None;
     train_idx int32 [Mtr]; train_p float32 [Mtr] sampling probabilities, or None = uniform;
-    ext_inputs float32 [M, T, X] external inputs, or None."""
+    ext_inputs float32 [M, T, X] external inputs, or None; forward_mask float32 [M] (1 where
+    the forward-prediction bins are scored), or None without forward bins."""
 
     spikes: jax.Array
     session: jax.Array
@@ -66,6 +67,7 @@ class DeviceData(NamedTuple):
     train_idx: jax.Array
     train_p: jax.Array | None
     ext_inputs: jax.Array | None = None
+    forward_mask: jax.Array | None = None
 
 
 METRIC_NAMES = ("loss", "recon", "kl_ic", "kl_co", "l2", "kl_weight", "l2_weight")
@@ -81,6 +83,7 @@ def gather_batch(data: DeviceData, idx) -> Batch:
         loss_mask=data.loss_mask[idx],
         sv_mask=None if data.sv_mask is None else data.sv_mask[idx],
         ext_inputs=None if data.ext_inputs is None else data.ext_inputs[idx],
+        forward_mask=None if data.forward_mask is None else data.forward_mask[idx],
     )
 
 

@@ -85,7 +85,14 @@ def device_data(data: TrainingData, cfg: RunConfig, sv_mask: np.ndarray | None) 
         train_idx=train_idx,
         train_p=train_p,
         ext_inputs=None if data.ext_inputs is None else np.asarray(data.ext_inputs, np.float32),
+        forward_mask=forward_mask(data),
     )
+
+
+def forward_mask(data: TrainingData) -> np.ndarray | None:
+    """float32 [M]: 1 where a trial's forward-prediction bins are scored, 0 on evaluation
+    trials (their forward bins are what is predicted); None without forward bins."""
+    return (~data.eval).astype(np.float32) if data.n_forward else None
 
 
 def n_external_inputs(data: TrainingData) -> int:
@@ -131,7 +138,7 @@ class Trainer:
                 if readin_init.readout_b is not None
                 else readin_init._replace(readout_b=init.readout_b)
             )
-        self.model = make_lfads(cfg.model, data.unit_mask)
+        self.model = make_lfads(cfg.model, data.unit_mask, n_forward=data.n_forward)
 
         sv = sample_validation_mask(data, cfg.model.sv_rate, t.seed)
         host_data = device_data(data, cfg, sv)
@@ -144,6 +151,7 @@ class Trainer:
             jnp.asarray(data.loss_mask[:1], jnp.float32),
             None if sv is None else jnp.asarray(sv[:1]),
             None if data.ext_inputs is None else jnp.asarray(data.ext_inputs[:1], jnp.float32),
+            None if data.n_forward == 0 else jnp.ones((1,), jnp.float32),
         )
         init_key = (
             "init",
@@ -152,6 +160,7 @@ class Trainer:
             data.unit_mask.shape,
             sv is None,
             n_external_inputs(data),
+            data.n_forward,
         )
         init_fn = cached(init_key, lambda: jax.jit(self.model.init, static_argnums=2))
         params = _with_frozen(apply_read_init(init_fn(k_init, probe, True), init), frozen)
@@ -206,6 +215,7 @@ class Trainer:
             tuple(sorted(compiled_in.items())),
             self.data.unit_mask.shape,
             n_external_inputs(self.data),
+            self.data.n_forward,
             self.batch_size,
             self.steps_per_call,
             self.steps_per_epoch,
