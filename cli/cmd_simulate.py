@@ -43,20 +43,23 @@ def _parse_units(values: tuple[str, ...]) -> list[int] | None:
     default="chaotic",
     show_default=True,
     help="Latent system: the LFADS chaotic RNN, the chaotic RNN with one known input pulse per "
-    "trial (trials column pulse_time, TimeSeries stimulus/pulse), or a Lorenz attractor.",
+    "trial (trials column pulse_time, TimeSeries stimulus/pulse), a Lorenz attractor, or "
+    "calcium: two-photon imaging of a chaotic RNN (dF/F at 30 Hz in processing/ophys, "
+    "noise-free dF/F and true rates in processing/ground_truth).",
 )
 @click.option(
     "--conditions",
     type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Number of conditions (initial states), shared by all sessions.",
+    default=None,
+    help="Number of conditions (initial states), shared by all sessions [default: 100; "
+    "calcium 40].",
 )
 @click.option(
     "--trials-per-condition",
     type=click.IntRange(min=1),
     default=None,
-    help="Trials per condition in every session [default: 10; several sessions 10, 8, 12].",
+    help="Trials per condition in every session [default: 10; several sessions 10, 8, 12; "
+    "calcium 8].",
 )
 @click.option(
     "--units",
@@ -65,7 +68,7 @@ def _parse_units(values: tuple[str, ...]) -> list[int] | None:
     metavar="N[,N...]",
     help="Units per session, one value or one per session (e.g. 40,55,70) "
     "[default: 50 for one chaotic session (the TF benchmark), 30 for one Lorenz "
-    "session, else 40, 55, 70 cycled].",
+    "session, 60 ROIs for calcium, else 40, 55, 70 cycled].",
 )
 @click.option(
     "--heldout-fraction",
@@ -82,6 +85,14 @@ def _parse_units(values: tuple[str, ...]) -> list[int] | None:
     help="Fraction of trials marked 'val' in a trials column 'split' (the rest 'train').",
 )
 @click.option(
+    "--noise",
+    "noise_scale",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="calcium: sd of the dF/F noise, in one-spike transients of each ROI.",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Write into a non-empty OUT_DIR, replacing files of the same name.",
@@ -96,6 +107,7 @@ def command(
     units,
     heldout_fraction,
     eval_fraction,
+    noise_scale,
     overwrite,
 ) -> None:
     """Write synthetic NWB sessions (sim_session-<i>.nwb) into OUT_DIR.
@@ -103,7 +115,9 @@ def command(
     \b
     One chaotic session is the TF LFADS benchmark (50-unit chaotic RNN, rates up to 30 Hz,
     Poisson spikes). Each file has a trials table with move_onset_time and condition_id, a
-    Units table, and the true rates in processing/ground_truth/rates.
+    Units table, and the true rates in processing/ground_truth/rates. --kind calcium writes
+    imaging sessions instead: 60 ROIs, 320 trials of 1.5 s, dF/F at 30 Hz
+    (processing/ophys/DfOverF/dff), noise-free dF/F and true rates in processing/ground_truth.
     """
     from nwb_lfads.synthetic import simulate
 
@@ -121,6 +135,7 @@ def command(
         heldout_fraction=heldout_fraction,
         eval_fraction=eval_fraction,
         overwrite=overwrite,
+        noise_scale=noise_scale,
     )
     for path in paths:
         click.echo(str(path))

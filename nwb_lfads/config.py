@@ -74,11 +74,14 @@ class DataPlacement(enum.StrEnum):
 
 class SimulationKind(enum.StrEnum):
     """Latent system of ``nwb-lfads simulate``: the LFADS chaotic RNN, the chaotic RNN driven by
-    a known input pulse per trial (TF LFADS's "chaotic RNN with inputs"), or a Lorenz attractor."""
+    a known input pulse per trial (TF LFADS's "chaotic RNN with inputs"), a Lorenz attractor,
+    or two-photon imaging of a chaotic RNN (dF/F of a calcium indicator,
+    :mod:`nwb_lfads.synthetic_calcium`)."""
 
     CHAOTIC = "chaotic"
     CHAOTIC_INPUTS = "chaotic-inputs"
     LORENZ = "lorenz"
+    CALCIUM = "calcium"
 
 
 def choices(kind: type[enum.StrEnum]) -> list[str]:

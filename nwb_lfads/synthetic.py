@@ -36,6 +36,7 @@ from .config import SimulationKind, choices
 from .errors import ConfigError, OutputDirError
 
 KINDS = tuple(choices(SimulationKind))
+SPIKING_KINDS = tuple(k for k in KINDS if k != SimulationKind.CALCIUM)
 BENCHMARK_UNITS = 50  # the TF benchmark observes all 50 RNN units directly
 MULTI_SESSION_UNITS = (40, 55, 70)  # default unit counts of sessions 0, 1, 2 (cycled)
 MULTI_SESSION_REPEATS = (10, 8, 12)  # default trials per condition of sessions 0, 1, 2 (cycled)
@@ -371,8 +372,11 @@ def generate_sessions(
     Returns:
         one :class:`SyntheticSession` per session; trials of all conditions in random order.
     """
-    if kind not in KINDS:
-        raise ConfigError(f"simulate: unknown kind {kind!r}; expected one of {', '.join(KINDS)}.")
+    if kind not in SPIKING_KINDS:
+        raise ConfigError(
+            f"simulate: unknown kind {kind!r}; expected one of {', '.join(SPIKING_KINDS)} "
+            f"(calcium: nwb_lfads.synthetic_calcium.generate_calcium_session)."
+        )
     if sessions < 1 or n_conditions < 1 or n_bins < 2:
         raise ConfigError(
             f"simulate: sessions ({sessions}) and conditions ({n_conditions}) must be "
@@ -486,12 +490,13 @@ def simulate(
     sessions: int = 1,
     seed: int = 0,
     kind: str = "chaotic",
-    n_conditions: int = 100,
+    n_conditions: int | None = None,
     trials_per_condition=None,
     n_units=None,
     heldout_fraction: float = 0.0,
     eval_fraction: float = 0.0,
     overwrite: bool = False,
+    noise_scale: float = 1.0,
 ) -> list[Path]:
     """Write ``sessions`` synthetic NWB files ``sim_session-<i>.nwb`` into ``out_dir``.
 
@@ -499,6 +504,13 @@ def simulate(
     a trials table (``start_time``, ``stop_time``, ``move_onset_time`` = start + 0.25 s,
     ``condition_id``, and ``split`` with ``eval_fraction``), a Units table (with ``heldout`` with
     ``heldout_fraction``) and the true rates and latents in ``processing/ground_truth``.
+    ``n_conditions`` None: 100 (calcium: 40).
+
+    ``kind="calcium"`` writes imaging sessions instead (:mod:`nwb_lfads.synthetic_calcium`,
+    :mod:`nwb_lfads.io.simulated_ophys`): ``n_units`` ROIs (default 60), ``n_conditions``
+    (default 40) x ``trials_per_condition`` (default 8) trials of 1.5 s at 30 Hz, dF/F noise of
+    sd ``noise_scale`` one-spike transients; sessions share the latent system, each has its own
+    ROIs. ``heldout_fraction`` does not apply.
 
     Raises:
         OutputDirError: ``out_dir`` is a file, or a non-empty folder and ``overwrite`` is False.
@@ -519,6 +531,19 @@ def simulate(
             f"{out}: folder is not empty. Choose an empty or new folder, or pass "
             f"--overwrite (overwrite=True) to replace files of the same name."
         )
+    if kind == SimulationKind.CALCIUM:
+        return _simulate_calcium(
+            out,
+            sessions,
+            seed,
+            n_conditions,
+            trials_per_condition,
+            n_units,
+            eval_fraction,
+            noise_scale,
+        )
+    if n_conditions is None:
+        n_conditions = 100
     simulated = generate_sessions(
         kind,
         sessions,
@@ -541,6 +566,38 @@ def simulate(
         )
         write_nwbfile(nwbfile, path)
         paths.append(path)
+    return paths
+
+
+def _simulate_calcium(
+    out: Path, sessions, seed, n_conditions, trials_per_condition, n_units, eval_fraction, noise
+) -> list[Path]:
+    from . import synthetic_calcium as sc
+    from .io.simulated import write_nwbfile
+    from .io.simulated_ophys import calcium_to_nwbfile
+
+    rois = _per_session(n_units, sessions, (sc.N_ROIS,), "n_units")
+    repeats = _per_session(
+        trials_per_condition, sessions, (sc.TRIALS_PER_CONDITION,), "trials_per_condition"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(sessions):
+        session = sc.generate_calcium_session(
+            seed=seed,
+            n_rois=rois[i],
+            n_conditions=sc.N_CONDITIONS if n_conditions is None else n_conditions,
+            trials_per_condition=repeats[i],
+            noise_scale=noise,
+            eval_fraction=eval_fraction,
+            session_index=i,
+        )
+        nwbfile = calcium_to_nwbfile(
+            session,
+            session_index=i,
+            identifier=f"nwb-lfads-sim-calcium-seed{seed}-session{i}-of-{sessions}",
+        )
+        paths.append(write_nwbfile(nwbfile, out / f"sim_session-{i}.nwb"))
     return paths
 
 
