@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .options import external_input_option, inference_options, reading_options
+from .options import external_input_option, forward_option, inference_options, reading_options
 
 
 def fit_overrides(
@@ -117,15 +117,7 @@ def start_distributed() -> None:
 )
 @reading_options
 @external_input_option
-@click.option(
-    "--forward",
-    type=float,
-    default=None,
-    metavar="SECONDS",
-    help="Forward prediction (NLB: 0.2): also bin SECONDS after each window; the encoders never "
-    "see them, the generator runs on through them, the loss scores them (not on --eval-trials) "
-    "and their rates are written. Needs --align-to (data.forward).",
-)
+@forward_option
 @training_options
 @click.option(
     "--devices",

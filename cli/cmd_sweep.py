@@ -7,7 +7,7 @@ import sys
 import click
 
 from .cmd_fit import fit_overrides, training_options
-from .options import reading_options
+from .options import forward_option, reading_options
 
 
 @click.command("sweep")
@@ -20,6 +20,7 @@ from .options import reading_options
     help="Folder of the sweep: a leaderboard, figures, best/ (a RUN_DIR) and Ray's state.",
 )
 @reading_options
+@forward_option
 @training_options
 @click.option(
     "--population",
@@ -67,6 +68,7 @@ def command(
     align_to,
     window,
     bin_size,
+    forward,
     config_file,
     sets,
     max_epochs,
@@ -113,7 +115,16 @@ def command(
 
     config = RunConfig.from_yaml(config_file) if config_file else None
     overrides = fit_overrides(
-        align_to, window, bin_size, max_epochs, None, seed, heldout_units, eval_trials, sets
+        align_to,
+        window,
+        bin_size,
+        max_epochs,
+        None,
+        seed,
+        heldout_units,
+        eval_trials,
+        sets,
+        forward=forward,
     )
     try:
         result = sweep(

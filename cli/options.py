@@ -1,5 +1,5 @@
 """Option factories shared by several commands (reading options of fit, infer and sweep;
-inference options and ``--external-input`` of fit and infer)."""
+inference options and ``--external-input`` of fit and infer; ``--forward`` of fit and sweep)."""
 
 from __future__ import annotations
 
@@ -87,4 +87,17 @@ def external_input_option(func):
         multiple=True,
         metavar="NAME",
         help=EXTERNAL_INPUT_HELP,
+    )(func)
+
+
+def forward_option(func):
+    """``--forward SECONDS``: forward prediction after each window (data.forward)."""
+    return click.option(
+        "--forward",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Forward prediction (NLB: 0.2): also bin SECONDS after each window; the encoders "
+        "never see them, the generator runs on through them, the loss scores them (not on "
+        "--eval-trials) and their rates are written. Needs --align-to (data.forward).",
     )(func)

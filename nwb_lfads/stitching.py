@@ -523,7 +523,8 @@ def readin_init_from_data(
         rows = (data.session == s) & data.train
         if not rows.any():
             rows = data.session == s
-        spikes_list.append(data.spikes[rows][:, :, cols])
+        t_obs = data.spikes.shape[1] - int(getattr(data, "n_forward", 0))  # not forward bins
+        spikes_list.append(data.spikes[rows][:, :t_obs, cols])
         columns.append(cols)
         if conditions is not None:
             conds.append(np.asarray(conditions)[rows])

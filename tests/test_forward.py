@@ -237,3 +237,28 @@ def test_fit_with_forward_end_to_end(sim, tmp_path):
 def test_reader_refuses_forward_in_continuous_mode(sim):
     with pytest.raises(AlignmentError, match="forward=0.2 needs align_to"):
         read_session(sim, bin_size=BIN, forward=0.2)
+
+
+def test_training_data_keeps_forward_bins_out_of_the_starting_points():
+    """prepare_data's unit means and the PCR read-in start never read forward bins (the
+    evaluation trials' forward spikes are what is scored)."""
+    from helpers import make_session
+
+    from nwb_lfads.data import prepare_data
+    from nwb_lfads.stitching import readin_init_from_data
+
+    cfg = DataConfig(align_to="move_onset_time", forward=0.05)
+
+    def sessions(scale):
+        out = []
+        for i, sid in enumerate(("a", "b")):
+            ds = make_session(sid, n_bins=25, seed=i, attrs={"forward_bins": 5})
+            ds["spikes"][:, 20:] = ds["spikes"][:, 20:] * scale
+            out.append(ds)
+        return out
+
+    one, other = prepare_data(sessions(1), cfg), prepare_data(sessions(7), cfg)
+    assert one.n_forward == 5 and one.n_bins == 25
+    np.testing.assert_array_equal(one.unit_means, other.unit_means)
+    a, b = readin_init_from_data(one, 4), readin_init_from_data(other, 4)
+    np.testing.assert_array_equal(a["readin_w"], b["readin_w"])
