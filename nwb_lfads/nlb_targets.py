@@ -8,7 +8,9 @@ behaviour channels; C conditions):
 
 - ``eval_spikes_heldout``: counts [B_ev, T, N_out] -> ``targets_co_bps``;
 - ``train_behavior`` [B_tr, T, D], ``eval_behavior`` [B_ev, T, D] (already shifted by NLB's lag)
-  -> ``targets_vel_r2``: ridge from rates of all units, alpha by cross-validation on train trials;
+  -> ``targets_vel_r2``: ridge from rates of all units, alpha by cross-validation on train trials
+  (one decoder per column of ``train_decode_mask`` / ``eval_decode_mask`` where present, the
+  R^2 averaged, as for area2_bump);
 - ``psth`` [C, T, N] with ``eval_cond_idx`` (per condition, the indices of its eval trials;
   NLB's layout), or a per-eval-trial PSTH [B_ev, T, N] / [B_ev * T, N]; units held-in then
   held-out -> ``targets_psth_r2``;
@@ -132,6 +134,21 @@ def _psth_target(group, path, n_eval: int, n_t: int, n_units: int):
     return psth, rows, rows
 
 
+def _decode_masks(group, path, n_train: int, n_eval: int) -> list[tuple]:
+    """[(train bool [B_tr], eval bool [B_ev])]: nlb_tools' ``train_decode_mask`` /
+    ``eval_decode_mask`` columns (one decoder each), or one pair of all trials."""
+    if "train_decode_mask" not in group or "eval_decode_mask" not in group:
+        return [(np.ones(n_train, bool), np.ones(n_eval, bool))]
+    m_tr = np.asarray(group["train_decode_mask"][()], bool).reshape(n_train, -1)
+    m_ev = np.asarray(group["eval_decode_mask"][()], bool).reshape(n_eval, -1)
+    if m_tr.shape[1] != m_ev.shape[1]:
+        raise TargetsError(
+            f"{path}: targets 'train_decode_mask' has {m_tr.shape[1]} masks and "
+            f"'eval_decode_mask' {m_ev.shape[1]}. Make the targets with nlb_tools again."
+        )
+    return [(m_tr[:, i], m_ev[:, i]) for i in range(m_tr.shape[1])]
+
+
 def score_group(group, path, eval_rates, train_rates, n_heldin: int, forward=None):
     """Score rates against one targets group, as nlb_tools' ``evaluate`` does.
 
@@ -174,12 +191,18 @@ def score_group(group, path, eval_rates, train_rates, n_heldin: int, forward=Non
         _check_shape(path, "train_behavior", b_tr, (len(r_tr), n_t), "'train' trials, bins")
         _check_shape(path, "eval_behavior", b_ev, (n_ev, n_t), "evaluation trials, bins")
         both = np.concatenate([r_tr, r_ev])
-        idx = np.arange(both.shape[0])
-        out["targets_vel_r2"] = float(
-            M.ridge_decoding_r2(
-                both, np.concatenate([b_tr, b_ev]), idx[: len(r_tr)], idx[len(r_tr) :]
+        behavior = np.concatenate([b_tr, b_ev])
+        masks = _decode_masks(group, path, len(r_tr), n_ev)
+        scores = []
+        for m_tr, m_ev in masks:  # NLB: one decoder per mask (area2_bump), R^2 averaged
+            idx = np.concatenate([np.flatnonzero(m_tr), len(r_tr) + np.flatnonzero(m_ev)])
+            n_fit = int(m_tr.sum())
+            scores.append(
+                M.ridge_decoding_r2(
+                    both[idx], behavior[idx], np.arange(n_fit), np.arange(n_fit, len(idx))
+                )
             )
-        )
+        out["targets_vel_r2"] = float(np.mean(scores))
     if "psth" in group:
         jitter = group["eval_jitter"][()] if "eval_jitter" in group else None
         if jitter is not None and np.any(jitter):

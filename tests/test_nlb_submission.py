@@ -182,3 +182,34 @@ def test_bad_inputs_exit_2(run, tmp_path, tmp_path_factory):
     with pytest.raises(TargetsError, match="holds none of the submission's datasets"):
         evaluate(tmp_path / "ok.h5", targets=targets)
     assert FORWARD_KEYS == ("eval_rates_heldin_forward", "eval_rates_heldout_forward")
+
+
+def test_decode_masks_one_decoder_each(run, tmp_path):
+    """area2_bump's targets carry train/eval_decode_mask: one decoder per mask, R^2 averaged."""
+    from nwb_lfads.metrics import ridge_decoding_r2
+
+    rd, ds, truth, _ = run
+    targets = _nlb_targets(tmp_path / "t.h5", ds, truth, "area2_bump_10")
+    split = np.asarray(ds.split.values).astype(str)
+    ev, tr = split == "val", split == "train"
+    cond = ds.condition_id.values
+    with h5py.File(targets, "a") as f:
+        g = f["area2_bump_10"]
+        g["train_decode_mask"] = np.stack([cond[tr] % 2 == 0, cond[tr] % 2 == 1], axis=1)
+        g["eval_decode_mask"] = np.stack([cond[ev] % 2 == 0, cond[ev] % 2 == 1], axis=1)
+        b_tr, b_ev = g["train_behavior"][()], g["eval_behavior"][()]
+    sub = tmp_path / "s.h5"
+    evaluate(rd, nlb_submission=sub, dataset="area2_bump", write=False)
+    got = evaluate(sub, targets=targets, write=False)["sessions"][0]["metrics"]
+    with h5py.File(sub, "r") as f:
+        g = f["area2_bump_10"]
+        r_tr = np.concatenate([g["train_rates_heldin"][()], g["train_rates_heldout"][()]], -1)
+        r_ev = np.concatenate([g["eval_rates_heldin"][()], g["eval_rates_heldout"][()]], -1)
+    want = []
+    for parity in (0, 1):
+        a, b = cond[tr] % 2 == parity, cond[ev] % 2 == parity
+        x = np.concatenate([r_tr[a], r_ev[b]]).astype(float)
+        y = np.concatenate([b_tr[a], b_ev[b]])
+        n = int(a.sum())
+        want.append(ridge_decoding_r2(x, y, np.arange(n), np.arange(n, len(x))))
+    assert got["targets_vel_r2"] == pytest.approx(np.mean(want), abs=1e-9)
